@@ -1,0 +1,1 @@
+"""One module per op family; each defines cases() (see make_torch_fixtures.py)."""

@@ -1,0 +1,37 @@
+//! `advseg info`: adapters and the chosen one.
+
+use advseg::gpu::device;
+use anyhow::Result;
+
+pub fn run() -> Result<()> {
+    let backends = device::backends_from_env()?;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let adapters = device::enumerate(&instance, backends);
+    let chosen = device::choose(&adapters);
+    if adapters.is_empty() {
+        println!("no adapters found");
+    }
+    for (i, a) in adapters.iter().enumerate() {
+        let s = device::AdapterSummary::of(a);
+        let mark = if chosen.as_ref().ok() == Some(&i) { "*" } else { " " };
+        println!("{mark} [{i}] {} ({}, {})", s.name, s.backend, s.device_type);
+        println!("      driver: {}", s.driver);
+        println!(
+            "      max_storage_buffer_binding_size {} MiB, max_buffer_size {} MiB, workgroup storage {} KiB, invocations/workgroup {}, workgroups/dim {}, storage buffers/stage {}",
+            s.max_storage_buffer_binding_size >> 20,
+            s.max_buffer_size >> 20,
+            s.max_compute_workgroup_storage_size >> 10,
+            s.max_compute_invocations_per_workgroup,
+            s.max_compute_workgroups_per_dimension,
+            s.max_storage_buffers_per_shader_stage,
+        );
+    }
+    match chosen {
+        Ok(i) => println!("advseg would use adapter [{i}] (* above)"),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}

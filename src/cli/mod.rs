@@ -1,0 +1,3 @@
+//! Subcommand implementations of the `advseg` binary.
+pub mod bench;
+pub mod info;

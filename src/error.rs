@@ -1,0 +1,78 @@
+//! Typed errors of the library. Binaries wrap them in `anyhow`.
+
+use std::path::PathBuf;
+
+/// Every failure the library reports. Messages name the op, file, field or shape at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no usable GPU adapter found{filter}. Install a Vulkan, Metal, DX12 or GL driver; \
+         on Linux without a GPU install Mesa's software Vulkan driver: \
+         `apt-get install mesa-vulkan-drivers libvulkan1`"
+    )]
+    NoAdapter { filter: String },
+
+    #[error("invalid {var}={value:?}: {why}")]
+    BadEnv {
+        var: &'static str,
+        value: String,
+        why: String,
+    },
+
+    #[error("requesting the GPU device failed on adapter {adapter:?}: {source}")]
+    RequestDevice {
+        adapter: String,
+        #[source]
+        source: wgpu::RequestDeviceError,
+    },
+
+    #[error("{op}: shape mismatch: {a:?} vs {b:?}: {why}")]
+    Shape {
+        op: &'static str,
+        a: Vec<usize>,
+        b: Vec<usize>,
+        why: String,
+    },
+
+    #[error("{op}: {why}")]
+    Invalid { op: &'static str, why: String },
+
+    #[error("{op}: buffer of {bytes} bytes exceeds the adapter's max_storage_buffer_binding_size of {limit} bytes")]
+    TooLarge {
+        op: &'static str,
+        bytes: u64,
+        limit: u64,
+    },
+
+    #[error("GPU error: {0}")]
+    Gpu(String),
+
+    #[error("{path}: {why}")]
+    File { path: PathBuf, why: String },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn invalid(op: &'static str, why: impl Into<String>) -> Self {
+        Error::Invalid {
+            op,
+            why: why.into(),
+        }
+    }
+    pub(crate) fn shape(op: &'static str, a: &[usize], b: &[usize], why: impl Into<String>) -> Self {
+        Error::Shape {
+            op,
+            a: a.to_vec(),
+            b: b.to_vec(),
+            why: why.into(),
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! Everything that touches wgpu: the device, buffers, the pipeline cache and kernel dispatch.
+//!
+//! Work is recorded into one open compute pass and submitted in batches; per-dispatch parameters
+//! go to a uniform ring written once per submit. Nothing is read back unless a caller asks.
+
+mod counters;
+pub mod device;
+mod pool;
+
+pub use counters::{CounterSnapshot, Counters};
+pub use device::AdapterSummary;
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, OnceLock};
+
+include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
+
+/// WGSL source of a shader by file stem.
+pub fn shader_source(name: &str) -> Option<&'static str> {
+    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// Bytes of uniform ring; a submit happens at the latest when it is full.
+const RING_BYTES: u64 = 1 << 20;
+/// Submit after this many dispatches so the GPU starts while the CPU keeps recording.
+const DISPATCHES_PER_SUBMIT: u32 = 512;
+
+/// How a kernel uses a storage binding; must match the WGSL declaration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// One storage binding of a dispatch (bindings 1.. in order; binding 0 is the parameter uniform).
+pub struct Bind<'a>(pub &'a wgpu::Buffer, pub Access);
+
+/// Read-only binding.
+pub fn r(b: &GpuBuffer) -> Bind<'_> {
+    Bind(b.raw(), Access::Read)
+}
+/// Read-write binding.
+pub fn w(b: &GpuBuffer) -> Bind<'_> {
+    Bind(b.raw(), Access::ReadWrite)
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PipeKey {
+    shader: &'static str,
+    entry: &'static str,
+    constants: Vec<(&'static str, u32)>,
+    access: Vec<Access>,
+}
+
+struct Pipe {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+#[derive(Default)]
+struct Batch {
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    ring: Vec<u8>,
+    dispatches: u32,
+}
+
+/// The GPU context: one per process in practice (see [`Gpu::shared`]).
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub summary: AdapterSummary,
+    pub limits: wgpu::Limits,
+    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
+    pipelines: Mutex<HashMap<PipeKey, Arc<Pipe>>>,
+    pool: Mutex<pool::Pool>,
+    batch: Mutex<Batch>,
+    ring: wgpu::Buffer,
+    dummy: wgpu::Buffer,
+    readback: Mutex<Option<(u64, wgpu::Buffer)>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    counters: Counters,
+    ubo_align: u64,
+}
+
+static SHARED: OnceLock<std::result::Result<Arc<Gpu>, String>> = OnceLock::new();
+
+impl Gpu {
+    /// The process-wide context, created on first use from the environment's adapter choice.
+    pub fn shared() -> Result<Arc<Gpu>> {
+        SHARED
+            .get_or_init(|| Gpu::new().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Error::Gpu)
+    }
+
+    /// Creates a context on the adapter chosen by [`device::choose`], with that adapter's limits.
+    pub fn new() -> Result<Arc<Gpu>> {
+        let backends = device::backends_from_env()?;
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapters = device::enumerate(&instance, backends);
+        let idx = device::choose(&adapters)?;
+        Self::from_adapter(adapters.into_iter().nth(idx).expect("chosen index"))
+    }
+
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Gpu>> {
+        let summary = AdapterSummary::of(&adapter);
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("advseg"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|source| Error::RequestDevice {
+            adapter: summary.name.clone(),
+            source,
+        })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string());
+        }));
+        let ring = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("param ring"),
+            size: RING_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused binding"),
+            size: 256,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let ubo_align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
+        Ok(Arc::new(Gpu {
+            device,
+            queue,
+            summary,
+            limits,
+            modules: Mutex::default(),
+            pipelines: Mutex::default(),
+            pool: Mutex::default(),
+            batch: Mutex::default(),
+            ring,
+            dummy,
+            readback: Mutex::new(None),
+            errors,
+            counters: Counters::default(),
+            ubo_align,
+        }))
+    }
+
+    /// A read-only binding for kernel slots an entry point does not use.
+    pub fn unused(&self) -> Bind<'_> {
+        Bind(&self.dummy, Access::Read)
+    }
+
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// Restarts peak-memory tracking from the current live bytes.
+    pub fn reset_peak(&self) {
+        self.counters.reset_peak();
+    }
+
+    /// Frees the pool's cached buffers; returns the bytes released.
+    pub fn trim_pool(&self) -> u64 {
+        self.pool.lock().unwrap().clear()
+    }
+
+    fn take_errors(&self) -> Result<()> {
+        let mut e = self.errors.lock().unwrap();
+        if e.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Gpu(std::mem::take(&mut *e).join("; ")))
+        }
+    }
+
+    /// A storage buffer of at least `bytes` bytes from the pool; contents are undefined.
+    pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: u64) -> Result<GpuBuffer> {
+        let limit = self.limits.max_storage_buffer_binding_size as u64;
+        if bytes > limit {
+            return Err(Error::TooLarge { op, bytes, limit });
+        }
+        let class = pool::size_class(bytes).min(limit.max(bytes).next_multiple_of(4));
+        let buf = self.pool.lock().unwrap().take(class);
+        let buf = match buf {
+            Some(b) => b,
+            None => {
+                self.counters.buffers_allocated.fetch_add(1, Relaxed);
+                self.counters.bytes_allocated.fetch_add(class, Relaxed);
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(op),
+                    size: class,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            }
+        };
+        self.counters.add_live(class);
+        Ok(GpuBuffer {
+            buf: Some(buf),
+            class,
+            bytes,
+            gpu: self.clone(),
+        })
+    }
+
+    /// A buffer whose first `bytes` bytes are zero (cleared in stream order).
+    pub fn zeros(self: &Arc<Self>, op: &'static str, bytes: u64) -> Result<GpuBuffer> {
+        let b = self.alloc(op, bytes)?;
+        let mut batch = self.batch.lock().unwrap();
+        batch.pass = None;
+        let enc = self.encoder(&mut batch);
+        enc.clear_buffer(b.raw(), 0, Some(b.class));
+        Ok(b)
+    }
+
+    /// A buffer holding `data` (written after all work recorded so far).
+    pub fn upload(self: &Arc<Self>, op: &'static str, data: &[u8]) -> Result<GpuBuffer> {
+        let b = self.alloc(op, data.len() as u64)?;
+        self.write(&b, 0, data)?;
+        Ok(b)
+    }
+
+    /// Overwrites bytes of `b` in stream order. Pending work is submitted first because queue
+    /// writes land before the next submit's commands, which may still read the old contents.
+    pub fn write(&self, b: &GpuBuffer, offset: u64, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if offset + data.len() as u64 > b.class {
+            return Err(Error::invalid(
+                "write",
+                format!("{} bytes at {offset} overflow a {}-byte buffer", data.len(), b.class),
+            ));
+        }
+        self.flush()?;
+        if data.len() % 4 == 0 {
+            self.queue.write_buffer(b.raw(), offset, data);
+        } else {
+            let mut padded = data.to_vec();
+            padded.resize(data.len().next_multiple_of(4), 0);
+            self.queue.write_buffer(b.raw(), offset, &padded);
+        }
+        Ok(())
+    }
+
+    fn encoder<'a>(&self, batch: &'a mut Batch) -> &'a mut wgpu::CommandEncoder {
+        batch.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("advseg") })
+        })
+    }
+
+    fn module(&self, name: &'static str) -> Result<Arc<wgpu::ShaderModule>> {
+        if let Some(m) = self.modules.lock().unwrap().get(name) {
+            return Ok(m.clone());
+        }
+        let src = shader_source(name)
+            .ok_or_else(|| Error::invalid("dispatch", format!("no shader named {name:?} in shaders/")))?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let m = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("shaders/{name}.wgsl: {e}")));
+        }
+        let m = Arc::new(m);
+        self.modules.lock().unwrap().insert(name, m.clone());
+        Ok(m)
+    }
+
+    fn pipeline(&self, key: &PipeKey) -> Result<Arc<Pipe>> {
+        if let Some(p) = self.pipelines.lock().unwrap().get(key) {
+            return Ok(p.clone());
+        }
+        let module = self.module(key.shader)?;
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for (i, a) in key.access.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: *a == Access::Read,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(key.entry),
+                entries: &entries,
+            });
+        let pl = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(key.entry),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let constants: Vec<(&str, f64)> =
+            key.constants.iter().map(|(k, v)| (*k, *v as f64)).collect();
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(key.entry),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(key.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "shaders/{}.wgsl entry {}: {e}",
+                key.shader, key.entry
+            )));
+        }
+        self.counters.pipelines.fetch_add(1, Relaxed);
+        let p = Arc::new(Pipe { pipeline, layout });
+        self.pipelines.lock().unwrap().insert(key.clone(), p.clone());
+        Ok(p)
+    }
+
+    /// Workgroup grid covering `n` invocations of `wg`-wide groups, folded into y when x would
+    /// exceed the per-dimension limit. Shaders index as `(wid.y * nwg.x + wid.x) * WG + lid.x`.
+    pub fn grid_1d(&self, n: u64, wg: u32) -> [u32; 3] {
+        let groups = n.div_ceil(wg as u64).max(1);
+        let maxd = self.limits.max_compute_workgroups_per_dimension as u64;
+        if groups <= maxd {
+            [groups as u32, 1, 1]
+        } else {
+            [maxd as u32, groups.div_ceil(maxd) as u32, 1]
+        }
+    }
+
+    /// Records one kernel dispatch. `params` is bound as the uniform at binding 0 and must
+    /// mirror the shader's `Params` struct; `binds` are bindings 1.. in order.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        shader: &'static str,
+        entry: &'static str,
+        constants: &[(&'static str, u32)],
+        params: &P,
+        binds: &[Bind<'_>],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let maxd = self.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > maxd) {
+            return Err(Error::invalid(
+                "dispatch",
+                format!("{shader}::{entry}: grid {groups:?} exceeds {maxd} workgroups per dimension"),
+            ));
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let key = PipeKey {
+            shader,
+            entry,
+            constants: constants.to_vec(),
+            access: binds.iter().map(|b| b.1).collect(),
+        };
+        let pipe = self.pipeline(&key)?;
+        let pbytes = bytemuck::bytes_of(params);
+        let slot = (pbytes.len().max(16) as u64).next_multiple_of(self.ubo_align);
+        let mut batch = self.batch.lock().unwrap();
+        if batch.ring.len() as u64 + slot > RING_BYTES {
+            self.submit(&mut batch)?;
+        }
+        let offset = batch.ring.len() as u64;
+        batch.ring.extend_from_slice(pbytes);
+        batch.ring.resize((offset + slot) as usize, 0);
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.ring,
+                offset,
+                size: std::num::NonZeroU64::new(slot),
+            }),
+        }];
+        for (i, b) in binds.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.0.as_entire_binding(),
+            });
+        }
+        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &pipe.layout,
+            entries: &entries,
+        });
+        if batch.pass.is_none() {
+            let enc = self.encoder(&mut batch);
+            let pass = enc
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("advseg"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            batch.pass = Some(pass);
+        }
+        let pass = batch.pass.as_mut().expect("open pass");
+        pass.set_pipeline(&pipe.pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        batch.dispatches += 1;
+        self.counters.dispatches.fetch_add(1, Relaxed);
+        if batch.dispatches >= DISPATCHES_PER_SUBMIT {
+            self.submit(&mut batch)?;
+        }
+        Ok(())
+    }
+
+    fn submit(&self, batch: &mut Batch) -> Result<()> {
+        batch.pass = None;
+        if let Some(enc) = batch.encoder.take() {
+            if !batch.ring.is_empty() {
+                self.queue.write_buffer(&self.ring, 0, &batch.ring);
+            }
+            self.queue.submit([enc.finish()]);
+            self.counters.submits.fetch_add(1, Relaxed);
+        }
+        batch.ring.clear();
+        batch.dispatches = 0;
+        self.take_errors()
+    }
+
+    /// Submits all recorded work (does not wait for it).
+    pub fn flush(&self) -> Result<()> {
+        let mut batch = self.batch.lock().unwrap();
+        self.submit(&mut batch)
+    }
+
+    /// Waits until the GPU has finished all submitted work.
+    pub fn sync(&self) -> Result<()> {
+        self.flush()?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        self.take_errors()
+    }
+
+    /// Copies `len` bytes at `offset` of `b` back to the host (submits and waits).
+    pub fn read(&self, b: &GpuBuffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let padded = len.next_multiple_of(4);
+        let mut rb = self.readback.lock().unwrap();
+        if rb.as_ref().is_none_or(|(s, _)| *s < padded) {
+            let size = padded.next_power_of_two().max(4096);
+            self.counters.buffers_allocated.fetch_add(1, Relaxed);
+            self.counters.bytes_allocated.fetch_add(size, Relaxed);
+            *rb = Some((
+                size,
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+            ));
+        }
+        let staging = &rb.as_ref().expect("readback buffer").1;
+        {
+            let mut batch = self.batch.lock().unwrap();
+            batch.pass = None;
+            let enc = self.encoder(&mut batch);
+            enc.copy_buffer_to_buffer(b.raw(), offset, staging, 0, padded);
+            self.submit(&mut batch)?;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..padded, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| Error::Gpu(e.to_string()))?
+            .map_err(|e| Error::Gpu(format!("mapping readback buffer: {e}")))?;
+        let out = {
+            let view = staging
+                .get_mapped_range(0..padded)
+                .map_err(|e| Error::Gpu(e.to_string()))?;
+            view[..len as usize].to_vec()
+        };
+        staging.unmap();
+        self.counters.readbacks.fetch_add(1, Relaxed);
+        self.take_errors()?;
+        Ok(out)
+    }
+
+    /// Records a buffer-to-buffer copy in stream order.
+    pub fn copy(&self, src: &GpuBuffer, src_off: u64, dst: &GpuBuffer, dst_off: u64, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let mut batch = self.batch.lock().unwrap();
+        batch.pass = None;
+        let enc = self.encoder(&mut batch);
+        enc.copy_buffer_to_buffer(src.raw(), src_off, dst.raw(), dst_off, bytes);
+    }
+}
+
+/// A pooled storage buffer; returns to the pool when dropped.
+pub struct GpuBuffer {
+    buf: Option<wgpu::Buffer>,
+    class: u64,
+    bytes: u64,
+    gpu: Arc<Gpu>,
+}
+
+impl GpuBuffer {
+    pub fn raw(&self) -> &wgpu::Buffer {
+        self.buf.as_ref().expect("live buffer")
+    }
+    /// Bytes requested (the buffer itself may be larger).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            self.gpu.counters.sub_live(self.class);
+            self.gpu.pool.lock().unwrap().give(self.class, b);
+        }
+    }
+}
+
+impl std::fmt::Debug for GpuBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuBuffer({} bytes)", self.bytes)
+    }
+}

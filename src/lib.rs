@@ -1,0 +1,15 @@
+//! advseg: adversarial, semi-supervised and weakly-supervised semantic segmentation on any GPU.
+//!
+//! Layers, bottom up: [`gpu`] (wgpu device, buffers, kernel dispatch) → [`tensor`] and
+//! [`autograd`] → [`ops`] (differentiable ops over WGSL kernels) → [`optim`].
+
+pub mod autograd;
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod tensor;
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use gpu::Gpu;
+pub use tensor::{DType, Tensor};

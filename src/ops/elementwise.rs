@@ -1,0 +1,358 @@
+//! Elementwise ops: activations and other unary maps, broadcast binary arithmetic, scalar ops.
+//! Shader: `shaders/elementwise.wgsl`.
+
+use super::{dims4, reduce::sum_to_shape, strides4};
+use crate::error::{Error, Result};
+use crate::gpu::{r, w};
+use crate::tensor::{DType, Tensor};
+
+const SHADER: &str = "elementwise";
+
+/// Mirrors `Params` in elementwise.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    op: u32,
+    a: f32,
+    b: f32,
+    out_dims: [u32; 4],
+    sa: [u32; 4],
+    sb: [u32; 4],
+}
+
+impl Params {
+    fn simple(n: usize, op: u32, a: f32, b: f32) -> Self {
+        Params {
+            n: n as u32,
+            op,
+            a,
+            b,
+            out_dims: [1, 1, 1, n as u32],
+            sa: [0; 4],
+            sb: [0; 4],
+        }
+    }
+}
+
+/// Unary op codes (mirror `unary_f` in the shader).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Relu,
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+    /// a·x + b
+    Affine(f32, f32),
+    Exp,
+    Log,
+    Square,
+    Sqrt,
+    Abs,
+    Clamp(f32, f32),
+    Softplus,
+}
+
+impl UnaryOp {
+    fn code(self) -> (u32, f32, f32) {
+        match self {
+            UnaryOp::Relu => (0, 0.0, 0.0),
+            UnaryOp::LeakyRelu(s) => (1, s, 0.0),
+            UnaryOp::Sigmoid => (2, 0.0, 0.0),
+            UnaryOp::Tanh => (3, 0.0, 0.0),
+            UnaryOp::Affine(a, b) => (4, a, b),
+            UnaryOp::Exp => (5, 0.0, 0.0),
+            UnaryOp::Log => (6, 0.0, 0.0),
+            UnaryOp::Square => (7, 0.0, 0.0),
+            UnaryOp::Sqrt => (8, 0.0, 0.0),
+            UnaryOp::Abs => (9, 0.0, 0.0),
+            UnaryOp::Clamp(lo, hi) => (10, lo, hi),
+            UnaryOp::Softplus => (11, 0.0, 0.0),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Relu => "relu",
+            UnaryOp::LeakyRelu(_) => "leaky_relu",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Affine(..) => "affine",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Square => "square",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Clamp(..) => "clamp",
+            UnaryOp::Softplus => "softplus",
+        }
+    }
+}
+
+fn unary_raw(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, op.name(), x.shape(), DType::F32)?;
+    let (code, a, b) = op.code();
+    let n = x.numel();
+    gpu.dispatch(
+        SHADER,
+        "unary",
+        &[],
+        &Params::simple(n, code, a, b),
+        &[r(x.buffer()), gpu.unused(), w(out.buffer())],
+        gpu.grid_1d(n as u64, 256),
+    )?;
+    Ok(out)
+}
+
+fn unary_bwd_raw(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, op.name(), x.shape(), DType::F32)?;
+    let (code, a, b) = op.code();
+    let n = x.numel();
+    gpu.dispatch(
+        SHADER,
+        "unary_bwd",
+        &[],
+        &Params::simple(n, code, a, b),
+        &[r(x.buffer()), r(y.buffer()), w(out.buffer()), r(g.buffer())],
+        gpu.grid_1d(n as u64, 256),
+    )?;
+    Ok(out)
+}
+
+/// Applies a unary map, recording its backward.
+pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    x.expect_f32(op.name())?;
+    let y = unary_raw(x, op)?;
+    let (xs, ys) = (x.detach(), y.detach());
+    Ok(Tensor::from_op(y, op.name(), &[x], move || {
+        Box::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(unary_bwd_raw(&xs, &ys, g, op)?)]))
+    }))
+}
+
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    unary(x, UnaryOp::Relu)
+}
+pub fn leaky_relu(x: &Tensor, negative_slope: f32) -> Result<Tensor> {
+    unary(x, UnaryOp::LeakyRelu(negative_slope))
+}
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    unary(x, UnaryOp::Sigmoid)
+}
+pub fn tanh(x: &Tensor) -> Result<Tensor> {
+    unary(x, UnaryOp::Tanh)
+}
+pub fn exp(x: &Tensor) -> Result<Tensor> {
+    unary(x, UnaryOp::Exp)
+}
+pub fn log(x: &Tensor) -> Result<Tensor> {
+    unary(x, UnaryOp::Log)
+}
+pub fn square(x: &Tensor) -> Result<Tensor> {
+    unary(x, UnaryOp::Square)
+}
+pub fn sqrt(x: &Tensor) -> Result<Tensor> {
+    unary(x, UnaryOp::Sqrt)
+}
+pub fn abs(x: &Tensor) -> Result<Tensor> {
+    unary(x, UnaryOp::Abs)
+}
+pub fn clamp(x: &Tensor, lo: f32, hi: f32) -> Result<Tensor> {
+    unary(x, UnaryOp::Clamp(lo, hi))
+}
+pub fn softplus(x: &Tensor) -> Result<Tensor> {
+    unary(x, UnaryOp::Softplus)
+}
+/// a·x + b
+pub fn affine(x: &Tensor, a: f32, b: f32) -> Result<Tensor> {
+    unary(x, UnaryOp::Affine(a, b))
+}
+pub fn mul_scalar(x: &Tensor, a: f32) -> Result<Tensor> {
+    unary(x, UnaryOp::Affine(a, 0.0))
+}
+pub fn add_scalar(x: &Tensor, b: f32) -> Result<Tensor> {
+    unary(x, UnaryOp::Affine(1.0, b))
+}
+pub fn neg(x: &Tensor) -> Result<Tensor> {
+    unary(x, UnaryOp::Affine(-1.0, 0.0))
+}
+
+/// Fills a tensor in place (no autograd).
+pub fn fill(t: &Tensor, v: f32) -> Result<()> {
+    let gpu = t.gpu();
+    let n = t.numel();
+    gpu.dispatch(
+        SHADER,
+        "fill",
+        &[],
+        &Params::simple(n, 0, v, 0.0),
+        &[gpu.unused(), gpu.unused(), w(t.buffer())],
+        gpu.grid_1d(n as u64, 256),
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Gt,
+}
+
+impl BinaryOp {
+    fn code(self) -> u32 {
+        self as u32
+    }
+    fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Max => "maximum",
+            BinaryOp::Gt => "gt",
+        }
+    }
+}
+
+/// Broadcast shape of `a` and `b` (numpy rules, right-aligned, up to 4 dims).
+pub fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            return Err(Error::shape(op, a, b, format!("dimension {i} differs ({da} vs {db}) and neither is 1")));
+        };
+    }
+    Ok(out)
+}
+
+fn bcast_strides(input: &[usize], out4: [usize; 4]) -> Result<[u32; 4]> {
+    let d = dims4("broadcast", input)?;
+    let s = strides4(d);
+    let mut r = [0u32; 4];
+    for k in 0..4 {
+        r[k] = if d[k] == out4[k] { s[k] } else { 0 };
+    }
+    Ok(r)
+}
+
+fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+    let gpu = a.gpu();
+    let shape = broadcast_shape(op.name(), a.shape(), b.shape())?;
+    let out = Tensor::empty(gpu, op.name(), &shape, DType::F32)?;
+    let d = dims4(op.name(), &shape)?;
+    let n = out.numel();
+    let p = Params {
+        n: n as u32,
+        op: op.code(),
+        a: 0.0,
+        b: 0.0,
+        out_dims: d.map(|v| v as u32),
+        sa: bcast_strides(a.shape(), d)?,
+        sb: bcast_strides(b.shape(), d)?,
+    };
+    gpu.dispatch(
+        SHADER,
+        "binary",
+        &[],
+        &p,
+        &[r(a.buffer()), r(b.buffer()), w(out.buffer())],
+        gpu.grid_1d(n as u64, 256),
+    )?;
+    Ok(out)
+}
+
+/// Broadcast binary op with autograd.
+pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+    a.expect_f32(op.name())?;
+    b.expect_f32(op.name())?;
+    let out = binary_raw(a, b, op)?;
+    if matches!(op, BinaryOp::Gt) {
+        return Ok(out); // a mask: no gradient
+    }
+    let (ad, bd) = (a.detach(), b.detach());
+    let od = out.detach();
+    let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+    Ok(Tensor::from_op(out, op.name(), &[a, b], move || {
+        Box::new(move |g: &Tensor, needs: &[bool]| {
+            let ga = if needs[0] {
+                let full = match op {
+                    BinaryOp::Add | BinaryOp::Sub => g.clone(),
+                    BinaryOp::Mul => binary_raw(g, &bd, BinaryOp::Mul)?,
+                    BinaryOp::Div => binary_raw(g, &bd, BinaryOp::Div)?,
+                    BinaryOp::Max => binary_raw(g, &binary_raw(&ad, &bd, BinaryOp::Gt)?, BinaryOp::Mul)?,
+                    BinaryOp::Gt => unreachable!(),
+                };
+                Some(sum_to_shape(&full, &sa)?)
+            } else {
+                None
+            };
+            let gb = if needs[1] {
+                let full = match op {
+                    BinaryOp::Add => g.clone(),
+                    BinaryOp::Sub => unary_raw(g, UnaryOp::Affine(-1.0, 0.0))?,
+                    BinaryOp::Mul => binary_raw(g, &ad, BinaryOp::Mul)?,
+                    // d(a/b)/db = -(a/b)/b
+                    BinaryOp::Div => unary_raw(&binary_raw(&binary_raw(g, &od, BinaryOp::Mul)?, &bd, BinaryOp::Div)?, UnaryOp::Affine(-1.0, 0.0))?,
+                    BinaryOp::Max => {
+                        let a_wins = binary_raw(&ad, &bd, BinaryOp::Gt)?;
+                        let b_wins = unary_raw(&a_wins, UnaryOp::Affine(-1.0, 1.0))?;
+                        binary_raw(g, &b_wins, BinaryOp::Mul)?
+                    }
+                    BinaryOp::Gt => unreachable!(),
+                };
+                Some(sum_to_shape(&full, &sb)?)
+            } else {
+                None
+            };
+            Ok(vec![ga, gb])
+        })
+    }))
+}
+
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Add)
+}
+pub fn sub(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Sub)
+}
+pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Mul)
+}
+pub fn div(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Div)
+}
+pub fn maximum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Max)
+}
+/// 1.0 where a > b else 0.0 (not differentiable).
+pub fn gt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Gt)
+}
+
+/// Parity-case evaluations of this module's ops.
+pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
+    use crate::testing::parity::{CaseCtx, Outputs};
+    Some(match name {
+        "relu" => |c: &CaseCtx| -> Result<Outputs> { Ok(relu(&c.input("x")?)?.into()) },
+        "sigmoid" => |c: &CaseCtx| -> Result<Outputs> { Ok(sigmoid(&c.input("x")?)?.into()) },
+        "tanh" => |c: &CaseCtx| -> Result<Outputs> { Ok(tanh(&c.input("x")?)?.into()) },
+        "leaky_relu" => |c: &CaseCtx| -> Result<Outputs> {
+            Ok(leaky_relu(&c.input("x")?, c.f32("negative_slope", Some(0.01))?)?.into())
+        },
+        "add" => |c: &CaseCtx| -> Result<Outputs> { Ok(add(&c.input("a")?, &c.input("b")?)?.into()) },
+        "sub" => |c: &CaseCtx| -> Result<Outputs> { Ok(sub(&c.input("a")?, &c.input("b")?)?.into()) },
+        "mul" => |c: &CaseCtx| -> Result<Outputs> { Ok(mul(&c.input("a")?, &c.input("b")?)?.into()) },
+        "div" => |c: &CaseCtx| -> Result<Outputs> { Ok(div(&c.input("a")?, &c.input("b")?)?.into()) },
+        _ => return None,
+    })
+}

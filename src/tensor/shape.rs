@@ -1,0 +1,7 @@
+//! Small inline shape vector.
+
+pub type Shape = Vec<usize>;
+
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
