@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "advseg", version, about = "Adversarial, semi- and weakly-supervised semantic segmentation on any GPU")]
+#[command(
+    name = "advseg",
+    version,
+    about = "Adversarial, semi- and weakly-supervised semantic segmentation on any GPU"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Command,
@@ -23,8 +27,19 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, not a backtrace: users need the file/field/shape at fault.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Command::Info => cli::info::run(),
         Command::Bench { what } => cli::bench::run(what),

@@ -1,0 +1,141 @@
+//! Engine-level behaviour: upload/readback, dtypes, shape errors, buffer pool reuse, counters,
+//! batching of dispatches, deterministic reductions.
+
+use advseg::{ops, DType, Gpu, Tensor};
+
+fn gpu() -> std::sync::Arc<Gpu> {
+    Gpu::shared().expect("GPU adapter")
+}
+
+#[test]
+fn upload_readback_roundtrip_f32_and_i32() {
+    let g = gpu();
+    let v: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5 - 7.0).collect();
+    let t = Tensor::from_f32(&g, &v, &[2, 5, 10, 10]).unwrap();
+    assert_eq!(t.to_vec_f32().unwrap(), v);
+    let l: Vec<i32> = (0..60).map(|i| i % 7 - 1).collect();
+    let li = Tensor::from_i32(&g, &l, &[3, 4, 5]).unwrap();
+    assert_eq!(li.dtype(), DType::I32);
+    assert_eq!(li.to_vec_i32().unwrap(), l);
+    assert!(li.to_vec_f32().is_err());
+    let z = Tensor::zeros(&g, &[3, 7], DType::F32).unwrap();
+    assert!(z.to_vec_f32().unwrap().iter().all(|&x| x == 0.0));
+}
+
+#[test]
+fn shape_errors_name_op_and_shapes() {
+    let g = gpu();
+    let a = Tensor::full(&g, &[2, 3, 4, 5], 1.0).unwrap();
+    let b = Tensor::full(&g, &[2, 4, 4, 5], 1.0).unwrap();
+    let e = ops::add(&a, &b).unwrap_err().to_string();
+    assert!(
+        e.contains("add") && e.contains("[2, 3, 4, 5]") && e.contains("[2, 4, 4, 5]"),
+        "{e}"
+    );
+    let e = Tensor::from_f32(&g, &[1.0, 2.0], &[3])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("from_f32") && e.contains("[3]"), "{e}");
+    let e = a.reshape(&[7]).unwrap_err().to_string();
+    assert!(e.contains("reshape"), "{e}");
+}
+
+#[test]
+fn too_large_buffer_is_an_error_not_a_panic() {
+    let g = gpu();
+    let limit = g.limits.max_storage_buffer_binding_size as u64;
+    let e = g.alloc("test_alloc", limit + 4).unwrap_err().to_string();
+    assert!(
+        e.contains("test_alloc") && e.contains("max_storage_buffer_binding_size"),
+        "{e}"
+    );
+}
+
+#[test]
+fn pool_reuses_buffers_and_counts_live_bytes() {
+    // A private context so other tests running in parallel do not disturb the counters.
+    let g = Gpu::new().unwrap();
+    let before = g.counters();
+    for _ in 0..5 {
+        let a = Tensor::full(&g, &[64, 64], 1.0).unwrap();
+        let b = ops::relu(&a).unwrap();
+        drop((a, b));
+    }
+    let after = g.counters();
+    assert_eq!(
+        after.buffers_allocated - before.buffers_allocated,
+        2,
+        "{after:?}"
+    );
+    assert_eq!(after.bytes_live, 0);
+    assert!(after.bytes_peak >= 2 * 64 * 64 * 4);
+    assert_eq!(after.dispatches - before.dispatches, 10);
+    // Recording does not submit per op; only the pipeline/dispatch counters move.
+    assert!(after.submits - before.submits <= 1, "{after:?}");
+    assert_eq!(after.readbacks, 0);
+    assert_eq!(after.pipelines, 2, "fill + unary, each compiled once");
+}
+
+#[test]
+fn many_dispatches_share_submits_and_readback_only_on_request() {
+    let g = Gpu::new().unwrap();
+    let mut x = Tensor::full(&g, &[1000], 0.0).unwrap();
+    let before = g.counters();
+    for _ in 0..1500 {
+        x = ops::add_scalar(&x, 1.0).unwrap();
+    }
+    let mid = g.counters().since(&before);
+    assert_eq!(mid.readbacks, 0);
+    assert!(
+        mid.submits <= 3,
+        "1500 dispatches took {} submits",
+        mid.submits
+    );
+    assert_eq!(x.to_vec_f32().unwrap()[999], 1500.0);
+    assert_eq!(g.counters().since(&before).readbacks, 1);
+}
+
+#[test]
+fn reductions_are_deterministic_and_accurate() {
+    let g = gpu();
+    // Large enough to take the two-pass path.
+    let n = 300_000;
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5)
+        .collect();
+    let t = Tensor::from_f32(&g, &v, &[n]).unwrap();
+    let s1 = ops::sum(&t).unwrap().item().unwrap();
+    let s2 = ops::sum(&t).unwrap().item().unwrap();
+    assert_eq!(s1.to_bits(), s2.to_bits(), "same input, same bits");
+    let exact: f64 = v.iter().map(|&x| x as f64).sum();
+    assert!(
+        (s1 as f64 - exact).abs() < 1e-3 * exact.abs().max(1.0),
+        "{s1} vs {exact}"
+    );
+    // Per-channel sums of NCHW.
+    let x: Vec<f32> = (0..2 * 3 * 4 * 5).map(|i| i as f32).collect();
+    let xt = Tensor::from_f32(&g, &x, &[2, 3, 4, 5]).unwrap();
+    let c = ops::sum_dims(&xt, &[0, 2, 3]).unwrap();
+    assert_eq!(c.shape(), &[1, 3, 1, 1]);
+    let got = c.to_vec_f32().unwrap();
+    for ch in 0..3 {
+        let want: f32 = (0..2)
+            .flat_map(|n| (0..20).map(move |k| (n * 60 + ch * 20 + k) as f32))
+            .sum();
+        assert_eq!(got[ch], want);
+    }
+}
+
+#[test]
+fn grid_folds_beyond_per_dimension_limit() {
+    let g = gpu();
+    // 70_000 workgroups of 256 exceed 65_535 in x: the grid folds into y and kernels still
+    // cover every element exactly once.
+    let n = 256 * 70_000;
+    let t = Tensor::full(&g, &[n], 2.0).unwrap();
+    let s = ops::sum(&ops::mul_scalar(&t, 0.5).unwrap())
+        .unwrap()
+        .item()
+        .unwrap();
+    assert_eq!(s, n as f32);
+}
