@@ -6,7 +6,9 @@
 pub mod autograd;
 pub mod error;
 pub mod gpu;
+pub mod nn;
 pub mod ops;
+pub mod rng;
 pub mod tensor;
 pub mod testing;
 

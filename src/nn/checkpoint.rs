@@ -1,0 +1,210 @@
+//! safetensors checkpoints keyed by PyTorch `state_dict` names; atomic writes; load reports.
+
+use super::param::ParamStore;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::tensor::Tensor;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Host copy of named tensors (for checkpoints, optimizer state, conversion).
+pub type HostTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Serialises host tensors (+ string metadata) as safetensors bytes.
+pub fn to_safetensors(
+    tensors: &HostTensors,
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(k, (shape, data))| {
+            safetensors::tensor::TensorView::new(
+                Dtype::F32,
+                shape.clone(),
+                bytemuck::cast_slice(data),
+            )
+            .map(|v| (k.clone(), v))
+            .map_err(|e| Error::invalid("checkpoint", format!("{k}: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, Some(metadata.clone()))
+        .map_err(|e| Error::invalid("checkpoint", e.to_string()))
+}
+
+/// Reads every F32 tensor of a safetensors file (other dtypes, e.g. `num_batches_tracked`, are
+/// converted to f32) and its metadata.
+pub fn read_safetensors(path: &Path) -> Result<(HostTensors, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |why: String| Error::File {
+        path: path.to_path_buf(),
+        why,
+    };
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a safetensors checkpoint: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(format!("not a safetensors checkpoint: {e}")))?;
+    let mut out = BTreeMap::new();
+    for (name, v) in st.tensors() {
+        let data: Vec<f32> = match v.dtype() {
+            Dtype::F32 => bytemuck::pod_collect_to_vec(v.data()),
+            Dtype::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(v.data())
+                .into_iter()
+                .map(|x| x as f32)
+                .collect(),
+            Dtype::I64 => bytemuck::pod_collect_to_vec::<u8, i64>(v.data())
+                .into_iter()
+                .map(|x| x as f32)
+                .collect(),
+            Dtype::I32 => bytemuck::pod_collect_to_vec::<u8, i32>(v.data())
+                .into_iter()
+                .map(|x| x as f32)
+                .collect(),
+            Dtype::F16 | Dtype::BF16 => {
+                return Err(bad(format!(
+                    "{name}: {:?} tensors are not supported; convert to float32",
+                    v.dtype()
+                )))
+            }
+            d => return Err(bad(format!("{name}: unsupported dtype {d:?}"))),
+        };
+        out.insert(name, (v.shape().to_vec(), data));
+    }
+    Ok((out, meta.metadata().clone().unwrap_or_default()))
+}
+
+/// What a load found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LoadReport {
+    pub loaded: Vec<String>,
+    /// In the model, not in the file.
+    pub missing: Vec<String>,
+    /// In the file, not in the model (`num_batches_tracked` is never reported).
+    pub unexpected: Vec<String>,
+    /// (name, model shape, file shape)
+    pub mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
+}
+
+impl LoadReport {
+    pub fn is_exact(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
+    }
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "loaded {} tensors", self.loaded.len())?;
+        if !self.missing.is_empty() {
+            write!(
+                f,
+                "; missing {}: {}",
+                self.missing.len(),
+                self.missing.join(", ")
+            )?;
+        }
+        if !self.unexpected.is_empty() {
+            write!(
+                f,
+                "; unexpected {}: {}",
+                self.unexpected.len(),
+                self.unexpected.join(", ")
+            )?;
+        }
+        for (n, m, g) in &self.mismatched {
+            write!(f, "; {n}: model shape {m:?} but file has {g:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ParamStore {
+    /// Host copy of every materialised tensor, by name.
+    pub fn to_host(&self) -> Result<HostTensors> {
+        let mut out = BTreeMap::new();
+        for s in self.slots() {
+            out.insert(s.name.clone(), (s.shape.clone(), s.get()?.to_vec_f32()?));
+        }
+        Ok(out)
+    }
+
+    /// Writes the model as a safetensors file with PyTorch names (atomic).
+    pub fn save(&self, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
+        write_atomic(path, &to_safetensors(&self.to_host()?, metadata)?)
+    }
+
+    /// Loads matching tensors from host tensors. With `strict`, anything missing, unexpected or
+    /// of another shape is an error (and nothing is loaded); otherwise what matches is loaded and
+    /// the rest reported. Tensors not loaded keep their current values.
+    pub fn load_host(
+        &self,
+        gpu: &Arc<Gpu>,
+        file: &HostTensors,
+        strict: bool,
+        source: &Path,
+    ) -> Result<LoadReport> {
+        let mut rep = LoadReport::default();
+        for s in self.slots() {
+            match file.get(&s.name) {
+                None => rep.missing.push(s.name.clone()),
+                Some((shape, _)) if shape != &s.shape => {
+                    rep.mismatched
+                        .push((s.name.clone(), s.shape.clone(), shape.clone()))
+                }
+                Some(_) => rep.loaded.push(s.name.clone()),
+            }
+        }
+        for k in file.keys() {
+            if self.find(k).is_none() && !k.ends_with("num_batches_tracked") {
+                rep.unexpected.push(k.clone());
+            }
+        }
+        if strict && !rep.is_exact() {
+            return Err(Error::File {
+                path: source.to_path_buf(),
+                why: format!("strict load refused: {rep}"),
+            });
+        }
+        for name in &rep.loaded {
+            let s = self.find(name).expect("listed slot");
+            let (shape, data) = &file[name];
+            s.set(Tensor::from_f32(gpu, data, shape)?)?;
+        }
+        Ok(rep)
+    }
+
+    /// Loads a safetensors checkpoint (see [`ParamStore::load_host`]).
+    pub fn load(&self, gpu: &Arc<Gpu>, path: &Path, strict: bool) -> Result<LoadReport> {
+        let (file, _) = read_safetensors(path)?;
+        self.load_host(gpu, &file, strict, path)
+    }
+}

@@ -1,0 +1,11 @@
+//! Neural-network building blocks: named parameters, checkpoints, layers and architectures.
+
+pub mod checkpoint;
+pub mod param;
+
+pub use checkpoint::{read_safetensors, write_atomic, LoadReport};
+pub use param::{Init, Kind, Param, ParamStore};
+pub mod layers;
+pub mod resnet;
+
+pub use layers::{BatchNorm2d, BnMode, Conv2d, ConvCfg, Linear};

@@ -1,0 +1,188 @@
+//! torchvision ResNets (18/50/101), with the segmentation options: output stride 8/16 by
+//! dilating the last stages, and DeepLab-v2's Caffe-style "stride on the first 1×1 conv".
+
+use super::layers::{BatchNorm2d, Conv2d, ConvCfg, Linear};
+use super::param::{Init, ParamStore};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockKind {
+    Basic,
+    Bottleneck,
+}
+
+/// ResNet construction options.
+#[derive(Clone, Copy, Debug)]
+pub struct ResNetCfg {
+    pub depth: usize,
+    /// None = 32 (classification), Some(16) dilates layer4, Some(8) layer3 and layer4.
+    pub output_stride: Option<usize>,
+    /// Put the stride on the first 1×1 conv of a bottleneck (DeepLab-v2 / Caffe) instead of the 3×3.
+    pub stride_on_1x1: bool,
+    /// Classification head `fc` with this many classes.
+    pub fc_classes: Option<usize>,
+}
+
+#[derive(Clone)]
+pub struct Block {
+    pub kind: BlockKind,
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm2d,
+    pub conv2: Conv2d,
+    pub bn2: BatchNorm2d,
+    pub conv3: Option<(Conv2d, BatchNorm2d)>,
+    pub downsample: Option<(Conv2d, BatchNorm2d)>,
+}
+
+#[derive(Clone)]
+pub struct ResNet {
+    pub cfg: ResNetCfg,
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm2d,
+    pub layers: Vec<Vec<Block>>,
+    pub fc: Option<Linear>,
+    /// Channels of the last stage's output.
+    pub out_channels: usize,
+}
+
+pub fn blocks_for(depth: usize) -> Option<(BlockKind, [usize; 4])> {
+    Some(match depth {
+        18 => (BlockKind::Basic, [2, 2, 2, 2]),
+        34 => (BlockKind::Basic, [3, 4, 6, 3]),
+        50 => (BlockKind::Bottleneck, [3, 4, 6, 3]),
+        101 => (BlockKind::Bottleneck, [3, 4, 23, 3]),
+        152 => (BlockKind::Bottleneck, [3, 8, 36, 3]),
+        _ => return None,
+    })
+}
+
+impl ResNet {
+    /// Registers all parameters under `prefix` (e.g. "" or "backbone.").
+    pub fn new(store: &mut ParamStore, prefix: &str, cfg: ResNetCfg) -> Option<ResNet> {
+        let (kind, counts) = blocks_for(cfg.depth)?;
+        let expansion = if kind == BlockKind::Basic { 1 } else { 4 };
+        let kconv = |s: usize| {
+            ConvCfg::default()
+                .no_bias()
+                .init(Init::KaimingNormalFanOut)
+                .stride(s)
+        };
+        let conv1 = Conv2d::new(
+            store,
+            &format!("{prefix}conv1"),
+            3,
+            64,
+            7,
+            kconv(2).padding(3),
+        );
+        let bn1 = BatchNorm2d::new(store, &format!("{prefix}bn1"), 64);
+        // (stride, dilation) per stage for the requested output stride.
+        let sd: [(usize, usize); 4] = match cfg.output_stride {
+            Some(8) => [(1, 1), (2, 1), (1, 2), (1, 4)],
+            Some(16) => [(1, 1), (2, 1), (2, 1), (1, 2)],
+            _ => [(1, 1), (2, 1), (2, 1), (2, 1)],
+        };
+        let mut inplanes = 64;
+        let mut layers = Vec::new();
+        for (li, (&n, &(stride, dil))) in counts.iter().zip(sd.iter()).enumerate() {
+            let planes = 64 << li;
+            let mut blocks = Vec::new();
+            for bi in 0..n {
+                let name = format!("{prefix}layer{}.{bi}", li + 1);
+                let s = if bi == 0 { stride } else { 1 };
+                let downsample =
+                    (bi == 0 && (s != 1 || inplanes != planes * expansion)).then(|| {
+                        (
+                            Conv2d::new(
+                                store,
+                                &format!("{name}.downsample.0"),
+                                inplanes,
+                                planes * expansion,
+                                1,
+                                kconv(s),
+                            ),
+                            BatchNorm2d::new(
+                                store,
+                                &format!("{name}.downsample.1"),
+                                planes * expansion,
+                            ),
+                        )
+                    });
+                let block = match kind {
+                    BlockKind::Basic => Block {
+                        kind,
+                        conv1: Conv2d::new(
+                            store,
+                            &format!("{name}.conv1"),
+                            inplanes,
+                            planes,
+                            3,
+                            kconv(s).padding(dil).dilation(dil),
+                        ),
+                        bn1: BatchNorm2d::new(store, &format!("{name}.bn1"), planes),
+                        conv2: Conv2d::new(
+                            store,
+                            &format!("{name}.conv2"),
+                            planes,
+                            planes,
+                            3,
+                            kconv(1).padding(dil).dilation(dil),
+                        ),
+                        bn2: BatchNorm2d::new(store, &format!("{name}.bn2"), planes),
+                        conv3: None,
+                        downsample,
+                    },
+                    BlockKind::Bottleneck => {
+                        let (s1, s2) = if cfg.stride_on_1x1 { (s, 1) } else { (1, s) };
+                        Block {
+                            kind,
+                            conv1: Conv2d::new(
+                                store,
+                                &format!("{name}.conv1"),
+                                inplanes,
+                                planes,
+                                1,
+                                kconv(s1),
+                            ),
+                            bn1: BatchNorm2d::new(store, &format!("{name}.bn1"), planes),
+                            conv2: Conv2d::new(
+                                store,
+                                &format!("{name}.conv2"),
+                                planes,
+                                planes,
+                                3,
+                                kconv(s2).padding(dil).dilation(dil),
+                            ),
+                            bn2: BatchNorm2d::new(store, &format!("{name}.bn2"), planes),
+                            conv3: Some((
+                                Conv2d::new(
+                                    store,
+                                    &format!("{name}.conv3"),
+                                    planes,
+                                    planes * 4,
+                                    1,
+                                    kconv(1),
+                                ),
+                                BatchNorm2d::new(store, &format!("{name}.bn3"), planes * 4),
+                            )),
+                            downsample,
+                        }
+                    }
+                };
+                inplanes = planes * expansion;
+                blocks.push(block);
+            }
+            layers.push(blocks);
+        }
+        let fc = cfg
+            .fc_classes
+            .map(|c| Linear::new(store, &format!("{prefix}fc"), inplanes, c, true));
+        Some(ResNet {
+            cfg,
+            conv1,
+            bn1,
+            layers,
+            fc,
+            out_channels: inplanes,
+        })
+    }
+}
