@@ -5,7 +5,17 @@ use advseg::nn::ParamStore;
 
 fn resnet(depth: usize, fc: Option<usize>) -> ParamStore {
     let mut s = ParamStore::new();
-    ResNet::new(&mut s, "", ResNetCfg { depth, output_stride: None, stride_on_1x1: false, fc_classes: fc }).unwrap();
+    ResNet::new(
+        &mut s,
+        "",
+        ResNetCfg {
+            depth,
+            output_stride: None,
+            stride_on_1x1: false,
+            fc_classes: fc,
+        },
+    )
+    .unwrap();
     s
 }
 
@@ -21,10 +31,17 @@ fn torchvision_resnet_parameter_counts() {
 fn torchvision_resnet50_names() {
     let s = resnet(50, Some(1000));
     let names: Vec<&str> = s.slots().iter().map(|p| p.name.as_str()).collect();
-    for n in ["conv1.weight", "bn1.running_var", "layer1.0.downsample.0.weight", "layer1.0.downsample.1.bias", "layer4.2.bn3.running_mean", "fc.weight", "fc.bias"] {
+    for n in [
+        "conv1.weight",
+        "bn1.running_var",
+        "layer1.0.downsample.0.weight",
+        "layer1.0.downsample.1.bias",
+        "layer4.2.bn3.running_mean",
+        "fc.weight",
+        "fc.bias",
+    ] {
         assert!(names.contains(&n), "missing {n}");
     }
-X
     // torchvision state_dict: 320 entries, 53 of them num_batches_tracked (optional here).
     assert_eq!(names.len(), 320 - 53);
 }
