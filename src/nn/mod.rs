@@ -9,3 +9,6 @@ pub mod layers;
 pub mod resnet;
 
 pub use layers::{BatchNorm2d, BnMode, Conv2d, ConvCfg, Linear};
+pub mod deeplab;
+pub mod disc;
+pub mod vgg;
