@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// List GPU adapters and the one advseg would use (ADVSEG_BACKEND / ADVSEG_ADAPTER choose).
     Info,
+    /// Print an architecture's layer table and parameter count; optionally save an initialised checkpoint.
+    Model(cli::model::ModelArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -43,5 +45,6 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Command::Info => cli::info::run(),
         Command::Bench { what } => cli::bench::run(what),
+        Command::Model(a) => cli::model::run(a),
     }
 }

@@ -9,6 +9,7 @@ pub mod layers;
 pub mod resnet;
 
 pub use layers::{BatchNorm2d, BnMode, Conv2d, ConvCfg, Linear};
+pub mod arch;
 pub mod deeplab;
 pub mod disc;
 pub mod vgg;

@@ -1,0 +1,87 @@
+//! Architecture registry: command-line names → parameter layout (and, later, forward passes).
+
+use super::deeplab::DeepLabV2;
+use super::disc::FcDiscriminator;
+use super::param::ParamStore;
+use super::resnet::{ResNet, ResNetCfg};
+use super::vgg::Vgg16;
+use crate::error::{Error, Result};
+
+/// Names accepted by `--arch` / `--disc`, with a one-line description.
+pub const ARCHS: &[(&str, &str)] = &[
+    ("resnet18", "torchvision ResNet-18 (with fc)"),
+    ("resnet50", "torchvision ResNet-50 (with fc)"),
+    ("resnet101", "torchvision ResNet-101 (with fc)"),
+    ("vgg16", "torchvision VGG16 (with classifier)"),
+    (
+        "deeplabv2-resnet101",
+        "AdvSemiSeg Res_Deeplab: dilated ResNet-101 (OS 8) + ASPP-v2 layer5",
+    ),
+    ("deeplabv2-resnet50", "DeepLab-v2 on ResNet-50"),
+    (
+        "fcdisc",
+        "AdvSemiSeg FCDiscriminator (4x4/2 convs, LeakyReLU 0.2)",
+    ),
+];
+
+/// A built architecture.
+pub enum Net {
+    ResNet(ResNet),
+    Vgg16(Vgg16),
+    DeepLabV2(DeepLabV2),
+    FcDisc(FcDiscriminator),
+}
+
+pub struct Model {
+    pub arch: String,
+    pub classes: usize,
+    pub store: ParamStore,
+    pub net: Net,
+}
+
+/// Builds `arch` for `classes` output classes (the classification head size for backbones).
+pub fn build(arch: &str, classes: usize) -> Result<Model> {
+    if classes == 0 {
+        return Err(Error::invalid("model", "--classes must be at least 1"));
+    }
+    let mut store = ParamStore::new();
+    let net = match arch {
+        "resnet18" | "resnet50" | "resnet101" => {
+            let depth = arch[6..].parse().expect("listed depth");
+            Net::ResNet(
+                ResNet::new(
+                    &mut store,
+                    "",
+                    ResNetCfg {
+                        depth,
+                        output_stride: None,
+                        stride_on_1x1: false,
+                        fc_classes: Some(classes),
+                    },
+                )
+                .expect("known depth"),
+            )
+        }
+        "vgg16" => Net::Vgg16(Vgg16::new(&mut store, "", Some(classes))),
+        "deeplabv2-resnet101" => {
+            Net::DeepLabV2(DeepLabV2::new(&mut store, 101, classes).expect("known depth"))
+        }
+        "deeplabv2-resnet50" => {
+            Net::DeepLabV2(DeepLabV2::new(&mut store, 50, classes).expect("known depth"))
+        }
+        "fcdisc" => Net::FcDisc(FcDiscriminator::new(&mut store, "", classes, 64)),
+        _ => {
+            let names: Vec<&str> = ARCHS.iter().map(|a| a.0).collect();
+            return Err(Error::invalid(
+                "model",
+                format!("unknown arch {arch:?}; known: {}", names.join(", ")),
+            ));
+        }
+    };
+    Ok(Model {
+        arch: arch.to_string(),
+        classes,
+        store,
+        net,
+    })
+}
