@@ -30,6 +30,7 @@ pub enum Net {
     Vgg16(Vgg16),
     DeepLabV2(DeepLabV2),
     FcDisc(FcDiscriminator),
+    Tiny(super::tiny::Tiny),
 }
 
 pub struct Model {
@@ -69,6 +70,7 @@ pub fn build(arch: &str, classes: usize) -> Result<Model> {
         "deeplabv2-resnet50" => {
             Net::DeepLabV2(DeepLabV2::new(&mut store, 50, classes).expect("known depth"))
         }
+        "tiny" => Net::Tiny(super::tiny::Tiny::new(&mut store, classes)),
         "fcdisc" => Net::FcDisc(FcDiscriminator::new(&mut store, "", classes, 64)),
         _ => {
             let names: Vec<&str> = ARCHS.iter().map(|a| a.0).collect();

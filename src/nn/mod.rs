@@ -13,3 +13,4 @@ pub mod arch;
 pub mod deeplab;
 pub mod disc;
 pub mod vgg;
+pub mod tiny;

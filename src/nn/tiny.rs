@@ -1,0 +1,31 @@
+//! `tiny`: a small DeepLab-like encoder–decoder for tests, CI and the quick demo. Two strided
+//! conv+BN+ReLU stages (output stride 4), one dilated stage, and a DeepLab-v2-style ASPP of
+//! dilated 3×3 convs summed into class logits. Trains in seconds on a software GPU.
+
+use super::deeplab::AsppV2;
+use super::layers::{BatchNorm2d, Conv2d, ConvCfg};
+use super::param::{Init, ParamStore};
+
+pub const TINY_WIDTH: [usize; 3] = [16, 32, 32];
+pub const TINY_RATES: [usize; 2] = [1, 3];
+
+#[derive(Clone)]
+pub struct Tiny {
+    /// (conv, bn) per stage: 3→16 s2, 16→32 s2, 32→32 dilation 2.
+    pub stages: Vec<(Conv2d, BatchNorm2d)>,
+    pub aspp: AsppV2,
+}
+
+impl Tiny {
+    pub fn new(store: &mut ParamStore, classes: usize) -> Tiny {
+        let k = ConvCfg::default().no_bias().init(Init::KaimingNormalFanOut).padding(1);
+        let [w0, w1, w2] = TINY_WIDTH;
+        let stages = vec![
+            (Conv2d::new(store, "stage1.conv", 3, w0, 3, k.stride(2)), BatchNorm2d::new(store, "stage1.bn", w0)),
+            (Conv2d::new(store, "stage2.conv", w0, w1, 3, k.stride(2)), BatchNorm2d::new(store, "stage2.bn", w1)),
+            (Conv2d::new(store, "stage3.conv", w1, w2, 3, k.padding(2).dilation(2)), BatchNorm2d::new(store, "stage3.bn", w2)),
+        ];
+        let aspp = AsppV2::new(store, "aspp", w2, classes, &TINY_RATES);
+        Tiny { stages, aspp }
+    }
+}
