@@ -7,6 +7,7 @@ pub mod autograd;
 pub mod error;
 pub mod gpu;
 pub mod ops;
+pub mod optim;
 pub mod tensor;
 pub mod testing;
 
