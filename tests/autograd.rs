@@ -7,21 +7,29 @@ use advseg::autograd::{self, no_grad};
 use advseg::ops::{concat, elementwise as ew, loss, reduce, softmax};
 use advseg::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use advseg::{Gpu, Tensor};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-fn gpu() -> Arc<Gpu> {
-    Gpu::shared().expect("GPU adapter")
+/// Tests share one GPU context and its counters; running them one at a time keeps the
+/// steady-state counter deltas free of other tests' work.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn gpu() -> (MutexGuard<'static, ()>, Arc<Gpu>) {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    (guard, Gpu::shared().expect("GPU adapter"))
 }
 fn t(g: &Arc<Gpu>, v: &[f32], s: &[usize]) -> Tensor {
     Tensor::from_f32(g, v, s).unwrap()
 }
 fn vals(n: usize, k: f32) -> Vec<f32> {
-    (0..n).map(|i| ((i as f32 * 0.37 + k).sin() * 1.5)).collect()
+    (0..n).map(|i| (i as f32 * 0.37 + k).sin() * 1.5).collect()
 }
 fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     assert_eq!(a.len(), b.len(), "{what}");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}[{i}]: {x} vs {y}");
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "{what}[{i}]: {x} vs {y}"
+        );
     }
 }
 
@@ -33,7 +41,9 @@ struct Net {
 
 impl Net {
     fn new(g: &Arc<Gpu>) -> Net {
-        let labels: Vec<i32> = (0..2 * 3 * 3).map(|i| if i % 7 == 3 { 255 } else { i % 4 }).collect();
+        let labels: Vec<i32> = (0..2 * 3 * 3)
+            .map(|i| if i % 7 == 3 { 255 } else { i % 4 })
+            .collect();
         Net {
             x: t(g, &vals(2 * 2 * 3 * 3, 0.3), &[2, 2, 3, 3]),
             target: Tensor::from_i32(g, &labels, &[2, 3, 3]).unwrap(),
@@ -59,7 +69,7 @@ fn params(g: &Arc<Gpu>) -> (Tensor, Tensor, Tensor) {
 
 #[test]
 fn gradients_accumulate_over_two_backward_calls() {
-    let g = gpu();
+    let (_serial, g) = gpu();
     let net = Net::new(&g);
     let (gp, dp, bp) = params(&g);
     net.loss(&gp, &dp, &bp).backward().unwrap();
@@ -67,19 +77,30 @@ fn gradients_accumulate_over_two_backward_calls() {
     net.loss(&gp, &dp, &bp).backward().unwrap();
     let twice = gp.grad().unwrap().to_vec_f32().unwrap();
     assert!(once.iter().any(|v| v.abs() > 1e-4), "{once:?}");
-    close(&twice, &once.iter().map(|v| 2.0 * v).collect::<Vec<_>>(), 1e-6, "accumulated grad");
+    close(
+        &twice,
+        &once.iter().map(|v| 2.0 * v).collect::<Vec<_>>(),
+        1e-6,
+        "accumulated grad",
+    );
     gp.zero_grad();
     assert!(gp.grad().is_none());
 }
 
 #[test]
 fn detach_stops_gradients() {
-    let g = gpu();
+    let (_serial, g) = gpu();
     let net = Net::new(&g);
     let (gp, dp, bp) = params(&g);
     let logits = net.logits(&gp, &dp, &bp);
     // Only B sees the gradient: the detached logits cut G and D off.
-    let l = loss::cross_entropy(&ew::add(&logits.detach(), &bp).unwrap(), &net.target, 255, None).unwrap();
+    let l = loss::cross_entropy(
+        &ew::add(&logits.detach(), &bp).unwrap(),
+        &net.target,
+        255,
+        None,
+    )
+    .unwrap();
     l.backward().unwrap();
     assert!(gp.grad().is_none() && dp.grad().is_none());
     assert!(bp.grad().is_some());
@@ -88,7 +109,7 @@ fn detach_stops_gradients() {
 
 #[test]
 fn no_grad_records_nothing() {
-    let g = gpu();
+    let (_serial, g) = gpu();
     let net = Net::new(&g);
     let (gp, dp, bp) = params(&g);
     let l = no_grad(|| net.loss(&gp, &dp, &bp));
@@ -97,17 +118,25 @@ fn no_grad_records_nothing() {
     assert!(e.contains("does not require grad"), "{e}");
     assert!(gp.grad().is_none());
     // Same value as with recording on.
-    close(&[l.item().unwrap()], &[net.loss(&gp, &dp, &bp).item().unwrap()], 1e-6, "loss");
+    close(
+        &[l.item().unwrap()],
+        &[net.loss(&gp, &dp, &bp).item().unwrap()],
+        1e-6,
+        "loss",
+    );
 }
 
 /// D frozen, G trained: D gets nothing, G gets the same gradient as with D trainable.
 #[test]
 fn frozen_parameter_passes_gradient_through() {
-    let g = gpu();
+    let (_serial, g) = gpu();
     let net = Net::new(&g);
     let (gp, dp, bp) = params(&g);
     net.loss(&gp, &dp, &bp).backward().unwrap();
-    let (g_ref, d_ref) = (gp.grad().unwrap().to_vec_f32().unwrap(), dp.grad().unwrap().to_vec_f32().unwrap());
+    let (g_ref, d_ref) = (
+        gp.grad().unwrap().to_vec_f32().unwrap(),
+        dp.grad().unwrap().to_vec_f32().unwrap(),
+    );
     assert!(d_ref.iter().any(|v| v.abs() > 1e-4));
     for p in [&gp, &dp, &bp] {
         p.zero_grad();
@@ -115,7 +144,12 @@ fn frozen_parameter_passes_gradient_through() {
     dp.set_requires_grad(false).unwrap();
     net.loss(&gp, &dp, &bp).backward().unwrap();
     assert!(dp.grad().is_none(), "frozen parameter got a gradient");
-    close(&gp.grad().unwrap().to_vec_f32().unwrap(), &g_ref, 1e-6, "G grad through frozen D");
+    close(
+        &gp.grad().unwrap().to_vec_f32().unwrap(),
+        &g_ref,
+        1e-6,
+        "G grad through frozen D",
+    );
     // An intermediate cannot be frozen.
     let h = ew::mul(&net.x, &gp).unwrap();
     assert!(h.set_requires_grad(false).is_err());
@@ -125,31 +159,49 @@ fn frozen_parameter_passes_gradient_through() {
 /// and leaves the parameters' gradients untouched.
 #[test]
 fn grad_wrt_intermediate_leaves_params_untouched() {
-    let g = gpu();
+    let (_serial, g) = gpu();
     let net = Net::new(&g);
     let (gp, dp, bp) = params(&g);
     let u = t(&g, &vals(2 * 2 * 9, 5.0), &[2, 2, 3, 3]);
-    let head = |h: &Tensor| reduce::sum(&ew::mul(&softmax::log_softmax(h, 1).unwrap(), &u).unwrap()).unwrap();
+    let head = |h: &Tensor| {
+        reduce::sum(&ew::mul(&softmax::log_softmax(h, 1).unwrap(), &u).unwrap()).unwrap()
+    };
     let h = ew::mul(&net.x, &gp).unwrap();
     let out = head(&h);
-    let gh = autograd::grad(&out, &[&h], false).unwrap().remove(0).expect("grad w.r.t. h");
-    assert!(gp.grad().is_none(), "parameter grad touched by autograd::grad");
+    let gh = autograd::grad(&out, &[&h], false)
+        .unwrap()
+        .remove(0)
+        .expect("grad w.r.t. h");
+    assert!(
+        gp.grad().is_none(),
+        "parameter grad touched by autograd::grad"
+    );
     let hl = h.detach().into_param();
     head(&hl).backward().unwrap();
-    close(&gh.to_vec_f32().unwrap(), &hl.grad().unwrap().to_vec_f32().unwrap(), 1e-6, "d out / d h");
+    close(
+        &gh.to_vec_f32().unwrap(),
+        &hl.grad().unwrap().to_vec_f32().unwrap(),
+        1e-6,
+        "d out / d h",
+    );
     let _ = (dp, bp);
 }
 
 #[test]
 fn backward_retain_then_backward_then_error() {
-    let g = gpu();
+    let (_serial, g) = gpu();
     let net = Net::new(&g);
     let (gp, dp, bp) = params(&g);
     let l = net.loss(&gp, &dp, &bp);
     l.backward_retain().unwrap();
     let once = gp.grad().unwrap().to_vec_f32().unwrap();
     l.backward().unwrap();
-    close(&gp.grad().unwrap().to_vec_f32().unwrap(), &once.iter().map(|v| 2.0 * v).collect::<Vec<_>>(), 1e-6, "two passes");
+    close(
+        &gp.grad().unwrap().to_vec_f32().unwrap(),
+        &once.iter().map(|v| 2.0 * v).collect::<Vec<_>>(),
+        1e-6,
+        "two passes",
+    );
     let e = l.backward().unwrap_err().to_string();
     assert!(e.contains("already freed") && e.contains("retain"), "{e}");
 }
@@ -158,11 +210,14 @@ fn backward_retain_then_backward_then_error() {
 /// reads back only a little (one readback for the loss value when it is asked for).
 #[test]
 fn training_steps_reach_steady_state() {
-    let g = gpu();
+    let (_serial, g) = gpu();
     let net = Net::new(&g);
     let (gp, dp, bp) = params(&g);
     let mut opt = Sgd::new(
-        vec![ParamGroup::new(vec![gp.clone(), dp.clone()]), ParamGroup::new(vec![bp.clone()]).lr_mult(10.0)],
+        vec![
+            ParamGroup::new(vec![gp.clone(), dp.clone()]),
+            ParamGroup::new(vec![bp.clone()]).lr_mult(10.0),
+        ],
         SgdConfig {
             lr: 0.05,
             momentum: 0.9,
@@ -188,11 +243,23 @@ fn training_steps_reach_steady_state() {
     }
     for s in 2..5 {
         let d = snaps[s + 1].since(&snaps[s]);
+        println!("step {s}: {d:?}");
         assert_eq!(d.buffers_allocated, 0, "step {s} allocated buffers: {d:?}");
         assert_eq!(d.pipelines, 0, "step {s} compiled pipelines: {d:?}");
-        assert_eq!(d.readbacks, if s % 2 == 0 { 1 } else { 0 }, "step {s}: {d:?}");
-        assert!(d.submits <= 2, "step {s} submitted {} times: {d:?}", d.submits);
+        assert_eq!(
+            d.readbacks,
+            if s % 2 == 0 { 1 } else { 0 },
+            "step {s}: {d:?}"
+        );
+        assert!(
+            d.submits <= 2,
+            "step {s} submitted {} times: {d:?}",
+            d.submits
+        );
         assert!(d.dispatches > 5, "step {s}: {d:?}");
     }
-    assert!(losses[2] < losses[0], "training does not reduce the loss: {losses:?}");
+    assert!(
+        losses[2] < losses[0],
+        "training does not reduce the loss: {losses:?}"
+    );
 }

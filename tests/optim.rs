@@ -15,24 +15,37 @@ struct Fixture {
 
 impl Fixture {
     fn load(name: &str) -> Fixture {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/optim").join(format!("{name}.json"));
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/optim")
+            .join(format!("{name}.json"));
         let doc = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         Fixture { doc }
     }
     fn vec(v: &Value) -> Vec<f32> {
-        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
     }
     fn cfg(&self, k: &str) -> f64 {
         self.doc["config"][k].as_f64().unwrap()
     }
     fn shape(&self, k: &str) -> Vec<usize> {
-        self.doc["shapes"][k].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
+        self.doc["shapes"][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect()
     }
     /// Parameters by name and the optimizer groups (frozen parameter frozen).
     fn params(&self, gpu: &Arc<Gpu>) -> (BTreeMap<String, Tensor>, Vec<ParamGroup>) {
         let mut ps = BTreeMap::new();
         for (k, v) in self.doc["init"].as_object().unwrap() {
-            let t = Tensor::from_f32(gpu, &Self::vec(v), &self.shape(k)).unwrap().into_param();
+            let t = Tensor::from_f32(gpu, &Self::vec(v), &self.shape(k))
+                .unwrap()
+                .into_param();
             if k == "frozen" {
                 t.set_requires_grad(false).unwrap();
             }
@@ -43,7 +56,12 @@ impl Fixture {
             .unwrap()
             .iter()
             .map(|g| {
-                let params = g["params"].as_array().unwrap().iter().map(|n| ps[n.as_str().unwrap()].clone()).collect();
+                let params = g["params"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| ps[n.as_str().unwrap()].clone())
+                    .collect();
                 let mut pg = ParamGroup::new(params).lr_mult(g["lr_mult"].as_f64().unwrap() as f32);
                 if let Some(wd) = g["weight_decay"].as_f64() {
                     pg = pg.weight_decay(wd as f32);
@@ -83,7 +101,10 @@ fn check(ps: &BTreeMap<String, Tensor>, want: &Value, what: &str) {
         for (i, (g, e)) in got.iter().zip(&exp).enumerate() {
             // fp32 on both sides; a few ulps of accumulated rounding difference.
             let tol = 2e-6 + 1e-5 * e.abs();
-            assert!((g - e).abs() <= tol, "{what}: param {k}[{i}] = {g}, torch {e}");
+            assert!(
+                (g - e).abs() <= tol,
+                "{what}: param {k}[{i}] = {g}, torch {e}"
+            );
         }
     }
 }
@@ -102,7 +123,11 @@ fn run_fixture(name: &str, make: impl Fn(&Fixture, Vec<ParamGroup>) -> Box<dyn O
         assert!(ps["a"].grad().is_none(), "zero_grad clears gradients");
         check(&ps, &step["after"], &format!("{name} step {t}"));
     }
-    assert_eq!(ps["frozen"].to_vec_f32().unwrap(), frozen0, "frozen parameter changed");
+    assert_eq!(
+        ps["frozen"].to_vec_f32().unwrap(),
+        frozen0,
+        "frozen parameter changed"
+    );
 }
 
 fn sgd(fx: &Fixture, groups: Vec<ParamGroup>) -> Box<dyn Optimizer> {
@@ -163,9 +188,16 @@ fn state_dict_round_trip_continues_exactly() {
     let names: Vec<&str> = sd.iter().map(|e| e.0.as_str()).collect();
     assert!(names.contains(&"groups.0.params.0.exp_avg"), "{names:?}");
     assert!(names.contains(&"groups.1.params.0.exp_avg_sq"), "{names:?}");
-    assert!(!names.iter().any(|n| n.starts_with("groups.1.params.1.")), "frozen param has no state: {names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("groups.1.params.1.")),
+        "frozen param has no state: {names:?}"
+    );
     let b_step = sd.iter().find(|e| e.0 == "groups.1.params.0.step").unwrap();
-    assert_eq!(b_step.1, vec![2.0], "b had no gradient at step 2, so two Adam steps");
+    assert_eq!(
+        b_step.1,
+        vec![2.0],
+        "b had no gradient at step 2, so two Adam steps"
+    );
     drop(opt);
     let mut opt2 = adam(&fx, groups);
     opt2.load_state_dict(&sd).unwrap();

@@ -32,7 +32,12 @@ fn with_channels(s: &[usize], c: usize) -> Vec<usize> {
 fn narrow_raw(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
     let (n, c, inner) = nc_inner("narrow_channels", x.shape())?;
     let gpu = x.gpu();
-    let out = Tensor::empty(gpu, "narrow_channels", &with_channels(x.shape(), len), DType::F32)?;
+    let out = Tensor::empty(
+        gpu,
+        "narrow_channels",
+        &with_channels(x.shape(), len),
+        DType::F32,
+    )?;
     let total = n * len * inner;
     let p = Params {
         n: total as u32,
@@ -43,7 +48,14 @@ fn narrow_raw(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
         len: len as u32,
         _pad: [0; 2],
     };
-    gpu.dispatch(SHADER, "narrow", &[], &p, &[r(x.buffer()), w(out.buffer())], gpu.grid_1d(total as u64, 256))?;
+    gpu.dispatch(
+        SHADER,
+        "narrow",
+        &[],
+        &p,
+        &[r(x.buffer()), w(out.buffer())],
+        gpu.grid_1d(total as u64, 256),
+    )?;
     Ok(out)
 }
 
@@ -51,7 +63,12 @@ fn narrow_raw(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
 fn place_raw(g: &Tensor, c_full: usize, start: usize) -> Result<Tensor> {
     let (n, len, inner) = nc_inner("narrow_channels", g.shape())?;
     let gpu = g.gpu();
-    let out = Tensor::empty(gpu, "narrow_channels", &with_channels(g.shape(), c_full), DType::F32)?;
+    let out = Tensor::empty(
+        gpu,
+        "narrow_channels",
+        &with_channels(g.shape(), c_full),
+        DType::F32,
+    )?;
     let total = n * c_full * inner;
     let p = Params {
         n: total as u32,
@@ -62,7 +79,14 @@ fn place_raw(g: &Tensor, c_full: usize, start: usize) -> Result<Tensor> {
         len: len as u32,
         _pad: [0; 2],
     };
-    gpu.dispatch(SHADER, "place", &[], &p, &[r(g.buffer()), w(out.buffer())], gpu.grid_1d(total as u64, 256))?;
+    gpu.dispatch(
+        SHADER,
+        "place",
+        &[],
+        &p,
+        &[r(g.buffer()), w(out.buffer())],
+        gpu.grid_1d(total as u64, 256),
+    )?;
     Ok(out)
 }
 
@@ -71,16 +95,26 @@ fn place_raw(g: &Tensor, c_full: usize, start: usize) -> Result<Tensor> {
 pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     const OP: &str = "concat";
     if dim != 1 {
-        return Err(Error::invalid(OP, format!("only dim=1 (channels) is supported, got dim={dim}")));
+        return Err(Error::invalid(
+            OP,
+            format!("only dim=1 (channels) is supported, got dim={dim}"),
+        ));
     }
     let first = xs.first().ok_or_else(|| Error::invalid(OP, "no inputs"))?;
     let mut total_c = 0;
     for x in xs {
         x.expect_f32(OP)?;
         nc_inner(OP, x.shape())?;
-        let same_rest = x.ndim() == first.ndim() && x.shape()[0] == first.shape()[0] && x.shape()[2..] == first.shape()[2..];
+        let same_rest = x.ndim() == first.ndim()
+            && x.shape()[0] == first.shape()[0]
+            && x.shape()[2..] == first.shape()[2..];
         if !same_rest {
-            return Err(Error::shape(OP, first.shape(), x.shape(), "inputs must agree in every dim but 1"));
+            return Err(Error::shape(
+                OP,
+                first.shape(),
+                x.shape(),
+                "inputs must agree in every dim but 1",
+            ));
         }
         total_c += x.shape()[1];
     }
@@ -100,7 +134,14 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
             len: c as u32,
             _pad: [0; 2],
         };
-        gpu.dispatch(SHADER, "insert", &[], &p, &[r(x.buffer()), w(out.buffer())], gpu.grid_1d(x.numel() as u64, 256))?;
+        gpu.dispatch(
+            SHADER,
+            "insert",
+            &[],
+            &p,
+            &[r(x.buffer()), w(out.buffer())],
+            gpu.grid_1d(x.numel() as u64, 256),
+        )?;
         offsets.push((off, c));
         off += c;
     }
@@ -109,7 +150,13 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
             offsets
                 .iter()
                 .zip(needs)
-                .map(|(&(o, c), &need)| if need { narrow_raw(g, o, c).map(Some) } else { Ok(None) })
+                .map(|(&(o, c), &need)| {
+                    if need {
+                        narrow_raw(g, o, c).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                })
                 .collect()
         })
     }))
@@ -121,7 +168,14 @@ pub fn narrow_channels(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
     x.expect_f32(OP)?;
     let (_, c, _) = nc_inner(OP, x.shape())?;
     if start + len > c {
-        return Err(Error::invalid(OP, format!("channels {start}..{} exceed the {c} channels of shape {:?}", start + len, x.shape())));
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "channels {start}..{} exceed the {c} channels of shape {:?}",
+                start + len,
+                x.shape()
+            ),
+        ));
     }
     let out = narrow_raw(x, start, len)?;
     Ok(Tensor::from_op(out, OP, &[x], move || {
@@ -134,11 +188,20 @@ pub fn narrow_channels(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
 pub fn split(x: &Tensor, sizes: &[usize], dim: usize) -> Result<Vec<Tensor>> {
     const OP: &str = "split";
     if dim != 1 {
-        return Err(Error::invalid(OP, format!("only dim=1 (channels) is supported, got dim={dim}")));
+        return Err(Error::invalid(
+            OP,
+            format!("only dim=1 (channels) is supported, got dim={dim}"),
+        ));
     }
     let (_, c, _) = nc_inner(OP, x.shape())?;
     if sizes.iter().sum::<usize>() != c {
-        return Err(Error::invalid(OP, format!("sizes {sizes:?} do not sum to the {c} channels of shape {:?}", x.shape())));
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "sizes {sizes:?} do not sum to the {c} channels of shape {:?}",
+                x.shape()
+            ),
+        ));
     }
     let mut start = 0;
     sizes

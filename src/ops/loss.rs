@@ -70,17 +70,34 @@ fn finish(gpu: &Arc<Gpu>, op: &'static str, stats: &Tensor) -> Result<(Tensor, T
 /// Gradients flow to the logits and to the pixel weights. Labels outside `[0, C)` count as
 /// ignored (validate them with `ops::softmax::check_labels`). No valid pixel → loss 0, zero
 /// gradient.
-pub fn cross_entropy(logits: &Tensor, target: &Tensor, ignore_index: i32, pixel_weight: Option<&Tensor>) -> Result<Tensor> {
+pub fn cross_entropy(
+    logits: &Tensor,
+    target: &Tensor,
+    ignore_index: i32,
+    pixel_weight: Option<&Tensor>,
+) -> Result<Tensor> {
     const OP: &str = "cross_entropy";
     logits.expect_f32(OP)?;
     let (n, c, inner) = nc_inner(OP, logits.shape())?;
     if target.dtype() != DType::I32 {
-        return Err(Error::invalid(OP, format!("target must be I32, got {:?}", target.dtype())));
+        return Err(Error::invalid(
+            OP,
+            format!("target must be I32, got {:?}", target.dtype()),
+        ));
     }
     let s = logits.shape();
-    let want: Vec<usize> = if s.len() == 2 { vec![n] } else { vec![n, s[2], s[3]] };
+    let want: Vec<usize> = if s.len() == 2 {
+        vec![n]
+    } else {
+        vec![n, s[2], s[3]]
+    };
     if target.shape() != want.as_slice() {
-        return Err(Error::shape(OP, s, target.shape(), format!("target must be {want:?} for these logits")));
+        return Err(Error::shape(
+            OP,
+            s,
+            target.shape(),
+            format!("target must be {want:?} for these logits"),
+        ));
     }
     if c == 0 {
         return Err(Error::invalid(OP, "logits have zero channels"));
@@ -88,7 +105,12 @@ pub fn cross_entropy(logits: &Tensor, target: &Tensor, ignore_index: i32, pixel_
     if let Some(pw) = pixel_weight {
         pw.expect_f32(OP)?;
         if pw.shape() != target.shape() {
-            return Err(Error::shape(OP, target.shape(), pw.shape(), "pixel_weight must match the target's shape"));
+            return Err(Error::shape(
+                OP,
+                target.shape(),
+                pw.shape(),
+                "pixel_weight must match the target's shape",
+            ));
         }
     }
     let gpu = logits.gpu();
@@ -114,7 +136,11 @@ pub fn cross_entropy(logits: &Tensor, target: &Tensor, ignore_index: i32, pixel_
         gpu.grid_1d(pix as u64, 256),
     )?;
     let (loss, sums) = finish(gpu, OP, &stats)?;
-    let (xd, td, wd) = (logits.detach(), target.detach(), pixel_weight.map(|t| t.detach()));
+    let (xd, td, wd) = (
+        logits.detach(),
+        target.detach(),
+        pixel_weight.map(|t| t.detach()),
+    );
     let mut inputs = vec![logits, target];
     inputs.extend(pixel_weight);
     Ok(Tensor::from_op(loss, OP, &inputs, move || {
@@ -182,12 +208,22 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor, mask: Option<&Tensor>) 
     logits.expect_f32(OP)?;
     target.expect_f32(OP)?;
     if target.shape() != logits.shape() {
-        return Err(Error::shape(OP, logits.shape(), target.shape(), "target must match the logits' shape"));
+        return Err(Error::shape(
+            OP,
+            logits.shape(),
+            target.shape(),
+            "target must match the logits' shape",
+        ));
     }
     if let Some(m) = mask {
         m.expect_f32(OP)?;
         if m.shape() != logits.shape() {
-            return Err(Error::shape(OP, logits.shape(), m.shape(), "mask must match the logits' shape"));
+            return Err(Error::shape(
+                OP,
+                logits.shape(),
+                m.shape(),
+                "mask must match the logits' shape",
+            ));
         }
     }
     let gpu = logits.gpu();
@@ -199,7 +235,15 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor, mask: Option<&Tensor>) 
         "bce_fwd",
         &[],
         &params(n, 0, 0, 0, mask.is_some()),
-        &[r(logits.buffer()), gpu.unused(), r(target.buffer()), mbind(), gpu.unused(), gpu.unused(), w(stats.buffer())],
+        &[
+            r(logits.buffer()),
+            gpu.unused(),
+            r(target.buffer()),
+            mbind(),
+            gpu.unused(),
+            gpu.unused(),
+            w(stats.buffer()),
+        ],
         gpu.grid_1d(n as u64, 256),
     )?;
     let (loss, sums) = finish(gpu, OP, &stats)?;
@@ -254,7 +298,10 @@ pub fn multilabel_soft_margin(logits: &Tensor, target: &Tensor) -> Result<Tensor
 fn mean_reduction(c: &crate::testing::parity::CaseCtx) -> Result<()> {
     let r = c.str("reduction", Some("mean"))?;
     if r != "mean" {
-        return Err(Error::invalid("parity", format!("only reduction \"mean\" is implemented, got {r:?}")));
+        return Err(Error::invalid(
+            "parity",
+            format!("only reduction \"mean\" is implemented, got {r:?}"),
+        ));
     }
     Ok(())
 }
@@ -267,7 +314,13 @@ pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
             mean_reduction(c)?;
             let ignore = c.i64("ignore_index", Some(-100))? as i32;
             let pw = c.opt_input("pixel_weight")?;
-            Ok(cross_entropy(&c.input("logits")?, &c.input("target")?, ignore, pw.as_ref())?.into())
+            Ok(cross_entropy(
+                &c.input("logits")?,
+                &c.input("target")?,
+                ignore,
+                pw.as_ref(),
+            )?
+            .into())
         },
         "bce_with_logits" => |c: &CaseCtx| -> Result<Outputs> {
             mean_reduction(c)?;

@@ -24,13 +24,19 @@ pub(crate) fn nc_inner(op: &'static str, s: &[usize]) -> Result<(usize, usize, u
     match s {
         [n, c] => Ok((*n, *c, 1)),
         [n, c, h, w] => Ok((*n, *c, h * w)),
-        _ => Err(Error::invalid(op, format!("expected [N, C, H, W] or [N, C], got shape {s:?}"))),
+        _ => Err(Error::invalid(
+            op,
+            format!("expected [N, C, H, W] or [N, C], got shape {s:?}"),
+        )),
     }
 }
 
 fn check_dim(op: &'static str, dim: usize) -> Result<()> {
     if dim != 1 {
-        return Err(Error::invalid(op, format!("only dim=1 (channels) is supported, got dim={dim}")));
+        return Err(Error::invalid(
+            op,
+            format!("only dim=1 (channels) is supported, got dim={dim}"),
+        ));
     }
     Ok(())
 }
@@ -108,7 +114,11 @@ pub fn argmax_channels(x: &Tensor) -> Result<Tensor> {
         return Err(Error::invalid("argmax_channels", "zero channels"));
     }
     let s = x.shape();
-    let out_shape: Vec<usize> = if s.len() == 2 { vec![n] } else { vec![n, s[2], s[3]] };
+    let out_shape: Vec<usize> = if s.len() == 2 {
+        vec![n]
+    } else {
+        vec![n, s[2], s[3]]
+    };
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, "argmax_channels", &out_shape, DType::I32)?;
     gpu.dispatch(
@@ -116,7 +126,13 @@ pub fn argmax_channels(x: &Tensor) -> Result<Tensor> {
         "argmax",
         &[],
         &params(n * inner, c, inner, 0, 0),
-        &[r(x.buffer()), gpu.unused(), gpu.unused(), gpu.unused(), w(out.buffer())],
+        &[
+            r(x.buffer()),
+            gpu.unused(),
+            gpu.unused(),
+            gpu.unused(),
+            w(out.buffer()),
+        ],
         gpu.grid_1d((n * inner) as u64, 256),
     )?;
     Ok(out)
@@ -128,13 +144,21 @@ pub fn argmax_channels(x: &Tensor) -> Result<Tensor> {
 /// when they are loaded. Not differentiable.
 pub fn one_hot(labels: &Tensor, classes: usize, ignore_index: i32) -> Result<Tensor> {
     if labels.dtype() != DType::I32 {
-        return Err(Error::invalid("one_hot", format!("labels must be I32, got {:?}", labels.dtype())));
+        return Err(Error::invalid(
+            "one_hot",
+            format!("labels must be I32, got {:?}", labels.dtype()),
+        ));
     }
     let s = labels.shape();
     let (out_shape, n, inner) = match s {
         [n] => (vec![*n, classes], *n, 1),
         [n, h, w] => (vec![*n, classes, *h, *w], *n, h * w),
-        _ => return Err(Error::invalid("one_hot", format!("expected labels [N, H, W] or [N], got {s:?}"))),
+        _ => {
+            return Err(Error::invalid(
+                "one_hot",
+                format!("expected labels [N, H, W] or [N], got {s:?}"),
+            ))
+        }
     };
     let gpu = labels.gpu();
     let out = Tensor::empty(gpu, "one_hot", &out_shape, DType::F32)?;
@@ -144,7 +168,12 @@ pub fn one_hot(labels: &Tensor, classes: usize, ignore_index: i32) -> Result<Ten
         "one_hot",
         &[],
         &params(total, classes, inner, 0, ignore_index),
-        &[gpu.unused(), gpu.unused(), w(out.buffer()), r(labels.buffer())],
+        &[
+            gpu.unused(),
+            gpu.unused(),
+            w(out.buffer()),
+            r(labels.buffer()),
+        ],
         gpu.grid_1d(total as u64, 256),
     )?;
     Ok(out)
@@ -176,7 +205,9 @@ pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
         "log_softmax" => |c: &CaseCtx| -> Result<Outputs> {
             Ok(log_softmax(&c.input("x")?, c.i64("dim", Some(1))? as usize)?.into())
         },
-        "argmax_channels" => |c: &CaseCtx| -> Result<Outputs> { Ok(argmax_channels(&c.input("x")?)?.into()) },
+        "argmax_channels" => {
+            |c: &CaseCtx| -> Result<Outputs> { Ok(argmax_channels(&c.input("x")?)?.into()) }
+        }
         _ => return None,
     })
 }

@@ -110,13 +110,23 @@ impl Store {
                 }
             }
         }
-        let state = groups.iter().map(|g| g.params.iter().map(|_| None).collect()).collect();
-        Ok(Store { groups, state, names })
+        let state = groups
+            .iter()
+            .map(|g| g.params.iter().map(|_| None).collect())
+            .collect();
+        Ok(Store {
+            groups,
+            state,
+            names,
+        })
     }
 
     /// Calls `f(group, param, grad, slot)` for every parameter to update, creating its state
     /// (zeros) on first use.
-    fn for_each(&mut self, mut f: impl FnMut(&ParamGroup, &Tensor, &Tensor, &mut Slot) -> Result<()>) -> Result<()> {
+    fn for_each(
+        &mut self,
+        mut f: impl FnMut(&ParamGroup, &Tensor, &Tensor, &mut Slot) -> Result<()>,
+    ) -> Result<()> {
         let nbuf = self.names.len() - 1;
         for (g, states) in self.groups.iter().zip(&mut self.state) {
             for (p, slot) in g.params.iter().zip(states.iter_mut()) {
@@ -125,19 +135,27 @@ impl Store {
                 }
                 let Some(grad) = p.grad() else { continue };
                 if grad.shape() != p.shape() {
-                    return Err(Error::shape("optimizer", p.shape(), grad.shape(), "gradient does not match its parameter"));
+                    return Err(Error::shape(
+                        "optimizer",
+                        p.shape(),
+                        grad.shape(),
+                        "gradient does not match its parameter",
+                    ));
                 }
                 // A gradient sharing the parameter's storage cannot be bound read-only next to
                 // the parameter's read-write binding.
                 let grad = if grad.same_storage(p) {
                     let c = Tensor::empty(p.gpu(), "optimizer", p.shape(), DType::F32)?;
-                    p.gpu().copy(grad.buffer(), 0, c.buffer(), 0, (p.numel() * 4) as u64);
+                    p.gpu()
+                        .copy(grad.buffer(), 0, c.buffer(), 0, (p.numel() * 4) as u64);
                     c
                 } else {
                     grad
                 };
                 if slot.is_none() {
-                    let bufs = (0..nbuf).map(|_| Tensor::zeros(p.gpu(), p.shape(), DType::F32)).collect::<Result<_>>()?;
+                    let bufs = (0..nbuf)
+                        .map(|_| Tensor::zeros(p.gpu(), p.shape(), DType::F32))
+                        .collect::<Result<_>>()?;
                     *slot = Some(Slot { bufs, step: 0 });
                 }
                 f(g, p, &grad, slot.as_mut().expect("state"))?;
@@ -165,29 +183,44 @@ impl Store {
     }
 
     fn load_state_dict(&mut self, entries: &[StateEntry]) -> Result<()> {
-        let mut map: HashMap<&str, &StateEntry> = entries.iter().map(|e| (e.0.as_str(), e)).collect();
+        let mut map: HashMap<&str, &StateEntry> =
+            entries.iter().map(|e| (e.0.as_str(), e)).collect();
         let nbuf = self.names.len() - 1;
         for (gi, g) in self.groups.iter().enumerate() {
             for (pi, p) in g.params.iter().enumerate() {
                 let keys: Vec<String> = self.names.iter().map(|n| Self::key(gi, pi, n)).collect();
-                let found: Vec<Option<&StateEntry>> = keys.iter().map(|k| map.remove(k.as_str())).collect();
+                let found: Vec<Option<&StateEntry>> =
+                    keys.iter().map(|k| map.remove(k.as_str())).collect();
                 if found.iter().all(Option::is_none) {
                     self.state[gi][pi] = None;
                     continue;
                 }
                 let mut bufs = Vec::with_capacity(nbuf);
                 for (k, e) in keys.iter().zip(&found).take(nbuf) {
-                    let e = e.ok_or_else(|| Error::invalid("load_state_dict", format!("{k} is missing")))?;
+                    let e = e.ok_or_else(|| {
+                        Error::invalid("load_state_dict", format!("{k} is missing"))
+                    })?;
                     if e.2 != p.shape() || e.1.len() != p.numel() {
-                        return Err(Error::shape("load_state_dict", p.shape(), &e.2, format!("{k} does not match its parameter")));
+                        return Err(Error::shape(
+                            "load_state_dict",
+                            p.shape(),
+                            &e.2,
+                            format!("{k} does not match its parameter"),
+                        ));
                     }
                     bufs.push(Tensor::from_f32(p.gpu(), &e.1, &e.2)?);
                 }
                 let k = &keys[nbuf];
-                let st = found[nbuf].ok_or_else(|| Error::invalid("load_state_dict", format!("{k} is missing")))?;
+                let st = found[nbuf]
+                    .ok_or_else(|| Error::invalid("load_state_dict", format!("{k} is missing")))?;
                 let step = match st.1.as_slice() {
                     [v] if *v >= 0.0 && v.fract() == 0.0 => *v as u64,
-                    v => return Err(Error::invalid("load_state_dict", format!("{k} should be one non-negative integer, got {v:?}"))),
+                    v => {
+                        return Err(Error::invalid(
+                            "load_state_dict",
+                            format!("{k} should be one non-negative integer, got {v:?}"),
+                        ))
+                    }
                 };
                 self.state[gi][pi] = Some(Slot { bufs, step });
             }
@@ -195,7 +228,10 @@ impl Store {
         if !map.is_empty() {
             let mut names: Vec<&str> = map.keys().copied().collect();
             names.sort();
-            return Err(Error::invalid("load_state_dict", format!("unknown state entries {names:?}")));
+            return Err(Error::invalid(
+                "load_state_dict",
+                format!("unknown state entries {names:?}"),
+            ));
         }
         Ok(())
     }
@@ -230,12 +266,22 @@ pub struct Sgd {
 impl Sgd {
     pub fn new(groups: Vec<ParamGroup>, cfg: SgdConfig) -> Result<Self> {
         if cfg.nesterov && cfg.momentum <= 0.0 {
-            return Err(Error::invalid("sgd", "nesterov momentum requires a momentum > 0"));
+            return Err(Error::invalid(
+                "sgd",
+                "nesterov momentum requires a momentum > 0",
+            ));
         }
         Ok(Sgd {
             cfg,
             // Like torch, plain SGD keeps no momentum buffer.
-            store: Store::new(groups, if cfg.momentum == 0.0 { &["step"] } else { &["momentum_buffer", "step"] })?,
+            store: Store::new(
+                groups,
+                if cfg.momentum == 0.0 {
+                    &["step"]
+                } else {
+                    &["momentum_buffer", "step"]
+                },
+            )?,
         })
     }
 }
@@ -256,10 +302,24 @@ impl Optimizer for Sgd {
             slot.step += 1;
             let grid = gpu.grid_1d(p.numel() as u64, 256);
             if cfg.momentum == 0.0 {
-                gpu.dispatch(SHADER, "sgd_plain", &[], &params, &[w(p.buffer()), r(grad.buffer())], grid)
+                gpu.dispatch(
+                    SHADER,
+                    "sgd_plain",
+                    &[],
+                    &params,
+                    &[w(p.buffer()), r(grad.buffer())],
+                    grid,
+                )
             } else {
                 let buf = slot.bufs[0].buffer();
-                gpu.dispatch(SHADER, "sgd_momentum", &[], &params, &[w(p.buffer()), r(grad.buffer()), w(buf)], grid)
+                gpu.dispatch(
+                    SHADER,
+                    "sgd_momentum",
+                    &[],
+                    &params,
+                    &[w(p.buffer()), r(grad.buffer()), w(buf)],
+                    grid,
+                )
             }
         })
     }
