@@ -1,0 +1,228 @@
+//! Channel concatenation, split and narrow for NCHW / [N, C] tensors. Shader:
+//! `shaders/concat.wgsl`. Concat's backward splits the gradient; narrow's backward places the
+//! gradient into a zero tensor of the input's shape with a gather kernel.
+
+use super::softmax::nc_inner;
+use crate::error::{Error, Result};
+use crate::gpu::{r, w};
+use crate::tensor::{DType, Tensor};
+
+const SHADER: &str = "concat";
+
+/// Mirrors `Params` in concat.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    inner: u32,
+    c_src: u32,
+    c_dst: u32,
+    off: u32,
+    len: u32,
+    _pad: [u32; 2],
+}
+
+fn with_channels(s: &[usize], c: usize) -> Vec<usize> {
+    let mut v = s.to_vec();
+    v[1] = c;
+    v
+}
+
+/// `x[:, start:start+len]` as a new tensor. Raw: no autograd.
+fn narrow_raw(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+    let (n, c, inner) = nc_inner("narrow_channels", x.shape())?;
+    let gpu = x.gpu();
+    let out = Tensor::empty(
+        gpu,
+        "narrow_channels",
+        &with_channels(x.shape(), len),
+        DType::F32,
+    )?;
+    let total = n * len * inner;
+    let p = Params {
+        n: total as u32,
+        inner: inner as u32,
+        c_src: c as u32,
+        c_dst: len as u32,
+        off: start as u32,
+        len: len as u32,
+        _pad: [0; 2],
+    };
+    gpu.dispatch(
+        SHADER,
+        "narrow",
+        &[],
+        &p,
+        &[r(x.buffer()), w(out.buffer())],
+        gpu.grid_1d(total as u64, 256),
+    )?;
+    Ok(out)
+}
+
+/// Zeros of `[N, c_full, ...]` with `g` in channels `start..start + len`. Raw: no autograd.
+fn place_raw(g: &Tensor, c_full: usize, start: usize) -> Result<Tensor> {
+    let (n, len, inner) = nc_inner("narrow_channels", g.shape())?;
+    let gpu = g.gpu();
+    let out = Tensor::empty(
+        gpu,
+        "narrow_channels",
+        &with_channels(g.shape(), c_full),
+        DType::F32,
+    )?;
+    let total = n * c_full * inner;
+    let p = Params {
+        n: total as u32,
+        inner: inner as u32,
+        c_src: len as u32,
+        c_dst: c_full as u32,
+        off: start as u32,
+        len: len as u32,
+        _pad: [0; 2],
+    };
+    gpu.dispatch(
+        SHADER,
+        "place",
+        &[],
+        &p,
+        &[r(g.buffer()), w(out.buffer())],
+        gpu.grid_1d(total as u64, 256),
+    )?;
+    Ok(out)
+}
+
+/// Concatenates tensors along channels (`dim` must be 1). All inputs are [N, C_i, H, W] (or
+/// [N, C_i]) with equal N, H, W.
+pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
+    const OP: &str = "concat";
+    if dim != 1 {
+        return Err(Error::invalid(
+            OP,
+            format!("only dim=1 (channels) is supported, got dim={dim}"),
+        ));
+    }
+    let first = xs.first().ok_or_else(|| Error::invalid(OP, "no inputs"))?;
+    let mut total_c = 0;
+    for x in xs {
+        x.expect_f32(OP)?;
+        nc_inner(OP, x.shape())?;
+        let same_rest = x.ndim() == first.ndim()
+            && x.shape()[0] == first.shape()[0]
+            && x.shape()[2..] == first.shape()[2..];
+        if !same_rest {
+            return Err(Error::shape(
+                OP,
+                first.shape(),
+                x.shape(),
+                "inputs must agree in every dim but 1",
+            ));
+        }
+        total_c += x.shape()[1];
+    }
+    let gpu = first.gpu();
+    let out_shape = with_channels(first.shape(), total_c);
+    let out = Tensor::empty(gpu, OP, &out_shape, DType::F32)?;
+    let mut offsets = Vec::with_capacity(xs.len());
+    let mut off = 0;
+    for x in xs {
+        let (_, c, inner) = nc_inner(OP, x.shape())?;
+        let p = Params {
+            n: x.numel() as u32,
+            inner: inner as u32,
+            c_src: c as u32,
+            c_dst: total_c as u32,
+            off: off as u32,
+            len: c as u32,
+            _pad: [0; 2],
+        };
+        gpu.dispatch(
+            SHADER,
+            "insert",
+            &[],
+            &p,
+            &[r(x.buffer()), w(out.buffer())],
+            gpu.grid_1d(x.numel() as u64, 256),
+        )?;
+        offsets.push((off, c));
+        off += c;
+    }
+    Ok(Tensor::from_op(out, OP, xs, move || {
+        Box::new(move |g: &Tensor, needs: &[bool]| {
+            offsets
+                .iter()
+                .zip(needs)
+                .map(|(&(o, c), &need)| {
+                    if need {
+                        narrow_raw(g, o, c).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                })
+                .collect()
+        })
+    }))
+}
+
+/// Channels `start..start + len` of `x` (like `x.narrow(1, start, len)`, but a copy).
+pub fn narrow_channels(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+    const OP: &str = "narrow_channels";
+    x.expect_f32(OP)?;
+    let (_, c, _) = nc_inner(OP, x.shape())?;
+    if start + len > c {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "channels {start}..{} exceed the {c} channels of shape {:?}",
+                start + len,
+                x.shape()
+            ),
+        ));
+    }
+    let out = narrow_raw(x, start, len)?;
+    Ok(Tensor::from_op(out, OP, &[x], move || {
+        Box::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(place_raw(g, c, start)?)]))
+    }))
+}
+
+/// Splits `x` along channels (`dim` must be 1) into pieces of `sizes` channels, which must sum
+/// to the channel count.
+pub fn split(x: &Tensor, sizes: &[usize], dim: usize) -> Result<Vec<Tensor>> {
+    const OP: &str = "split";
+    if dim != 1 {
+        return Err(Error::invalid(
+            OP,
+            format!("only dim=1 (channels) is supported, got dim={dim}"),
+        ));
+    }
+    let (_, c, _) = nc_inner(OP, x.shape())?;
+    if sizes.iter().sum::<usize>() != c {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "sizes {sizes:?} do not sum to the {c} channels of shape {:?}",
+                x.shape()
+            ),
+        ));
+    }
+    let mut start = 0;
+    sizes
+        .iter()
+        .map(|&len| {
+            let t = narrow_channels(x, start, len);
+            start += len;
+            t
+        })
+        .collect()
+}
+
+/// Parity-case evaluations of this module's ops.
+pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
+    use crate::testing::parity::{CaseCtx, Outputs};
+    Some(match name {
+        "concat" => |c: &CaseCtx| -> Result<Outputs> {
+            let dim = c.i64("dim", Some(1))? as usize;
+            let (a, b) = (c.input("a")?, c.input("b")?);
+            Ok(concat(&[&a, &b], dim)?.into())
+        },
+        _ => return None,
+    })
+}
