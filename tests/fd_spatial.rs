@@ -14,10 +14,14 @@ fn gpu() -> Arc<Gpu> {
 
 /// Deterministic uniform values in [-1, 1).
 fn uniform(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
         })
         .collect()
@@ -31,7 +35,9 @@ fn tie_free(n: usize, seed: u64) -> Vec<f32> {
         let j = (((u[i] as f64 + 1.0) / 2.0) * (i + 1) as f64) as usize % (i + 1);
         idx.swap(i, j);
     }
-    idx.into_iter().map(|k| k as f32 * 0.01 - n as f32 * 0.005).collect()
+    idx.into_iter()
+        .map(|k| k as f32 * 0.01 - n as f32 * 0.005)
+        .collect()
 }
 
 fn to64(v: &[f32]) -> Vec<f64> {
@@ -59,20 +65,37 @@ fn check(
     let got = to64(&y.to_vec_f32().unwrap());
     assert_eq!(got.len(), want.len(), "{name}: output size");
     let fw = worst_ratio(&got, &want, 1e-5, 1e-4);
-    assert!(fw <= 1.0, "{name}: forward differs from the f64 reference ({fw:.2} of tolerance)");
+    assert!(
+        fw <= 1.0,
+        "{name}: forward differs from the f64 reference ({fw:.2} of tolerance)"
+    );
 
     let up = uniform(y.numel(), 99);
     let up_t = Tensor::from_f32(&gpu, &up, y.shape()).unwrap();
     autograd::backward(&y, Some(up_t), false).unwrap();
     let up64 = to64(&up);
-    let mut loss = |v: &[f64]| reference(v).iter().zip(&up64).map(|(a, b)| a * b).sum::<f64>();
+    let mut loss = |v: &[f64]| {
+        reference(v)
+            .iter()
+            .zip(&up64)
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+    };
     let num = numeric_grad(&mut loss, &flat, 1e-4);
     let mut off = 0;
     for (k, ((d, _), p)) in inputs.iter().zip(&params).enumerate() {
-        let g = to64(&p.grad().unwrap_or_else(|| panic!("{name}: no gradient for input {k}")).to_vec_f32().unwrap());
+        let g = to64(
+            &p.grad()
+                .unwrap_or_else(|| panic!("{name}: no gradient for input {k}"))
+                .to_vec_f32()
+                .unwrap(),
+        );
         let n = &num[off..off + d.len()];
         let r = worst_ratio(&g, n, tol.0, tol.1);
-        assert!(r <= 1.0, "{name}: gradient of input {k} off by {r:.2} of tolerance\n got  {g:?}\n want {n:?}");
+        assert!(
+            r <= 1.0,
+            "{name}: gradient of input {k} off by {r:.2} of tolerance\n got  {g:?}\n want {n:?}"
+        );
         off += d.len();
     }
 }
@@ -157,10 +180,34 @@ fn avg_pool_ref(g: Geo, cip: bool, x: &[f64]) -> Vec<f64> {
 }
 
 const POOL_GEOS: [Geo; 4] = [
-    Geo { shape: [1, 2, 8, 8], k: [3, 3], s: [2, 2], p: [0, 0], ceil: true },
-    Geo { shape: [2, 1, 7, 9], k: [3, 3], s: [2, 2], p: [1, 1], ceil: true },
-    Geo { shape: [1, 1, 6, 5], k: [4, 3], s: [4, 3], p: [2, 1], ceil: true },
-    Geo { shape: [1, 2, 5, 6], k: [3, 2], s: [1, 2], p: [1, 0], ceil: false },
+    Geo {
+        shape: [1, 2, 8, 8],
+        k: [3, 3],
+        s: [2, 2],
+        p: [0, 0],
+        ceil: true,
+    },
+    Geo {
+        shape: [2, 1, 7, 9],
+        k: [3, 3],
+        s: [2, 2],
+        p: [1, 1],
+        ceil: true,
+    },
+    Geo {
+        shape: [1, 1, 6, 5],
+        k: [4, 3],
+        s: [4, 3],
+        p: [2, 1],
+        ceil: true,
+    },
+    Geo {
+        shape: [1, 2, 5, 6],
+        k: [3, 2],
+        s: [1, 2],
+        p: [1, 0],
+        ceil: false,
+    },
 ];
 
 #[test]
@@ -180,7 +227,12 @@ fn fd_max_pool2d() {
 #[test]
 fn max_pool2d_indices_are_plane_offsets() {
     let gpu = gpu();
-    let x = Tensor::from_f32(&gpu, &[1.0, 5.0, 2.0, 3.0, 9.0, 0.0, 4.0, 8.0, 7.0], &[1, 1, 3, 3]).unwrap();
+    let x = Tensor::from_f32(
+        &gpu,
+        &[1.0, 5.0, 2.0, 3.0, 9.0, 0.0, 4.0, 8.0, 7.0],
+        &[1, 1, 3, 3],
+    )
+    .unwrap();
     let (y, idx) = ops::max_pool2d_with_indices(&x, [2, 2], [1, 1], [0, 0], false).unwrap();
     assert_eq!(y.to_vec_f32().unwrap(), vec![9.0, 9.0, 9.0, 9.0]);
     assert_eq!(idx.to_vec_i32().unwrap(), vec![4, 4, 4, 4]);
@@ -225,7 +277,14 @@ fn adaptive_ref(shape: [usize; 4], o: [usize; 2], x: &[f64]) -> Vec<f64> {
 
 #[test]
 fn fd_adaptive_avg_pool2d() {
-    for (i, (shape, o)) in [([2, 2, 5, 7], [1, 1]), ([1, 2, 7, 5], [3, 4]), ([1, 1, 3, 2], [5, 4])].into_iter().enumerate() {
+    for (i, (shape, o)) in [
+        ([2, 2, 5, 7], [1, 1]),
+        ([1, 2, 7, 5], [3, 4]),
+        ([1, 1, 3, 2], [5, 4]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let x = uniform(shape.iter().product(), 30 + i as u64);
         check(
             &format!("adaptive_avg_pool2d {shape:?} -> {o:?}"),
@@ -252,7 +311,11 @@ fn taps(n_in: usize, n_out: usize, ac: bool) -> Vec<(usize, usize, f64, f64)> {
     };
     (0..n_out)
         .map(|d| {
-            let src = if ac { scale * d as f64 } else { (scale * (d as f64 + 0.5) - 0.5).max(0.0) };
+            let src = if ac {
+                scale * d as f64
+            } else {
+                (scale * (d as f64 + 0.5) - 0.5).max(0.0)
+            };
             let i0 = (src as usize).min(n_in - 1);
             let i1 = if i0 < n_in - 1 { i0 + 1 } else { i0 };
             let l1 = src - i0 as f64;
@@ -269,7 +332,10 @@ fn bilinear_ref(shape: [usize; 4], size: [usize; 2], ac: bool, x: &[f64]) -> Vec
         let at = |y: usize, xx: usize| x[pl * h * w + y * w + xx];
         for &(y0, y1, a0, a1) in &ty {
             for &(x0, x1, b0, b1) in &tx {
-                out.push(a0 * (b0 * at(y0, x0) + b1 * at(y0, x1)) + a1 * (b0 * at(y1, x0) + b1 * at(y1, x1)));
+                out.push(
+                    a0 * (b0 * at(y0, x0) + b1 * at(y0, x1))
+                        + a1 * (b0 * at(y1, x0) + b1 * at(y1, x1)),
+                );
             }
         }
     }
@@ -304,7 +370,9 @@ fn fd_upsample_bilinear2d() {
 fn nearest_ref(shape: [usize; 4], size: [usize; 2], x: &[f64]) -> Vec<f64> {
     let [n, c, h, w] = shape;
     // f32 arithmetic on purpose: PyTorch computes the source index in float.
-    let src = |d: usize, i: usize, o: usize| (((d as f32) * (i as f32 / o as f32)).floor() as usize).min(i - 1);
+    let src = |d: usize, i: usize, o: usize| {
+        (((d as f32) * (i as f32 / o as f32)).floor() as usize).min(i - 1)
+    };
     let mut out = Vec::new();
     for pl in 0..n * c {
         for oy in 0..size[0] {
@@ -354,7 +422,10 @@ fn bn_train_ref(shape: [usize; 4], eps: f64, v: &[f64]) -> Vec<f64> {
 #[test]
 fn fd_batch_norm2d_train() {
     let gpu = gpu();
-    for (i, shape) in [[2, 3, 3, 4], [4, 2, 1, 1], [1, 2, 3, 3]].into_iter().enumerate() {
+    for (i, shape) in [[2, 3, 3, 4], [4, 2, 1, 1], [1, 2, 3, 3]]
+        .into_iter()
+        .enumerate()
+    {
         let c = shape[1];
         let mut x = uniform(shape.iter().product(), 60 + i as u64);
         x.iter_mut().for_each(|v| *v = *v * 2.0 + 0.5);
@@ -386,13 +457,18 @@ fn fd_batch_norm2d_eval() {
         (0..nx)
             .map(|i| {
                 let ch = (i / 6) % c;
-                (v[i] - rm_h[ch] as f64) / (rv_h[ch] as f64 + 1e-5).sqrt() * v[nx + ch] + v[nx + c + ch]
+                (v[i] - rm_h[ch] as f64) / (rv_h[ch] as f64 + 1e-5).sqrt() * v[nx + ch]
+                    + v[nx + c + ch]
             })
             .collect()
     };
     check(
         "batch_norm2d eval",
-        &[(uniform(36, 90), shape.to_vec()), (uniform(c, 91), vec![c]), (uniform(c, 92), vec![c])],
+        &[
+            (uniform(36, 90), shape.to_vec()),
+            (uniform(c, 91), vec![c]),
+            (uniform(c, 92), vec![c]),
+        ],
         &|t| ops::batch_norm2d(&t[0], Some(&t[1]), Some(&t[2]), &rm, &rv, false, 0.1, 1e-5),
         &reference,
         (1e-4, 1e-3),
@@ -420,13 +496,25 @@ fn batch_norm2d_frozen_affine_still_passes_gradient_to_x() {
         let rm = Tensor::zeros(&gpu, &[2], advseg::DType::F32).unwrap();
         let rv = Tensor::full(&gpu, &[2], 1.0).unwrap();
         let y = ops::batch_norm2d(&x, Some(&wt), Some(&b), &rm, &rv, true, 0.1, 1e-5).unwrap();
-        autograd::backward(&y, Some(Tensor::from_f32(&gpu, &up, &shape).unwrap()), false).unwrap();
-        (x.grad().unwrap().to_vec_f32().unwrap(), wt.grad().is_some(), b.grad().is_some())
+        autograd::backward(
+            &y,
+            Some(Tensor::from_f32(&gpu, &up, &shape).unwrap()),
+            false,
+        )
+        .unwrap();
+        (
+            x.grad().unwrap().to_vec_f32().unwrap(),
+            wt.grad().is_some(),
+            b.grad().is_some(),
+        )
     };
     let (gx_free, w_free, b_free) = run(false);
     let (gx_frozen, w_frozen, b_frozen) = run(true);
     assert!(w_free && b_free);
-    assert!(!w_frozen && !b_frozen, "frozen affine parameters must not receive gradients");
+    assert!(
+        !w_frozen && !b_frozen,
+        "frozen affine parameters must not receive gradients"
+    );
     assert_eq!(gx_free, gx_frozen);
 }
 
@@ -443,7 +531,10 @@ fn batch_norm2d_updates_running_stats_in_place() {
     let want_m = [0.5 * 1.0 + 0.5 * 2.5, 0.5 * 2.0 + 0.5 * 4.5];
     let want_v = [0.5 + 0.5 * 17.0 / 3.0, 0.5 + 0.5 * 17.0 / 3.0];
     for k in 0..2 {
-        assert!((m[k] - want_m[k]).abs() < 1e-5 && (v[k] - want_v[k]).abs() < 1e-5, "got {m:?} {v:?}");
+        assert!(
+            (m[k] - want_m[k]).abs() < 1e-5 && (v[k] - want_v[k]).abs() < 1e-5,
+            "got {m:?} {v:?}"
+        );
     }
 }
 
@@ -456,7 +547,10 @@ fn batch_norm2d_errors() {
     let e = ops::batch_norm2d(&x, None, None, &rm, &rm, true, 0.1, 1e-5).unwrap_err();
     assert!(e.to_string().contains("more than 1 value"), "{e}");
     let e = ops::batch_norm2d(&x, Some(&bad), None, &rm, &rm, false, 0.1, 1e-5).unwrap_err();
-    assert!(e.to_string().contains("batch_norm2d") && e.to_string().contains("[3]"), "{e}");
+    assert!(
+        e.to_string().contains("batch_norm2d") && e.to_string().contains("[3]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -464,7 +558,10 @@ fn pool_and_resize_errors() {
     let gpu = gpu();
     let x = Tensor::zeros(&gpu, &[1, 1, 2, 2], advseg::DType::F32).unwrap();
     assert!(ops::max_pool2d(&x, [3, 3], [1, 1], [0, 0], false).is_err());
-    assert!(ops::max_pool2d(&x, [2, 2], [1, 1], [2, 2], false).is_err(), "padding > kernel/2");
+    assert!(
+        ops::max_pool2d(&x, [2, 2], [1, 1], [2, 2], false).is_err(),
+        "padding > kernel/2"
+    );
     assert!(ops::avg_pool2d(&x, [2, 2], [0, 0], [0, 0], false, true).is_err());
     let x3 = Tensor::zeros(&gpu, &[1, 2, 2], advseg::DType::F32).unwrap();
     assert!(ops::upsample_bilinear2d(&x3, [4, 4], false).is_err());
@@ -487,13 +584,30 @@ fn dropout_statistics_and_reproducibility() {
     assert!((dropped - 0.3).abs() < 0.018, "dropped fraction {dropped}");
     let scale = 1.0 / (1.0 - p);
     assert!(v.iter().all(|&a| a == 0.0 || (a - scale).abs() < 1e-6));
-    let same = ops::dropout(&x, p, true, 1234).unwrap().to_vec_f32().unwrap();
+    let same = ops::dropout(&x, p, true, 1234)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
     assert_eq!(v, same, "same seed must give the same mask");
-    let other = ops::dropout(&x, p, true, 1235).unwrap().to_vec_f32().unwrap();
-    let differ = v.iter().zip(&other).filter(|(a, b)| (**a == 0.0) != (**b == 0.0)).count() as f64 / n as f64;
+    let other = ops::dropout(&x, p, true, 1235)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let differ = v
+        .iter()
+        .zip(&other)
+        .filter(|(a, b)| (**a == 0.0) != (**b == 0.0))
+        .count() as f64
+        / n as f64;
     // Independent masks disagree with probability 2·p·(1−p) = 0.42.
-    assert!((differ - 0.42).abs() < 0.03, "masks of different seeds disagree on {differ}");
-    let hi = ops::dropout(&x, p, true, 1234 + (1u64 << 32)).unwrap().to_vec_f32().unwrap();
+    assert!(
+        (differ - 0.42).abs() < 0.03,
+        "masks of different seeds disagree on {differ}"
+    );
+    let hi = ops::dropout(&x, p, true, 1234 + (1u64 << 32))
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
     assert_ne!(v, hi, "the seed's high 32 bits must matter");
 
     // Backward multiplies by the same mask and scale.
@@ -511,11 +625,32 @@ fn dropout_eval_and_edge_probabilities() {
     let gpu = gpu();
     let d = uniform(64, 3);
     let x = Tensor::from_f32(&gpu, &d, &[64]).unwrap();
-    assert_eq!(ops::dropout(&x, 0.5, false, 1).unwrap().to_vec_f32().unwrap(), d, "eval mode is identity");
-    assert_eq!(ops::dropout(&x, 0.0, true, 1).unwrap().to_vec_f32().unwrap(), d);
-    assert!(ops::dropout(&x, 1.0, true, 1).unwrap().to_vec_f32().unwrap().iter().all(|&a| a == 0.0));
+    assert_eq!(
+        ops::dropout(&x, 0.5, false, 1)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap(),
+        d,
+        "eval mode is identity"
+    );
+    assert_eq!(
+        ops::dropout(&x, 0.0, true, 1)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap(),
+        d
+    );
+    assert!(ops::dropout(&x, 1.0, true, 1)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap()
+        .iter()
+        .all(|&a| a == 0.0));
     assert!(ops::dropout(&x, 1.5, true, 1).is_err());
-    assert!(ops::dropout2d(&x, 0.5, true, 1).is_err(), "dropout2d needs NCHW");
+    assert!(
+        ops::dropout2d(&x, 0.5, true, 1).is_err(),
+        "dropout2d needs NCHW"
+    );
 }
 
 #[test]
@@ -523,10 +658,16 @@ fn dropout2d_zeroes_whole_channels() {
     let gpu = gpu();
     let (n, c, hw) = (4, 64, 9);
     let x = Tensor::full(&gpu, &[n, c, 3, 3], 1.0).unwrap();
-    let v = ops::dropout2d(&x, 0.5, true, 42).unwrap().to_vec_f32().unwrap();
+    let v = ops::dropout2d(&x, 0.5, true, 42)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
     let mut dropped = 0;
     for plane in v.chunks(hw) {
-        assert!(plane.iter().all(|&a| a == plane[0]), "a channel was partly dropped: {plane:?}");
+        assert!(
+            plane.iter().all(|&a| a == plane[0]),
+            "a channel was partly dropped: {plane:?}"
+        );
         assert!(plane[0] == 0.0 || (plane[0] - 2.0).abs() < 1e-6);
         dropped += (plane[0] == 0.0) as usize;
     }

@@ -37,7 +37,12 @@ struct Params {
 fn check_param(name: &str, t: &Tensor, c: usize) -> Result<()> {
     t.expect_f32(OP)?;
     if t.shape() != [c] {
-        return Err(Error::shape(OP, t.shape(), &[c], format!("{name} must have one value per channel")));
+        return Err(Error::shape(
+            OP,
+            t.shape(),
+            &[c],
+            format!("{name} must have one value per channel"),
+        ));
     }
     Ok(())
 }
@@ -59,7 +64,16 @@ fn channel_affine(x: &Tensor, g: Option<&Tensor>, table: &GpuBuffer, p: Params) 
         "channel_affine",
         &[],
         &p,
-        &[r(x.buffer()), w(out.buffer()), gpu.unused(), gpu.unused(), gpu.unused(), gpu.unused(), r(table), gb],
+        &[
+            r(x.buffer()),
+            w(out.buffer()),
+            gpu.unused(),
+            gpu.unused(),
+            gpu.unused(),
+            gpu.unused(),
+            r(table),
+            gb,
+        ],
         gpu.grid_1d(x.numel() as u64, 256),
     )?;
     Ok(out)
@@ -100,7 +114,10 @@ pub fn batch_norm2d(
     check_param("running_mean", running_mean, c)?;
     check_param("running_var", running_var, c)?;
     if training && m <= 1 {
-        return Err(Error::invalid(OP, format!("training needs more than 1 value per channel, got input shape {s:?}")));
+        return Err(Error::invalid(
+            OP,
+            format!("training needs more than 1 value per channel, got input shape {s:?}"),
+        ));
     }
     if x.numel() == 0 {
         return Err(Error::invalid(OP, format!("empty input of shape {s:?}")));
@@ -146,9 +163,23 @@ pub fn batch_norm2d(
     if training {
         let mut binds = binds;
         binds[0] = r(x.buffer());
-        gpu.dispatch(SHADER, "batch_stats", &[], &base, &binds, gpu.grid_1d(c as u64 * 256, 256))?;
+        gpu.dispatch(
+            SHADER,
+            "batch_stats",
+            &[],
+            &base,
+            &binds,
+            gpu.grid_1d(c as u64 * 256, 256),
+        )?;
     } else {
-        gpu.dispatch(SHADER, "running_stats", &[], &base, &binds, gpu.grid_1d(c as u64, 256))?;
+        gpu.dispatch(
+            SHADER,
+            "running_stats",
+            &[],
+            &base,
+            &binds,
+            gpu.grid_1d(c as u64, 256),
+        )?;
     }
     let fwd = Params {
         om: 0,
@@ -175,7 +206,16 @@ pub fn batch_norm2d(
                 "bwd_reduce",
                 &[],
                 &base,
-                &[r(xd.buffer()), w(&bt), gpu.unused(), gpu.unused(), wb, gpu.unused(), r(&table), r(g.buffer())],
+                &[
+                    r(xd.buffer()),
+                    w(&bt),
+                    gpu.unused(),
+                    gpu.unused(),
+                    wb,
+                    gpu.unused(),
+                    r(&table),
+                    r(g.buffer()),
+                ],
                 gpu.grid_1d(c as u64 * 256, 256),
             )?;
             let mut grads = Vec::with_capacity(needs.len());
@@ -193,11 +233,19 @@ pub fn batch_norm2d(
             });
             let mut k = 1;
             if has_w {
-                grads.push(if needs[k] { Some(table_row(&bt, 1, c, gpu)?) } else { None });
+                grads.push(if needs[k] {
+                    Some(table_row(&bt, 1, c, gpu)?)
+                } else {
+                    None
+                });
                 k += 1;
             }
             if has_b {
-                grads.push(if needs[k] { Some(table_row(&bt, 0, c, gpu)?) } else { None });
+                grads.push(if needs[k] {
+                    Some(table_row(&bt, 0, c, gpu)?)
+                } else {
+                    None
+                });
             }
             Ok(grads)
         })

@@ -24,14 +24,31 @@ struct Params {
 fn apply(src: &Tensor, p: Params) -> Result<Tensor> {
     let gpu = src.gpu();
     let out = Tensor::empty(gpu, "dropout", src.shape(), DType::F32)?;
-    gpu.dispatch(SHADER, "apply", &[], &p, &[r(src.buffer()), w(out.buffer())], gpu.grid_1d(src.numel() as u64, 256))?;
+    gpu.dispatch(
+        SHADER,
+        "apply",
+        &[],
+        &p,
+        &[r(src.buffer()), w(out.buffer())],
+        gpu.grid_1d(src.numel() as u64, 256),
+    )?;
     Ok(out)
 }
 
-fn dropout_impl(op: &'static str, x: &Tensor, prob: f32, training: bool, seed: u64, group: usize) -> Result<Tensor> {
+fn dropout_impl(
+    op: &'static str,
+    x: &Tensor,
+    prob: f32,
+    training: bool,
+    seed: u64,
+    group: usize,
+) -> Result<Tensor> {
     x.expect_f32(op)?;
     if !(0.0..=1.0).contains(&prob) {
-        return Err(Error::invalid(op, format!("probability must be in [0, 1], got {prob}")));
+        return Err(Error::invalid(
+            op,
+            format!("probability must be in [0, 1], got {prob}"),
+        ));
     }
     if !training || prob == 0.0 {
         return Ok(x.clone());

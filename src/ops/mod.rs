@@ -8,9 +8,9 @@ pub mod pool;
 pub mod reduce;
 pub mod resize;
 
-pub use elementwise::*;
 pub use batchnorm::batch_norm2d;
 pub use dropout::{dropout, dropout2d};
+pub use elementwise::*;
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices};
 pub use reduce::{mean, mean_dims, sum, sum_dims, sum_to_shape};
 pub use resize::{upsample_bilinear2d, upsample_nearest2d};

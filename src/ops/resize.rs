@@ -38,7 +38,12 @@ fn check(op: &'static str, x: &Tensor, size: [usize; 2]) -> Result<()> {
     x.expect_f32(op)?;
     x.expect_ndim(op, 4)?;
     if size.contains(&0) || x.shape()[2] == 0 || x.shape()[3] == 0 {
-        return Err(Error::shape(op, x.shape(), &size, "input plane and output size must be non-empty"));
+        return Err(Error::shape(
+            op,
+            x.shape(),
+            &size,
+            "input plane and output size must be non-empty",
+        ));
     }
     Ok(())
 }
@@ -48,11 +53,25 @@ fn run(entry: &'static str, src: &Tensor, out_shape: &[usize], p: Params) -> Res
     let out = Tensor::empty(gpu, entry, out_shape, DType::F32)?;
     let n = out.numel();
     let p = Params { n: n as u32, ..p };
-    gpu.dispatch(SHADER, entry, &[], &p, &[r(src.buffer()), w(out.buffer())], gpu.grid_1d(n as u64, 256))?;
+    gpu.dispatch(
+        SHADER,
+        entry,
+        &[],
+        &p,
+        &[r(src.buffer()), w(out.buffer())],
+        gpu.grid_1d(n as u64, 256),
+    )?;
     Ok(out)
 }
 
-fn resize(op: &'static str, fwd: &'static str, bwd: &'static str, x: &Tensor, size: [usize; 2], p: Params) -> Result<Tensor> {
+fn resize(
+    op: &'static str,
+    fwd: &'static str,
+    bwd: &'static str,
+    x: &Tensor,
+    size: [usize; 2],
+    p: Params,
+) -> Result<Tensor> {
     let s = x.shape();
     let y = run(fwd, x, &[s[0], s[1], size[0], size[1]], p)?;
     let in_shape = s.to_vec();
@@ -104,7 +123,12 @@ pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
     use crate::testing::parity::{CaseCtx, Outputs};
     Some(match name {
         "upsample_bilinear2d" => |c: &CaseCtx| -> Result<Outputs> {
-            Ok(upsample_bilinear2d(&c.input("x")?, c.pair("size", None)?, c.bool("align_corners", Some(false))?)?.into())
+            Ok(upsample_bilinear2d(
+                &c.input("x")?,
+                c.pair("size", None)?,
+                c.bool("align_corners", Some(false))?,
+            )?
+            .into())
         },
         "upsample_nearest2d" => |c: &CaseCtx| -> Result<Outputs> {
             Ok(upsample_nearest2d(&c.input("x")?, c.pair("size", None)?)?.into())
