@@ -422,7 +422,8 @@ fn bn_train_ref(shape: [usize; 4], eps: f64, v: &[f64]) -> Vec<f64> {
 #[test]
 fn fd_batch_norm2d_train() {
     let gpu = gpu();
-    for (i, shape) in [[2, 3, 3, 4], [4, 2, 1, 1], [1, 2, 3, 3]]
+    // [2, 2, 16, 20]: 640 values per channel, so each invocation strides over several.
+    for (i, shape) in [[2, 3, 3, 4], [4, 2, 1, 1], [1, 2, 3, 3], [2, 2, 16, 20]]
         .into_iter()
         .enumerate()
     {
@@ -674,4 +675,26 @@ fn dropout2d_zeroes_whole_channels() {
     let frac = dropped as f64 / (n * c) as f64;
     // 256 planes: std ~0.031; 5 sigma.
     assert!((frac - 0.5).abs() < 0.16, "dropped channel fraction {frac}");
+}
+
+#[test]
+fn backward_passes_are_bitwise_deterministic() {
+    let gpu = gpu();
+    let shape = [2, 3, 9, 11];
+    let xd = uniform(shape.iter().product(), 200);
+    let up_bn = uniform(xd.len(), 201);
+    let run = || {
+        let x = Tensor::from_f32(&gpu, &xd, &shape).unwrap().into_param();
+        let rm = Tensor::zeros(&gpu, &[3], advseg::DType::F32).unwrap();
+        let rv = Tensor::full(&gpu, &[3], 1.0).unwrap();
+        let y = ops::batch_norm2d(&x, None, None, &rm, &rv, true, 0.1, 1e-5).unwrap();
+        let y = ops::max_pool2d(&y, [3, 3], [2, 2], [1, 1], true).unwrap();
+        let y = ops::upsample_bilinear2d(&y, [9, 11], false).unwrap();
+        let y = ops::avg_pool2d(&y, [3, 3], [1, 1], [1, 1], false, false).unwrap();
+        let up = Tensor::from_f32(&gpu, &up_bn, y.shape()).unwrap();
+        autograd::backward(&y, Some(up), false).unwrap();
+        x.grad().unwrap().to_vec_f32().unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
 }
