@@ -1,14 +1,22 @@
 //! Differentiable ops. Each module keeps an op's forward, its backward and the kernels they
 //! dispatch side by side; the WGSL lives in `shaders/<module>.wgsl` unless noted.
 
+pub mod batchnorm;
 pub mod concat;
+pub mod dropout;
 pub mod elementwise;
 pub mod loss;
+pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod softmax;
 
+pub use batchnorm::batch_norm2d;
+pub use dropout::{dropout, dropout2d};
 pub use elementwise::*;
+pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices};
 pub use reduce::{mean, mean_dims, sum, sum_dims, sum_to_shape};
+pub use resize::{upsample_bilinear2d, upsample_nearest2d};
 
 /// Right-aligns a shape of up to 4 dims into 4 (leading 1s).
 pub(crate) fn dims4(op: &'static str, s: &[usize]) -> crate::Result<[usize; 4]> {
@@ -41,4 +49,7 @@ pub fn parity_op(name: &str) -> Option<crate::testing::parity::OpFn> {
         .or_else(|| softmax::parity(name))
         .or_else(|| loss::parity(name))
         .or_else(|| concat::parity(name))
+        .or_else(|| pool::parity(name))
+        .or_else(|| resize::parity(name))
+        .or_else(|| batchnorm::parity(name))
 }

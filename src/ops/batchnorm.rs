@@ -1,0 +1,282 @@
+//! 2-d batch normalisation with PyTorch semantics: batch statistics and an in-place running-stat
+//! update in training mode, running statistics in eval mode; gradients for x, weight and bias
+//! (each only when asked for, so frozen affine parameters cost nothing).
+//! Shader: `shaders/batchnorm.wgsl`.
+
+use crate::error::{Error, Result};
+use crate::gpu::{r, w, GpuBuffer};
+use crate::tensor::{DType, Tensor};
+use std::sync::Arc;
+
+const SHADER: &str = "batchnorm";
+const OP: &str = "batch_norm2d";
+
+const TRAIN: u32 = 1;
+const HAS_WEIGHT: u32 = 2;
+const HAS_BIAS: u32 = 4;
+const UPDATE_RUNNING: u32 = 8;
+
+/// Mirrors `Params` in batchnorm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    hw: u32,
+    m: u32,
+    eps: f32,
+    momentum: f32,
+    flags: u32,
+    use_g: u32,
+    om: u32,
+    oa: u32,
+    ob: u32,
+    ok: u32,
+}
+
+fn check_param(name: &str, t: &Tensor, c: usize) -> Result<()> {
+    t.expect_f32(OP)?;
+    if t.shape() != [c] {
+        return Err(Error::shape(
+            OP,
+            t.shape(),
+            &[c],
+            format!("{name} must have one value per channel"),
+        ));
+    }
+    Ok(())
+}
+
+/// Per-element pass `out = (x − T[om]) · T[oa] + T[ok] (+ g · T[ob])`, channel-indexed.
+fn channel_affine(x: &Tensor, g: Option<&Tensor>, table: &GpuBuffer, p: Params) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, OP, x.shape(), DType::F32)?;
+    let p = Params {
+        use_g: g.is_some() as u32,
+        ..p
+    };
+    let gb = match g {
+        Some(g) => r(g.buffer()),
+        None => gpu.unused(),
+    };
+    gpu.dispatch(
+        SHADER,
+        "channel_affine",
+        &[],
+        &p,
+        &[
+            r(x.buffer()),
+            w(out.buffer()),
+            gpu.unused(),
+            gpu.unused(),
+            gpu.unused(),
+            gpu.unused(),
+            r(table),
+            gb,
+        ],
+        gpu.grid_1d(x.numel() as u64, 256),
+    )?;
+    Ok(out)
+}
+
+/// A `[c]` tensor copied out of a per-channel table at row `row`.
+fn table_row(table: &GpuBuffer, row: usize, c: usize, gpu: &Arc<crate::Gpu>) -> Result<Tensor> {
+    let t = Tensor::empty(gpu, OP, &[c], DType::F32)?;
+    gpu.copy(table, (row * c * 4) as u64, t.buffer(), 0, (c * 4) as u64);
+    Ok(t)
+}
+
+/// `F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)` for NCHW
+/// `x`. In training mode the running statistics are updated in place on the GPU
+/// (`running = (1 − m)·running + m·batch`, unbiased variance for `running_var`); they never
+/// receive gradients.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<Tensor> {
+    x.expect_f32(OP)?;
+    x.expect_ndim(OP, 4)?;
+    let s = x.shape().to_vec();
+    let (c, hw) = (s[1], s[2] * s[3]);
+    let m = s[0] * hw;
+    for (name, t) in [("weight", weight), ("bias", bias)] {
+        if let Some(t) = t {
+            check_param(name, t, c)?;
+        }
+    }
+    check_param("running_mean", running_mean, c)?;
+    check_param("running_var", running_var, c)?;
+    if training && m <= 1 {
+        return Err(Error::invalid(
+            OP,
+            format!("training needs more than 1 value per channel, got input shape {s:?}"),
+        ));
+    }
+    if x.numel() == 0 {
+        return Err(Error::invalid(OP, format!("empty input of shape {s:?}")));
+    }
+    let gpu = x.gpu();
+    let mut flags = 0;
+    if training {
+        flags |= TRAIN | UPDATE_RUNNING;
+    }
+    if weight.is_some() {
+        flags |= HAS_WEIGHT;
+    }
+    if bias.is_some() {
+        flags |= HAS_BIAS;
+    }
+    let base = Params {
+        n: x.numel() as u32,
+        c: c as u32,
+        hw: hw as u32,
+        m: m as u32,
+        eps,
+        momentum,
+        flags,
+        use_g: 0,
+        om: 0,
+        oa: 0,
+        ob: 0,
+        ok: 0,
+    };
+    let wb = weight.map_or_else(|| gpu.unused(), |t| r(t.buffer()));
+    let bb = bias.map_or_else(|| gpu.unused(), |t| r(t.buffer()));
+    // Forward table [mean | invstd | scale | shift]; kept for the backward (in eval mode it is a
+    // snapshot, so a later running-stat update cannot change this step's gradient).
+    let table = Arc::new(gpu.alloc(OP, (4 * c * 4) as u64)?);
+    let binds = [
+        gpu.unused(),
+        w(&table),
+        w(running_mean.buffer()),
+        w(running_var.buffer()),
+        wb,
+        bb,
+    ];
+    if training {
+        let mut binds = binds;
+        binds[0] = r(x.buffer());
+        gpu.dispatch(
+            SHADER,
+            "batch_stats",
+            &[],
+            &base,
+            &binds,
+            gpu.grid_1d(c as u64 * 256, 256),
+        )?;
+    } else {
+        gpu.dispatch(
+            SHADER,
+            "running_stats",
+            &[],
+            &base,
+            &binds,
+            gpu.grid_1d(c as u64, 256),
+        )?;
+    }
+    let fwd = Params {
+        om: 0,
+        oa: (2 * c) as u32,
+        ok: (3 * c) as u32,
+        ..base
+    };
+    let y = channel_affine(x, None, &table, fwd)?;
+
+    let mut inputs = vec![x];
+    inputs.extend(weight);
+    inputs.extend(bias);
+    let (has_w, has_b) = (weight.is_some(), bias.is_some());
+    let xd = x.detach();
+    let wd = weight.map(Tensor::detach);
+    Ok(Tensor::from_op(y, OP, &inputs, move || {
+        Box::new(move |g: &Tensor, needs: &[bool]| {
+            let gpu = g.gpu();
+            // Backward table [Σg | Σg·x̂ | mean | k_x | k_g | k_0].
+            let bt = gpu.alloc(OP, (6 * c * 4) as u64)?;
+            let wb = wd.as_ref().map_or_else(|| gpu.unused(), |t| r(t.buffer()));
+            gpu.dispatch(
+                SHADER,
+                "bwd_reduce",
+                &[],
+                &base,
+                &[
+                    r(xd.buffer()),
+                    w(&bt),
+                    gpu.unused(),
+                    gpu.unused(),
+                    wb,
+                    gpu.unused(),
+                    r(&table),
+                    r(g.buffer()),
+                ],
+                gpu.grid_1d(c as u64 * 256, 256),
+            )?;
+            let mut grads = Vec::with_capacity(needs.len());
+            grads.push(if needs[0] {
+                let p = Params {
+                    om: (2 * c) as u32,
+                    oa: (3 * c) as u32,
+                    ob: (4 * c) as u32,
+                    ok: (5 * c) as u32,
+                    ..base
+                };
+                Some(channel_affine(&xd, Some(g), &bt, p)?)
+            } else {
+                None
+            });
+            let mut k = 1;
+            if has_w {
+                grads.push(if needs[k] {
+                    Some(table_row(&bt, 1, c, gpu)?)
+                } else {
+                    None
+                });
+                k += 1;
+            }
+            if has_b {
+                grads.push(if needs[k] {
+                    Some(table_row(&bt, 0, c, gpu)?)
+                } else {
+                    None
+                });
+            }
+            Ok(grads)
+        })
+    }))
+}
+
+/// Parity-case evaluations of this module's ops.
+pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
+    use crate::testing::parity::{CaseCtx, Outputs};
+    Some(match name {
+        "batch_norm2d" => |c: &CaseCtx| -> Result<Outputs> {
+            let x = c.input("x")?;
+            let weight = c.opt_input("weight")?;
+            let bias = c.opt_input("bias")?;
+            let rm = c.input("running_mean")?;
+            let rv = c.input("running_var")?;
+            let out = batch_norm2d(
+                &x,
+                weight.as_ref(),
+                bias.as_ref(),
+                &rm,
+                &rv,
+                c.bool("training", None)?,
+                c.f32("momentum", Some(0.1))?,
+                c.f32("eps", Some(1e-5))?,
+            )?;
+            Ok(Outputs {
+                out,
+                extra: vec![("running_mean".into(), rm), ("running_var".into(), rv)],
+            })
+        },
+        _ => return None,
+    })
+}

@@ -1,0 +1,138 @@
+//! Spatial resizing with PyTorch semantics: `upsample_bilinear2d` (both align_corners modes, up
+//! and down) and `upsample_nearest2d`, each with a gather backward. Shader: `shaders/resize.wgsl`.
+
+use crate::error::{Error, Result};
+use crate::gpu::{r, w};
+use crate::tensor::{DType, Tensor};
+
+const SHADER: &str = "resize";
+
+/// Mirrors `Params` in resize.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    ih: u32,
+    iw: u32,
+    oh: u32,
+    ow: u32,
+    align_corners: u32,
+    scale_h: f32,
+    scale_w: f32,
+}
+
+/// PyTorch's `area_pixel_compute_scale` for a size-given resize (no scale factor).
+fn bilinear_scale(n_in: usize, n_out: usize, align_corners: bool) -> f32 {
+    if align_corners {
+        if n_out > 1 {
+            (n_in as f32 - 1.0) / (n_out as f32 - 1.0)
+        } else {
+            0.0
+        }
+    } else {
+        n_in as f32 / n_out as f32
+    }
+}
+
+fn check(op: &'static str, x: &Tensor, size: [usize; 2]) -> Result<()> {
+    x.expect_f32(op)?;
+    x.expect_ndim(op, 4)?;
+    if size.contains(&0) || x.shape()[2] == 0 || x.shape()[3] == 0 {
+        return Err(Error::shape(
+            op,
+            x.shape(),
+            &size,
+            "input plane and output size must be non-empty",
+        ));
+    }
+    Ok(())
+}
+
+fn run(entry: &'static str, src: &Tensor, out_shape: &[usize], p: Params) -> Result<Tensor> {
+    let gpu = src.gpu();
+    let out = Tensor::empty(gpu, entry, out_shape, DType::F32)?;
+    let n = out.numel();
+    let p = Params { n: n as u32, ..p };
+    gpu.dispatch(
+        SHADER,
+        entry,
+        &[],
+        &p,
+        &[r(src.buffer()), w(out.buffer())],
+        gpu.grid_1d(n as u64, 256),
+    )?;
+    Ok(out)
+}
+
+fn resize(
+    op: &'static str,
+    fwd: &'static str,
+    bwd: &'static str,
+    x: &Tensor,
+    size: [usize; 2],
+    p: Params,
+) -> Result<Tensor> {
+    let s = x.shape();
+    let y = run(fwd, x, &[s[0], s[1], size[0], size[1]], p)?;
+    let in_shape = s.to_vec();
+    Ok(Tensor::from_op(y, op, &[x], move || {
+        Box::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(run(bwd, g, &in_shape, p)?)]))
+    }))
+}
+
+/// Bilinear resize of NCHW `x` to `size` = [h, w], like
+/// `F.interpolate(x, size, mode="bilinear", align_corners=...)`.
+pub fn upsample_bilinear2d(x: &Tensor, size: [usize; 2], align_corners: bool) -> Result<Tensor> {
+    const OP: &str = "upsample_bilinear2d";
+    check(OP, x, size)?;
+    let s = x.shape();
+    let p = Params {
+        n: 0,
+        ih: s[2] as u32,
+        iw: s[3] as u32,
+        oh: size[0] as u32,
+        ow: size[1] as u32,
+        align_corners: align_corners as u32,
+        scale_h: bilinear_scale(s[2], size[0], align_corners),
+        scale_w: bilinear_scale(s[3], size[1], align_corners),
+    };
+    resize(OP, "bilinear_fwd", "bilinear_bwd", x, size, p)
+}
+
+/// Nearest resize of NCHW `x` to `size`, like `F.interpolate(x, size, mode="nearest")`.
+pub fn upsample_nearest2d(x: &Tensor, size: [usize; 2]) -> Result<Tensor> {
+    const OP: &str = "upsample_nearest2d";
+    check(OP, x, size)?;
+    let s = x.shape();
+    // f32 division exactly as PyTorch's compute_scales_value<float>, so floor() picks the same pixel.
+    let p = Params {
+        n: 0,
+        ih: s[2] as u32,
+        iw: s[3] as u32,
+        oh: size[0] as u32,
+        ow: size[1] as u32,
+        align_corners: 0,
+        scale_h: s[2] as f32 / size[0] as f32,
+        scale_w: s[3] as f32 / size[1] as f32,
+    };
+    resize(OP, "nearest_fwd", "nearest_bwd", x, size, p)
+}
+
+/// Parity-case evaluations of this module's ops.
+pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
+    use crate::testing::parity::{CaseCtx, Outputs};
+    Some(match name {
+        "upsample_bilinear2d" => |c: &CaseCtx| -> Result<Outputs> {
+            Ok(upsample_bilinear2d(
+                &c.input("x")?,
+                c.pair("size", None)?,
+                c.bool("align_corners", Some(false))?,
+            )?
+            .into())
+        },
+        "upsample_nearest2d" => |c: &CaseCtx| -> Result<Outputs> {
+            Ok(upsample_nearest2d(&c.input("x")?, c.pair("size", None)?)?.into())
+        },
+        _ => return None,
+    })
+}
