@@ -187,7 +187,7 @@ impl Gpu {
 
     /// A storage buffer of at least `bytes` bytes from the pool; contents are undefined.
     pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: u64) -> Result<GpuBuffer> {
-        let limit = self.limits.max_storage_buffer_binding_size as u64;
+        let limit = self.limits.max_storage_buffer_binding_size;
         if bytes > limit {
             return Err(Error::TooLarge { op, bytes, limit });
         }
@@ -251,7 +251,7 @@ impl Gpu {
             ));
         }
         self.flush()?;
-        if data.len() % 4 == 0 {
+        if data.len().is_multiple_of(4) {
             self.queue.write_buffer(b.raw(), offset, data);
         } else {
             let mut padded = data.to_vec();

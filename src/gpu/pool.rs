@@ -11,7 +11,11 @@ pub fn size_class(bytes: u64) -> u64 {
         return b.div_ceil(256) * 256;
     }
     // Step of an eighth of the power of two at or below b: at most 12.5% waste.
-    let p = if b.is_power_of_two() { b } else { b.next_power_of_two() / 2 };
+    let p = if b.is_power_of_two() {
+        b
+    } else {
+        b.next_power_of_two() / 2
+    };
     let step = p / 8;
     b.div_ceil(step) * step
 }

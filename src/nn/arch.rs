@@ -29,7 +29,7 @@ pub enum Net {
     ResNet(ResNet),
     Vgg16(Vgg16),
     DeepLabV2(DeepLabV2),
-    FcDisc(FcDiscriminator),
+    FcDisc(Box<FcDiscriminator>),
     Tiny(super::tiny::Tiny),
 }
 
@@ -71,7 +71,7 @@ pub fn build(arch: &str, classes: usize) -> Result<Model> {
             Net::DeepLabV2(DeepLabV2::new(&mut store, 50, classes).expect("known depth"))
         }
         "tiny" => Net::Tiny(super::tiny::Tiny::new(&mut store, classes)),
-        "fcdisc" => Net::FcDisc(FcDiscriminator::new(&mut store, "", classes, 64)),
+        "fcdisc" => Net::FcDisc(Box::new(FcDiscriminator::new(&mut store, "", classes, 64))),
         _ => {
             let names: Vec<&str> = ARCHS.iter().map(|a| a.0).collect();
             return Err(Error::invalid(

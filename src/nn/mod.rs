@@ -12,5 +12,5 @@ pub use layers::{BatchNorm2d, BnMode, Conv2d, ConvCfg, Linear};
 pub mod arch;
 pub mod deeplab;
 pub mod disc;
-pub mod vgg;
 pub mod tiny;
+pub mod vgg;

@@ -18,12 +18,24 @@ pub struct Tiny {
 
 impl Tiny {
     pub fn new(store: &mut ParamStore, classes: usize) -> Tiny {
-        let k = ConvCfg::default().no_bias().init(Init::KaimingNormalFanOut).padding(1);
+        let k = ConvCfg::default()
+            .no_bias()
+            .init(Init::KaimingNormalFanOut)
+            .padding(1);
         let [w0, w1, w2] = TINY_WIDTH;
         let stages = vec![
-            (Conv2d::new(store, "stage1.conv", 3, w0, 3, k.stride(2)), BatchNorm2d::new(store, "stage1.bn", w0)),
-            (Conv2d::new(store, "stage2.conv", w0, w1, 3, k.stride(2)), BatchNorm2d::new(store, "stage2.bn", w1)),
-            (Conv2d::new(store, "stage3.conv", w1, w2, 3, k.padding(2).dilation(2)), BatchNorm2d::new(store, "stage3.bn", w2)),
+            (
+                Conv2d::new(store, "stage1.conv", 3, w0, 3, k.stride(2)),
+                BatchNorm2d::new(store, "stage1.bn", w0),
+            ),
+            (
+                Conv2d::new(store, "stage2.conv", w0, w1, 3, k.stride(2)),
+                BatchNorm2d::new(store, "stage2.bn", w1),
+            ),
+            (
+                Conv2d::new(store, "stage3.conv", w1, w2, 3, k.padding(2).dilation(2)),
+                BatchNorm2d::new(store, "stage3.bn", w2),
+            ),
         ];
         let aspp = AsppV2::new(store, "aspp", w2, classes, &TINY_RATES);
         Tiny { stages, aspp }
