@@ -50,6 +50,9 @@ pub enum Error {
     #[error("{path}: {why}")]
     File { path: PathBuf, why: String },
 
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -67,7 +70,12 @@ impl Error {
             why: why.into(),
         }
     }
-    pub(crate) fn shape(op: &'static str, a: &[usize], b: &[usize], why: impl Into<String>) -> Self {
+    pub(crate) fn shape(
+        op: &'static str,
+        a: &[usize],
+        b: &[usize],
+        why: impl Into<String>,
+    ) -> Self {
         Error::Shape {
             op,
             a: a.to_vec(),

@@ -4,8 +4,10 @@
 //! [`autograd`] → [`ops`] (differentiable ops over WGSL kernels) → [`optim`].
 
 pub mod autograd;
+pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod metrics;
 pub mod ops;
 pub mod tensor;
 pub mod testing;

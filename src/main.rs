@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "advseg", version, about = "Adversarial, semi- and weakly-supervised semantic segmentation on any GPU")]
+#[command(
+    name = "advseg",
+    version,
+    about = "Adversarial, semi- and weakly-supervised semantic segmentation on any GPU"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Command,
@@ -21,6 +25,11 @@ enum Command {
         #[command(subcommand)]
         what: cli::bench::BenchCmd,
     },
+    /// Dataset tools.
+    Data {
+        #[command(subcommand)]
+        what: cli::data::DataCmd,
+    },
 }
 
 fn main() -> Result<()> {
@@ -28,5 +37,6 @@ fn main() -> Result<()> {
     match cli.cmd {
         Command::Info => cli::info::run(),
         Command::Bench { what } => cli::bench::run(what),
+        Command::Data { what } => cli::data::run(what),
     }
 }

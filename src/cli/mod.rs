@@ -1,3 +1,4 @@
 //! Subcommand implementations of the `advseg` binary.
 pub mod bench;
+pub mod data;
 pub mod info;
