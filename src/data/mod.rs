@@ -101,3 +101,16 @@ pub trait Dataset: Send + Sync {
 
 /// Split names that every dataset accepts (folder datasets also take any list file's stem).
 pub const SPLITS: [&str; 2] = ["train", "val"];
+
+impl std::fmt::Debug for dyn Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{} ({} samples, {} classes)",
+            self.kind(),
+            self.split(),
+            self.len(),
+            self.num_classes()
+        )
+    }
+}
