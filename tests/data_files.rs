@@ -44,7 +44,9 @@ fn open_str(spec: &str, split: &str) -> Arc<dyn Dataset> {
 }
 
 fn open_err(spec: &str, split: &str) -> String {
-    open(&spec.parse::<DataSpec>().unwrap(), split).unwrap_err().to_string()
+    open(&spec.parse::<DataSpec>().unwrap(), split)
+        .unwrap_err()
+        .to_string()
 }
 
 /// good: a, b; bad: c (label wrong size), d (label value 30), e (truncated JPEG),
@@ -53,7 +55,11 @@ fn make_voc(root: &Path) {
     let (w, h) = (20, 12);
     let pal = voc_palette();
     for n in ["a", "b", "c", "d", "e", "g"] {
-        write_image(&root.join(format!("JPEGImages/{n}.jpg")), w as u32, h as u32);
+        write_image(
+            &root.join(format!("JPEGImages/{n}.jpg")),
+            w as u32,
+            h as u32,
+        );
     }
     truncate(&root.join("JPEGImages/e.jpg"));
     let seg = root.join("SegmentationClass");
@@ -86,7 +92,10 @@ fn voc_layout_reads_palette_indices_and_names_bad_files() {
     make_voc(&root);
     let spec = format!("voc:{}", root.display());
     let train = open_str(&spec, "train");
-    assert_eq!((train.len(), train.num_classes(), train.ignore_index()), (2, 21, 255));
+    assert_eq!(
+        (train.len(), train.num_classes(), train.ignore_index()),
+        (2, 21, 255)
+    );
     assert_eq!(train.class_names()[15], "person");
     assert_eq!(train.colours()[1], [128, 0, 0]);
     let a = train.get(0).unwrap();
@@ -108,9 +117,15 @@ fn voc_layout_reads_palette_indices_and_names_bad_files() {
     let val = open_str(&spec, "val");
     let err = |i: usize| val.get(i).unwrap_err().to_string();
     let e = err(1);
-    assert!(e.contains("c.png") && e.contains("21x12") && e.contains("c.jpg") && e.contains("20x12"), "{e}");
+    assert!(
+        e.contains("c.png") && e.contains("21x12") && e.contains("c.jpg") && e.contains("20x12"),
+        "{e}"
+    );
     let e = err(2);
-    assert!(e.contains("d.png") && e.contains("label value 30") && e.contains("(x=0, y=1)"), "{e}");
+    assert!(
+        e.contains("d.png") && e.contains("label value 30") && e.contains("(x=0, y=1)"),
+        "{e}"
+    );
     let e = err(3);
     assert!(e.contains("e.jpg") && e.contains("truncated"), "{e}");
     let e = err(4);
@@ -120,7 +135,10 @@ fn voc_layout_reads_palette_indices_and_names_bad_files() {
 
     let rep = check(val.as_ref(), None, 2);
     assert_eq!(rep.checked, 6);
-    assert_eq!(rep.bad.iter().map(|b| b.1.as_str()).collect::<Vec<_>>(), ["c", "d", "e", "f", "g"]);
+    assert_eq!(
+        rep.bad.iter().map(|b| b.1.as_str()).collect::<Vec<_>>(),
+        ["c", "d", "e", "f", "g"]
+    );
     assert_eq!(rep.sizes.get(&(12, 20)), Some(&1));
     assert_eq!(rep.class_pixels[15], 80);
     assert_eq!(rep.ignore_pixels, 80);
@@ -149,30 +167,64 @@ fn cityscapes_layout_maps_label_ids_to_train_ids() {
     write_image(&img("train", "bremen", "bremen_000000_000019"), w, h);
     let (wu, hu) = (w as usize, h as usize);
     // ids: 7 road → 0, 26 car → 13, 0 unlabeled → ignore, 33 bicycle → 18, 4 static → ignore.
-    write_gray_png(&gt("train", "aachen", "aachen_000000_000019"), wu, hu, &label(wu, hu, &[7, 26, 0, 33, 4])).unwrap();
-    write_gray_png(&gt("train", "aachen", "aachen_000001_000019"), wu, hu, &label(wu, hu, &[7, 40])).unwrap();
+    write_gray_png(
+        &gt("train", "aachen", "aachen_000000_000019"),
+        wu,
+        hu,
+        &label(wu, hu, &[7, 26, 0, 33, 4]),
+    )
+    .unwrap();
+    write_gray_png(
+        &gt("train", "aachen", "aachen_000001_000019"),
+        wu,
+        hu,
+        &label(wu, hu, &[7, 40]),
+    )
+    .unwrap();
     // bremen has no ground truth file.
     write_image(&img("val", "lindau", "lindau_000000_000019"), w, h);
-    write_gray_png(&gt("val", "lindau", "lindau_000000_000019"), wu, hu, &label(wu, hu, &[21])).unwrap();
+    write_gray_png(
+        &gt("val", "lindau", "lindau_000000_000019"),
+        wu,
+        hu,
+        &label(wu, hu, &[21]),
+    )
+    .unwrap();
     truncate(&img("val", "lindau", "lindau_000000_000019"));
 
     let spec = format!("cityscapes:{}", root.display());
     let ds = open_str(&spec, "train");
     assert_eq!((ds.len(), ds.num_classes()), (3, 19));
-    assert_eq!(ds.name(0), "aachen_000000_000019", "sorted by city then file");
+    assert_eq!(
+        ds.name(0),
+        "aachen_000000_000019",
+        "sorted by city then file"
+    );
     let s = ds.get(0).unwrap();
     let rows: Vec<u8> = (0..5).map(|r| s.label.data[r * wu]).collect();
     assert_eq!(rows, vec![0, 13, 255, 18, 255]);
     assert_eq!(s.image_labels.iter().filter(|&&p| p).count(), 3);
     let e = ds.get(1).unwrap_err().to_string();
-    assert!(e.contains("aachen_000001_000019_gtFine_labelIds.png") && e.contains("label value 40"), "{e}");
+    assert!(
+        e.contains("aachen_000001_000019_gtFine_labelIds.png") && e.contains("label value 40"),
+        "{e}"
+    );
     let e = ds.get(2).unwrap_err().to_string();
-    assert!(e.contains("bremen_000000_000019_gtFine_labelIds.png") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("bremen_000000_000019_gtFine_labelIds.png") && e.contains("missing"),
+        "{e}"
+    );
     let val = open_str(&spec, "val");
     let e = val.get(0).unwrap_err().to_string();
-    assert!(e.contains("lindau_000000_000019_leftImg8bit.png") && e.contains("truncated"), "{e}");
+    assert!(
+        e.contains("lindau_000000_000019_leftImg8bit.png") && e.contains("truncated"),
+        "{e}"
+    );
     let e = open_err(&spec, "test");
-    assert!(e.contains("leftImg8bit/test") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("leftImg8bit/test") && e.contains("missing"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(root);
 }
 
@@ -185,7 +237,14 @@ fn folder_layout_with_and_without_classes_toml() {
     }
     write_gray_png(&root.join("labels/x.png"), w, h, &label(w, h, &[0, 1])).unwrap();
     write_gray_png(&root.join("labels/y.png"), w, h, &label(w, h, &[2, 255])).unwrap();
-    write_palette_png(&root.join("labels/z.png"), w, h, &label(w, h, &[1]), &voc_palette()).unwrap();
+    write_palette_png(
+        &root.join("labels/z.png"),
+        w,
+        h,
+        &label(w, h, &[1]),
+        &voc_palette(),
+    )
+    .unwrap();
     let spec = format!("folder:{}", root.display());
 
     // No lists, no classes.toml: every image is train; classes 0..=max seen.
@@ -212,7 +271,10 @@ fn folder_layout_with_and_without_classes_toml() {
     assert!(ds.get(1).is_ok());
     let val = open_str(&spec, "val");
     let e = val.get(0).unwrap_err().to_string();
-    assert!(e.contains("y.png") && e.contains("label value 2") && e.contains("0..2"), "{e}");
+    assert!(
+        e.contains("y.png") && e.contains("label value 2") && e.contains("0..2"),
+        "{e}"
+    );
 
     std::fs::write(root.join("classes.toml"), "[[classes]]\nnaem = \"sky\"\n").unwrap();
     let e = open_err(&spec, "train");
@@ -226,12 +288,25 @@ fn data_check_command_exit_status() {
     make_voc(&root);
     let bin = env!("CARGO_BIN_EXE_advseg");
     let out = std::process::Command::new(bin)
-        .args(["data", "check", "--data", &format!("voc:{}", root.display()), "--split", "val"])
+        .args([
+            "data",
+            "check",
+            "--data",
+            &format!("voc:{}", root.display()),
+            "--split",
+            "val",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "bad samples → non-zero exit\n{stdout}");
-    assert!(stdout.contains("bad samples: 5") && stdout.contains("d.png"), "{stdout}");
+    assert!(
+        !out.status.success(),
+        "bad samples → non-zero exit\n{stdout}"
+    );
+    assert!(
+        stdout.contains("bad samples: 5") && stdout.contains("d.png"),
+        "{stdout}"
+    );
     assert!(stdout.contains("person"), "{stdout}");
 
     let out = std::process::Command::new(bin)
@@ -239,8 +314,16 @@ fn data_check_command_exit_status() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("synthetic/train: 8 samples") && stdout.contains("synthetic/val: 4 samples"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("synthetic/train: 8 samples")
+            && stdout.contains("synthetic/val: 4 samples"),
+        "{stdout}"
+    );
 
     let out = std::process::Command::new(bin)
         .args(["data", "check", "--data", "synthetic:bogus=1"])

@@ -24,21 +24,40 @@ fn synthetic(spec: &str, split: &str) -> Arc<dyn Dataset> {
 #[test]
 fn spec_parsing() {
     let s: DataSpec = "synthetic".parse().unwrap();
-    assert!(matches!(s, DataSpec::Synthetic(ref c) if c.h == 64 && c.classes == 6 && c.n_train == 200));
-    let s: DataSpec = "synthetic:size=32,n=10,val=5,seed=3,classes=8,noise=0".parse().unwrap();
+    assert!(
+        matches!(s, DataSpec::Synthetic(ref c) if c.h == 64 && c.classes == 6 && c.n_train == 200)
+    );
+    let s: DataSpec = "synthetic:size=32,n=10,val=5,seed=3,classes=8,noise=0"
+        .parse()
+        .unwrap();
     match s {
         DataSpec::Synthetic(c) => {
-            assert_eq!((c.h, c.w, c.n_train, c.n_val, c.seed, c.classes), (32, 32, 10, 5, 3, 8));
+            assert_eq!(
+                (c.h, c.w, c.n_train, c.n_val, c.seed, c.classes),
+                (32, 32, 10, 5, 3, 8)
+            );
             assert_eq!(c.noise, 0.0);
         }
         _ => panic!(),
     }
     let s: DataSpec = "synthetic:h=16,w=24".parse().unwrap();
     assert!(matches!(s, DataSpec::Synthetic(ref c) if (c.h, c.w) == (16, 24)));
-    assert_eq!("camvid:/x/y".parse::<DataSpec>().unwrap(), DataSpec::CamVid("/x/y".into()));
-    assert_eq!("voc:v".parse::<DataSpec>().unwrap(), DataSpec::Voc("v".into()));
-    assert_eq!("cityscapes:c".parse::<DataSpec>().unwrap(), DataSpec::Cityscapes("c".into()));
-    assert_eq!("folder:f".parse::<DataSpec>().unwrap(), DataSpec::Folder("f".into()));
+    assert_eq!(
+        "camvid:/x/y".parse::<DataSpec>().unwrap(),
+        DataSpec::CamVid("/x/y".into())
+    );
+    assert_eq!(
+        "voc:v".parse::<DataSpec>().unwrap(),
+        DataSpec::Voc("v".into())
+    );
+    assert_eq!(
+        "cityscapes:c".parse::<DataSpec>().unwrap(),
+        DataSpec::Cityscapes("c".into())
+    );
+    assert_eq!(
+        "folder:f".parse::<DataSpec>().unwrap(),
+        DataSpec::Folder("f".into())
+    );
     // Display round-trips.
     let s: DataSpec = "synthetic:size=32,seed=9".parse().unwrap();
     assert_eq!(s.to_string().parse::<DataSpec>().unwrap(), s);
@@ -75,15 +94,24 @@ fn synthetic_is_deterministic_and_varied() {
     let val = synthetic("synthetic:size=64,n=60,val=10,seed=7", "val");
     assert_ne!(val.get(3).unwrap().image, a.image, "val differs from train");
     assert!(ds.get(60).is_err());
-    assert!(open(&"synthetic".parse().unwrap(), "test").unwrap_err().to_string().contains("unknown split"));
-    assert!(open(&"synthetic:val=0".parse().unwrap(), "val").unwrap_err().to_string().contains("empty"));
+    assert!(open(&"synthetic".parse().unwrap(), "test")
+        .unwrap_err()
+        .to_string()
+        .contains("unknown split"));
+    assert!(open(&"synthetic:val=0".parse().unwrap(), "val")
+        .unwrap_err()
+        .to_string()
+        .contains("empty"));
 
     // Every class shows up, background dominates but is not everything, image labels match.
     let mut pixels = [0usize; 6];
     let mut multi = 0;
     for i in 0..60 {
         let s = ds.get(i).unwrap();
-        assert_eq!((s.image.w, s.image.h, s.label.data.len()), (64, 64, 64 * 64));
+        assert_eq!(
+            (s.image.w, s.image.h, s.label.data.len()),
+            (64, 64, 64 * 64)
+        );
         let mut present = [false; 6];
         for &v in &s.label.data {
             assert!(v < 6);
@@ -114,8 +142,8 @@ fn synthetic_is_deterministic_and_varied() {
 fn synthetic_colour_alone_is_ambiguous() {
     // Nearest-mean-colour classification per pixel must be far from perfect.
     let ds = synthetic("synthetic:size=64,n=40", "train");
-    let mut sums = vec![[0f64; 3]; 6];
-    let mut counts = vec![0f64; 6];
+    let mut sums = [[0f64; 3]; 6];
+    let mut counts = [0f64; 6];
     let samples: Vec<Sample> = (0..40).map(|i| ds.get(i).unwrap()).collect();
     for s in &samples {
         for (px, &l) in s.image.data.chunks(3).zip(&s.label.data) {
@@ -125,12 +153,18 @@ fn synthetic_colour_alone_is_ambiguous() {
             counts[l as usize] += 1.0;
         }
     }
-    let means: Vec<[f64; 3]> = sums.iter().zip(&counts).map(|(s, &c)| s.map(|v| v / c)).collect();
+    let means: Vec<[f64; 3]> = sums
+        .iter()
+        .zip(&counts)
+        .map(|(s, &c)| s.map(|v| v / c))
+        .collect();
     let (mut right, mut all) = (0usize, 0usize);
     for s in &samples {
         for (px, &l) in s.image.data.chunks(3).zip(&s.label.data) {
             let d = |m: &[f64; 3]| (0..3).map(|k| (px[k] as f64 - m[k]).powi(2)).sum::<f64>();
-            let best = (0..6).min_by(|&a, &b| d(&means[a]).total_cmp(&d(&means[b]))).unwrap();
+            let best = (0..6)
+                .min_by(|&a, &b| d(&means[a]).total_cmp(&d(&means[b])))
+                .unwrap();
             right += (best == l as usize) as usize;
             all += 1;
         }
@@ -175,7 +209,11 @@ fn augmentation_keeps_image_and_label_aligned() {
     let mut checked_interior = 0;
     for seed in 0..40u64 {
         let cfg = AugConfig {
-            scale: Some(ScaleRange { min: 0.5, max: 1.5, step: if seed % 2 == 0 { 0.1 } else { 0.0 } }),
+            scale: Some(ScaleRange {
+                min: 0.5,
+                max: 1.5,
+                step: if seed % 2 == 0 { 0.1 } else { 0.0 },
+            }),
             crop: Some((40, 56)),
             flip: true,
             jitter: None,
@@ -183,7 +221,10 @@ fn augmentation_keeps_image_and_label_aligned() {
             normalise: Normalise::None,
         };
         let a = augment(&s, &cfg, 255, &mut Rng::new(seed));
-        assert_eq!((a.h, a.w, a.image.len(), a.label.len()), (40, 56, 3 * 40 * 56, 40 * 56));
+        assert_eq!(
+            (a.h, a.w, a.image.len(), a.label.len()),
+            (40, 56, 3 * 40 * 56, 40 * 56)
+        );
         for y in 0..a.h {
             for x in 0..a.w {
                 let l = a.label[y * a.w + x];
@@ -195,9 +236,13 @@ fn augmentation_keeps_image_and_label_aligned() {
                 // Where the full 3x3 label neighbourhood is uniform, bilinear = nearest exactly.
                 let inside = y > 0 && x > 0 && y + 1 < a.h && x + 1 < a.w;
                 let uniform = inside
-                    && (y - 1..y + 2).all(|yy| (x - 1..x + 2).all(|xx| a.label[yy * a.w + xx] == l));
+                    && (y - 1..y + 2)
+                        .all(|yy| (x - 1..x + 2).all(|xx| a.label[yy * a.w + xx] == l));
                 if uniform {
-                    assert!((v - l as f32).abs() < 0.51, "seed {seed} ({x},{y}): image {v} label {l}");
+                    assert!(
+                        (v - l as f32).abs() < 0.51,
+                        "seed {seed} ({x},{y}): image {v} label {l}"
+                    );
                     checked_interior += 1;
                 }
                 assert_eq!(a.image[a.h * a.w + y * a.w + x], 0.0);
@@ -247,19 +292,30 @@ fn flip_mirrors_and_normalisation_conventions() {
             assert_eq!(a.label, s.label.data);
         }
     }
-    assert!((4..=16).contains(&flipped), "flip probability ~1/2: {flipped}/20");
+    assert!(
+        (4..=16).contains(&flipped),
+        "flip probability ~1/2: {flipped}/20"
+    );
 
     // DeepLab: RGB order, minus the BGR mean reversed, no std.
     let px = Sample {
-        image: RgbImage { w: 1, h: 1, data: vec![200, 100, 50] },
-        label: LabelMap { w: 1, h: 1, data: vec![0] },
+        image: RgbImage {
+            w: 1,
+            h: 1,
+            data: vec![200, 100, 50],
+        },
+        label: LabelMap {
+            w: 1,
+            h: 1,
+            data: vec![0],
+        },
         name: "p".into(),
         image_labels: vec![],
     };
     let a = augment(&px, &AugConfig::default(), 255, &mut Rng::new(0));
     let want = [200.0 - 122.679, 100.0 - 116.669, 50.0 - 104.008];
-    for c in 0..3 {
-        assert!((a.image[c] - want[c]).abs() < 1e-4, "{:?}", a.image);
+    for (got, want) in a.image.iter().zip(want) {
+        assert!((got - want).abs() < 1e-4, "{:?}", a.image);
     }
     let cfg = AugConfig {
         normalise: Normalise::imagenet(),
@@ -269,7 +325,10 @@ fn flip_mirrors_and_normalisation_conventions() {
     };
     let a = augment(&px, &cfg, 255, &mut Rng::new(0));
     assert!((a.image[0] - (200.0 / 255.0 - 0.485) / 0.229).abs() < 1e-4);
-    assert!((a.image[1] - (0.0 - 0.485) / 0.229).abs() < 1e-4, "black padding, normalised");
+    assert!(
+        (a.image[1] - (0.0 - 0.485) / 0.229).abs() < 1e-4,
+        "black padding, normalised"
+    );
     assert_eq!(a.label, vec![0, 255]);
     for c in 0..3 {
         let n = Normalise::imagenet();
@@ -282,7 +341,11 @@ fn jitter_is_seeded_and_bounded() {
     let ds = synthetic("synthetic:size=32,n=4", "train");
     let s = ds.get(0).unwrap();
     let cfg = AugConfig {
-        jitter: Some(Jitter { brightness: 0.3, contrast: 0.3, saturation: 0.3 }),
+        jitter: Some(Jitter {
+            brightness: 0.3,
+            contrast: 0.3,
+            saturation: 0.3,
+        }),
         normalise: Normalise::None,
         ..AugConfig::default()
     };
@@ -304,10 +367,18 @@ fn train_cfg(workers: usize) -> LoaderConfig {
         infinite: true,
         seed: 11,
         aug: AugConfig {
-            scale: Some(ScaleRange { min: 0.75, max: 1.25, step: 0.25 }),
+            scale: Some(ScaleRange {
+                min: 0.75,
+                max: 1.25,
+                step: 0.25,
+            }),
             crop: Some((24, 24)),
             flip: true,
-            jitter: Some(Jitter { brightness: 0.2, contrast: 0.2, saturation: 0.2 }),
+            jitter: Some(Jitter {
+                brightness: 0.2,
+                contrast: 0.2,
+                saturation: 0.2,
+            }),
             ..AugConfig::default()
         },
         ..LoaderConfig::default()
@@ -348,7 +419,12 @@ fn loader_is_deterministic_whatever_the_threads() {
     // A different seed gives a different order.
     let mut cfg = train_cfg(2);
     cfg.seed = 12;
-    let other: Vec<usize> = Loader::new(ds.clone(), None, cfg).unwrap().next().unwrap().unwrap().indices;
+    let other: Vec<usize> = Loader::new(ds.clone(), None, cfg)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .indices;
     assert_ne!(other, one[0].indices);
 }
 
@@ -361,8 +437,14 @@ fn finite_loader_matches_direct_augmentation() {
         aug: AugConfig::default(),
         ..LoaderConfig::default()
     };
-    let batches: Vec<_> = Loader::new(ds.clone(), None, cfg.clone()).unwrap().map(|b| b.unwrap()).collect();
-    assert_eq!(batches.iter().map(|b| b.n).collect::<Vec<_>>(), vec![3, 3, 1]);
+    let batches: Vec<_> = Loader::new(ds.clone(), None, cfg.clone())
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    assert_eq!(
+        batches.iter().map(|b| b.n).collect::<Vec<_>>(),
+        vec![3, 3, 1]
+    );
     let s = ds.get(4).unwrap();
     let a = augment(&s, &cfg.aug, 255, &mut Rng::new(0));
     let b = &batches[1];
@@ -372,7 +454,12 @@ fn finite_loader_matches_direct_augmentation() {
     assert_eq!(&b.labels[16 * 16..2 * 16 * 16], &lab[..]);
     let mut cfg2 = cfg;
     cfg2.drop_last = true;
-    assert_eq!(Loader::new(ds.clone(), Some(vec![0, 2, 4, 6]), cfg2).unwrap().count(), 1);
+    assert_eq!(
+        Loader::new(ds.clone(), Some(vec![0, 2, 4, 6]), cfg2)
+            .unwrap()
+            .count(),
+        1
+    );
     assert!(Loader::new(ds.clone(), Some(vec![9]), LoaderConfig::default()).is_err());
     assert!(Loader::new(ds, Some(vec![]), LoaderConfig::default()).is_err());
 }
@@ -383,14 +470,38 @@ fn semi_split_draw_save_load() {
     let sp = SemiSplit::draw(ds.as_ref(), "1/8".parse().unwrap(), 3).unwrap();
     assert_eq!(sp.labelled.len(), 25);
     assert_eq!(sp.unlabelled.len(), 175);
-    assert_eq!(sp, SemiSplit::draw(ds.as_ref(), Amount::Fraction(0.125), 3).unwrap());
-    assert_ne!(sp, SemiSplit::draw(ds.as_ref(), Amount::Fraction(0.125), 4).unwrap());
+    assert_eq!(
+        sp,
+        SemiSplit::draw(ds.as_ref(), Amount::Fraction(0.125), 3).unwrap()
+    );
+    assert_ne!(
+        sp,
+        SemiSplit::draw(ds.as_ref(), Amount::Fraction(0.125), 4).unwrap()
+    );
     let mut all: Vec<usize> = sp.labelled.iter().chain(&sp.unlabelled).copied().collect();
     all.sort();
     assert_eq!(all, (0..200).collect::<Vec<_>>());
-    assert_eq!(SemiSplit::draw(ds.as_ref(), "30".parse().unwrap(), 0).unwrap().labelled.len(), 30);
-    assert_eq!(SemiSplit::draw(ds.as_ref(), "0.5".parse().unwrap(), 0).unwrap().labelled.len(), 100);
-    assert_eq!(SemiSplit::draw(ds.as_ref(), "1/4".parse().unwrap(), 0).unwrap().labelled.len(), 50);
+    assert_eq!(
+        SemiSplit::draw(ds.as_ref(), "30".parse().unwrap(), 0)
+            .unwrap()
+            .labelled
+            .len(),
+        30
+    );
+    assert_eq!(
+        SemiSplit::draw(ds.as_ref(), "0.5".parse().unwrap(), 0)
+            .unwrap()
+            .labelled
+            .len(),
+        100
+    );
+    assert_eq!(
+        SemiSplit::draw(ds.as_ref(), "1/4".parse().unwrap(), 0)
+            .unwrap()
+            .labelled
+            .len(),
+        50
+    );
     assert!(SemiSplit::draw(ds.as_ref(), Amount::Count(201), 0).is_err());
     for bad in ["0", "3/2", "x", "-0.5"] {
         assert!(bad.parse::<Amount>().is_err(), "{bad}");
@@ -403,8 +514,15 @@ fn semi_split_draw_save_load() {
     std::fs::write(&p, "# x\nlabelled synthetic_train_000001\nlabelled nope\n").unwrap();
     let e = SemiSplit::load(&p, ds.as_ref()).unwrap_err().to_string();
     assert!(e.contains("split.txt:3") && e.contains("nope"), "{e}");
-    std::fs::write(&p, "labelled synthetic_train_000001\nunlabelled synthetic_train_000001\n").unwrap();
-    assert!(SemiSplit::load(&p, ds.as_ref()).unwrap_err().to_string().contains("twice"));
+    std::fs::write(
+        &p,
+        "labelled synthetic_train_000001\nunlabelled synthetic_train_000001\n",
+    )
+    .unwrap();
+    assert!(SemiSplit::load(&p, ds.as_ref())
+        .unwrap_err()
+        .to_string()
+        .contains("twice"));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -425,7 +543,11 @@ fn predictions_saved_as_palette_and_overlay() {
     // No temporary files left behind.
     assert_eq!(std::fs::read_dir(dir.join("sub")).unwrap().count(), 1);
 
-    let img = RgbImage { w: 4, h: 3, data: vec![100; 36] };
+    let img = RgbImage {
+        w: 4,
+        h: 3,
+        data: vec![100; 36],
+    };
     let o = overlay(&img, &pred, &colours, 0.5).unwrap();
     assert_eq!(&o.data[3..6], &[150, 50, 50]);
     assert_eq!(&o.data[9..12], &[100, 100, 100], "ignore keeps the image");

@@ -83,12 +83,14 @@ fn parse_synthetic(spec: &str, args: &str) -> DataResult<SyntheticConfig> {
                         DataError::spec(spec, format!("noise={v:?} is not a number >= 0"))
                     })?
             }
-            _ => return Err(DataError::spec(
-                spec,
-                format!(
+            _ => {
+                return Err(DataError::spec(
+                    spec,
+                    format!(
                     "unknown synthetic key {k:?} (known: size, h, w, n, val, seed, classes, noise)"
                 ),
-            )),
+                ))
+            }
         }
     }
     c.validate().map_err(|why| DataError::spec(spec, why))?;

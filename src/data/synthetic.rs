@@ -1,7 +1,7 @@
 //! Procedurally generated scenes: the embedded default dataset (no files needed).
 //!
 //! Each sample is a function of (seed, split, index) only. A scene is a textured background with
-//! 1–4 shapes drawn in order (later shapes occlude earlier ones), then Gaussian noise. Every
+//! 1–5 shapes drawn in order (later shapes occlude earlier ones), then Gaussian noise. Every
 //! class has a preferred colour and texture, but a quarter of the shapes borrow another class's
 //! colour and 30% another texture, and backgrounds take any colour: a network has to use shape,
 //! not colour alone, so a tiny one learns quickly but does not reach 100% at once.
@@ -177,7 +177,7 @@ impl Shape {
     fn random(rng: &mut Rng, classes: usize, h: usize, w: usize) -> Shape {
         let class = 1 + rng.below(classes - 1);
         let m = h.min(w) as f32;
-        let r = m * rng.range(0.08, 0.28);
+        let r = m * rng.range(0.1, 0.3);
         let cx = w as f32 * rng.range(0.1, 0.9);
         let cy = h as f32 * rng.range(0.1, 0.9);
         let th = rng.range(0.0, std::f32::consts::TAU);
@@ -192,7 +192,7 @@ impl Shape {
         let mut tri = [(0.0, 0.0); 3];
         for (k, v) in tri.iter_mut().enumerate() {
             let ang = th + k as f32 * std::f32::consts::TAU / 3.0;
-            let rr = r * rng.range(0.85, 1.25);
+            let rr = r * rng.range(1.1, 1.6);
             *v = (cx + rr * ang.cos(), cy + rr * ang.sin());
         }
         let src = if rng.bool(0.25) {
@@ -321,7 +321,7 @@ pub fn generate(cfg: &SyntheticConfig, split_tag: u64, index: u64) -> (RgbImage,
         }
     }
 
-    let n = 1 + rng.below(4);
+    let n = 1 + rng.below(5);
     for _ in 0..n {
         let s = Shape::random(&mut rng, cfg.classes, h, w);
         let e = s.extent();
