@@ -113,6 +113,20 @@ impl std::fmt::Display for DataSpec {
     }
 }
 
+/// Config files hold the spec as the same string as the command line.
+impl serde::Serialize for DataSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DataSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Opens one split of the dataset a spec names.
 pub fn open(spec: &DataSpec, split: &str) -> DataResult<Arc<dyn Dataset>> {
     Ok(match spec {
