@@ -70,12 +70,7 @@ impl Error {
             why: why.into(),
         }
     }
-    pub(crate) fn shape(
-        op: &'static str,
-        a: &[usize],
-        b: &[usize],
-        why: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn shape(op: &'static str, a: &[usize], b: &[usize], why: impl Into<String>) -> Self {
         Error::Shape {
             op,
             a: a.to_vec(),

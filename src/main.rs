@@ -6,11 +6,7 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Parser)]
-#[command(
-    name = "advseg",
-    version,
-    about = "Adversarial, semi- and weakly-supervised semantic segmentation on any GPU"
-)]
+#[command(name = "advseg", version, about = "Adversarial, semi- and weakly-supervised semantic segmentation on any GPU")]
 struct Cli {
     #[command(subcommand)]
     cmd: Command,

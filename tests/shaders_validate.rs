@@ -10,11 +10,7 @@ fn all_shaders_validate_with_naga() {
         .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
         .collect();
     files.sort();
-    assert!(
-        !files.is_empty(),
-        "no .wgsl files found in {}",
-        dir.display()
-    );
+    assert!(!files.is_empty(), "no .wgsl files found in {}", dir.display());
     let mut failures = Vec::new();
     for f in &files {
         let src = std::fs::read_to_string(f).unwrap();
@@ -25,26 +21,14 @@ fn all_shaders_validate_with_naga() {
                 continue;
             }
         };
-        let mut v = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        );
+        let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default());
         if let Err(e) = v.validate(&module) {
             failures.push(format!("{}: {}", f.display(), e.emit_to_string(&src)));
         }
         // The embedded copy must be the file on disk (build.rs keeps them in sync).
         let stem = f.file_stem().unwrap().to_string_lossy();
-        assert_eq!(
-            advseg::gpu::shader_source(&stem),
-            Some(src.as_str()),
-            "{stem} not embedded"
-        );
+        assert_eq!(advseg::gpu::shader_source(&stem), Some(src.as_str()), "{stem} not embedded");
     }
     println!("validated {} shaders", files.len());
-    assert!(
-        failures.is_empty(),
-        "{} shader(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} shader(s) failed:\n{}", failures.len(), failures.join("\n"));
 }

@@ -7,16 +7,10 @@ use std::path::PathBuf;
 
 #[test]
 fn torch_parity() {
-    let gpu =
-        advseg::Gpu::shared().expect("GPU adapter (see README for the software Vulkan driver)");
+    let gpu = advseg::Gpu::shared().expect("GPU adapter (see README for the software Vulkan driver)");
     let mut dirs = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")];
     if let Ok(extra) = std::env::var("ADVSEG_PARITY_DIRS") {
-        dirs.extend(
-            extra
-                .split(':')
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from),
-        );
+        dirs.extend(extra.split(':').filter(|s| !s.is_empty()).map(PathBuf::from));
     }
     let mut failures = Vec::new();
     let mut total = 0;
@@ -33,25 +27,12 @@ fn torch_parity() {
         }
         for path in files {
             total += 1;
-            let name = path
-                .strip_prefix(dir)
-                .unwrap_or(&path)
-                .display()
-                .to_string();
+            let name = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
             match load_case(&path).and_then(|c| run_case(&gpu, &c)) {
-                Ok(r) if r.passed() => println!(
-                    "ok   {name} [{}] worst {:.3} of tolerance at {}",
-                    r.op, r.worst, r.worst_at
-                ),
+                Ok(r) if r.passed() => println!("ok   {name} [{}] worst {:.3} of tolerance at {}", r.op, r.worst, r.worst_at),
                 Ok(r) => {
-                    println!(
-                        "FAIL {name} [{}] worst {:.3e} of tolerance at {}",
-                        r.op, r.worst, r.worst_at
-                    );
-                    failures.push(format!(
-                        "{name}: {} exceeds tolerance {:.3e}x",
-                        r.worst_at, r.worst
-                    ));
+                    println!("FAIL {name} [{}] worst {:.3e} of tolerance at {}", r.op, r.worst, r.worst_at);
+                    failures.push(format!("{name}: {} exceeds tolerance {:.3e}x", r.worst_at, r.worst));
                 }
                 Err(e) => {
                     println!("ERR  {name}: {e}");
@@ -61,9 +42,5 @@ fn torch_parity() {
         }
     }
     println!("{} cases, {} failed", total, failures.len());
-    assert!(
-        failures.is_empty(),
-        "parity failures:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "parity failures:\n{}", failures.join("\n"));
 }

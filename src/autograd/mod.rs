@@ -78,11 +78,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub(crate) fn new(
-        name: &'static str,
-        f: Box<dyn BackwardFn>,
-        next: Vec<Option<Edge>>,
-    ) -> Arc<Node> {
+    pub(crate) fn new(name: &'static str, f: Box<dyn BackwardFn>, next: Vec<Option<Edge>>) -> Arc<Node> {
         Arc::new(Node {
             name,
             backward: Mutex::new(Some(f)),
@@ -163,31 +159,16 @@ enum Target {
     },
 }
 
-fn run(
-    root: &Tensor,
-    grad: Option<Tensor>,
-    retain: bool,
-    target: &Target,
-) -> Result<Vec<Option<Tensor>>> {
+fn run(root: &Tensor, grad: Option<Tensor>, retain: bool, target: &Target) -> Result<Vec<Option<Tensor>>> {
     let n_targets = match target {
         Target::Params => 0,
-        Target::Only { nodes, leaves } => nodes
-            .values()
-            .chain(leaves.values())
-            .map(|i| i + 1)
-            .max()
-            .unwrap_or(0),
+        Target::Only { nodes, leaves } => nodes.values().chain(leaves.values()).map(|i| i + 1).max().unwrap_or(0),
     };
     let mut captured: Vec<Option<Tensor>> = vec![None; n_targets];
     let seed = match grad {
         Some(g) => {
             if g.shape() != root.shape() {
-                return Err(Error::shape(
-                    "backward",
-                    root.shape(),
-                    g.shape(),
-                    "gradient must match the output's shape",
-                ));
+                return Err(Error::shape("backward", root.shape(), g.shape(), "gradient must match the output's shape"));
             }
             g
         }
@@ -195,10 +176,7 @@ fn run(
             if root.numel() != 1 {
                 return Err(Error::invalid(
                     "backward",
-                    format!(
-                        "backward() without a gradient needs a scalar output, got shape {:?}",
-                        root.shape()
-                    ),
+                    format!("backward() without a gradient needs a scalar output, got shape {:?}", root.shape()),
                 ));
             }
             Tensor::full(root.gpu(), root.shape(), 1.0)?
@@ -245,9 +223,7 @@ fn run(
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
     grads.insert(key(&root_node), seed);
     for node in &order {
-        let Some(g) = grads.remove(&key(node)) else {
-            continue;
-        };
+        let Some(g) = grads.remove(&key(node)) else { continue };
         if let Target::Only { nodes, .. } = target {
             if let Some(&i) = nodes.get(&key(node)) {
                 captured[i] = Some(g.clone());
@@ -290,9 +266,7 @@ fn run(
             )));
         }
         for ((edge, gi), need) in node.next.iter().zip(input_grads).zip(&needs) {
-            let (Some(edge), Some(gi), true) = (edge, gi, need) else {
-                continue;
-            };
+            let (Some(edge), Some(gi), true) = (edge, gi, need) else { continue };
             match edge {
                 Edge::Leaf(cell) => match target {
                     Target::Params => {
@@ -341,11 +315,7 @@ pub fn backward(root: &Tensor, grad: Option<Tensor>, retain_graph: bool) -> Resu
 /// Gradients of scalar `output` w.r.t. `inputs` (intermediate tensors or parameters), like
 /// `torch.autograd.grad`. Parameter `.grad` slots are not touched. An input the output does not
 /// depend on gets `None`.
-pub fn grad(
-    output: &Tensor,
-    inputs: &[&Tensor],
-    retain_graph: bool,
-) -> Result<Vec<Option<Tensor>>> {
+pub fn grad(output: &Tensor, inputs: &[&Tensor], retain_graph: bool) -> Result<Vec<Option<Tensor>>> {
     let mut nodes = HashMap::new();
     let mut leaves = HashMap::new();
     for (i, t) in inputs.iter().enumerate() {
@@ -369,9 +339,7 @@ pub fn grad(
     // An input listed twice gets its gradient in every slot it occupies.
     for i in 0..inputs.len() {
         if out[i].is_none() {
-            if let Some(j) = (0..inputs.len())
-                .find(|&j| j != i && out[j].is_some() && same_node(inputs[i], inputs[j]))
-            {
+            if let Some(j) = (0..inputs.len()).find(|&j| j != i && out[j].is_some() && same_node(inputs[i], inputs[j])) {
                 out[i] = out[j].clone();
             }
         }

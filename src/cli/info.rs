@@ -16,11 +16,7 @@ pub fn run() -> Result<()> {
     }
     for (i, a) in adapters.iter().enumerate() {
         let s = device::AdapterSummary::of(a);
-        let mark = if chosen.as_ref().ok() == Some(&i) {
-            "*"
-        } else {
-            " "
-        };
+        let mark = if chosen.as_ref().ok() == Some(&i) { "*" } else { " " };
         println!("{mark} [{i}] {} ({}, {})", s.name, s.backend, s.device_type);
         println!("      driver: {}", s.driver);
         println!(

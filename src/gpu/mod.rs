@@ -243,11 +243,7 @@ impl Gpu {
         if offset + data.len() as u64 > b.class {
             return Err(Error::invalid(
                 "write",
-                format!(
-                    "{} bytes at {offset} overflow a {}-byte buffer",
-                    data.len(),
-                    b.class
-                ),
+                format!("{} bytes at {offset} overflow a {}-byte buffer", data.len(), b.class),
             ));
         }
         self.flush()?;
@@ -264,9 +260,7 @@ impl Gpu {
     fn encoder<'a>(&self, batch: &'a mut Batch) -> &'a mut wgpu::CommandEncoder {
         batch.encoder.get_or_insert_with(|| {
             self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("advseg"),
-                })
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("advseg") })
         })
     }
 
@@ -274,16 +268,13 @@ impl Gpu {
         if let Some(m) = self.modules.lock().unwrap().get(name) {
             return Ok(m.clone());
         }
-        let src = shader_source(name).ok_or_else(|| {
-            Error::invalid("dispatch", format!("no shader named {name:?} in shaders/"))
-        })?;
+        let src = shader_source(name)
+            .ok_or_else(|| Error::invalid("dispatch", format!("no shader named {name:?} in shaders/")))?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let m = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
+        let m = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("shaders/{name}.wgsl: {e}")));
         }
@@ -358,10 +349,7 @@ impl Gpu {
         }
         self.counters.pipelines.fetch_add(1, Relaxed);
         let p = Arc::new(Pipe { pipeline, layout });
-        self.pipelines
-            .lock()
-            .unwrap()
-            .insert(key.clone(), p.clone());
+        self.pipelines.lock().unwrap().insert(key.clone(), p.clone());
         Ok(p)
     }
 
@@ -392,9 +380,7 @@ impl Gpu {
         if groups.iter().any(|&g| g > maxd) {
             return Err(Error::invalid(
                 "dispatch",
-                format!(
-                    "{shader}::{entry}: grid {groups:?} exceeds {maxd} workgroups per dimension"
-                ),
+                format!("{shader}::{entry}: grid {groups:?} exceeds {maxd} workgroups per dimension"),
             ));
         }
         if groups.contains(&0) {

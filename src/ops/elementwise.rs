@@ -222,27 +222,14 @@ pub fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n {
-            a[i + a.len() - n]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= n {
-            b[i + b.len() - n]
-        } else {
-            1
-        };
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
             db
         } else {
-            return Err(Error::shape(
-                op,
-                a,
-                b,
-                format!("dimension {i} differs ({da} vs {db}) and neither is 1"),
-            ));
+            return Err(Error::shape(op, a, b, format!("dimension {i} differs ({da} vs {db}) and neither is 1")));
         };
     }
     Ok(out)
@@ -302,9 +289,7 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
                     BinaryOp::Add | BinaryOp::Sub => g.clone(),
                     BinaryOp::Mul => binary_raw(g, &bd, BinaryOp::Mul)?,
                     BinaryOp::Div => binary_raw(g, &bd, BinaryOp::Div)?,
-                    BinaryOp::Max => {
-                        binary_raw(g, &binary_raw(&ad, &bd, BinaryOp::Gt)?, BinaryOp::Mul)?
-                    }
+                    BinaryOp::Max => binary_raw(g, &binary_raw(&ad, &bd, BinaryOp::Gt)?, BinaryOp::Mul)?,
                     BinaryOp::Gt => unreachable!(),
                 };
                 Some(sum_to_shape(&full, &sa)?)
@@ -317,10 +302,7 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
                     BinaryOp::Sub => unary_raw(g, UnaryOp::Affine(-1.0, 0.0))?,
                     BinaryOp::Mul => binary_raw(g, &ad, BinaryOp::Mul)?,
                     // d(a/b)/db = -(a/b)/b
-                    BinaryOp::Div => unary_raw(
-                        &binary_raw(&binary_raw(g, &od, BinaryOp::Mul)?, &bd, BinaryOp::Div)?,
-                        UnaryOp::Affine(-1.0, 0.0),
-                    )?,
+                    BinaryOp::Div => unary_raw(&binary_raw(&binary_raw(g, &od, BinaryOp::Mul)?, &bd, BinaryOp::Div)?, UnaryOp::Affine(-1.0, 0.0))?,
                     BinaryOp::Max => {
                         let a_wins = binary_raw(&ad, &bd, BinaryOp::Gt)?;
                         let b_wins = unary_raw(&a_wins, UnaryOp::Affine(-1.0, 1.0))?;
@@ -367,18 +349,10 @@ pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
         "leaky_relu" => |c: &CaseCtx| -> Result<Outputs> {
             Ok(leaky_relu(&c.input("x")?, c.f32("negative_slope", Some(0.01))?)?.into())
         },
-        "add" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(add(&c.input("a")?, &c.input("b")?)?.into()) }
-        }
-        "sub" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(sub(&c.input("a")?, &c.input("b")?)?.into()) }
-        }
-        "mul" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(mul(&c.input("a")?, &c.input("b")?)?.into()) }
-        }
-        "div" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(div(&c.input("a")?, &c.input("b")?)?.into()) }
-        }
+        "add" => |c: &CaseCtx| -> Result<Outputs> { Ok(add(&c.input("a")?, &c.input("b")?)?.into()) },
+        "sub" => |c: &CaseCtx| -> Result<Outputs> { Ok(sub(&c.input("a")?, &c.input("b")?)?.into()) },
+        "mul" => |c: &CaseCtx| -> Result<Outputs> { Ok(mul(&c.input("a")?, &c.input("b")?)?.into()) },
+        "div" => |c: &CaseCtx| -> Result<Outputs> { Ok(div(&c.input("a")?, &c.input("b")?)?.into()) },
         _ => return None,
     })
 }

@@ -10,10 +10,7 @@ pub use reduce::{mean, mean_dims, sum, sum_dims, sum_to_shape};
 /// Right-aligns a shape of up to 4 dims into 4 (leading 1s).
 pub(crate) fn dims4(op: &'static str, s: &[usize]) -> crate::Result<[usize; 4]> {
     if s.len() > 4 {
-        return Err(crate::Error::invalid(
-            op,
-            format!("tensors of more than 4 dims are not supported, got {s:?}"),
-        ));
+        return Err(crate::Error::invalid(op, format!("tensors of more than 4 dims are not supported, got {s:?}")));
     }
     let mut d = [1usize; 4];
     d[4 - s.len()..].copy_from_slice(s);
@@ -22,12 +19,7 @@ pub(crate) fn dims4(op: &'static str, s: &[usize]) -> crate::Result<[usize; 4]> 
 
 /// Row-major strides of a 4-d shape.
 pub(crate) fn strides4(d: [usize; 4]) -> [u32; 4] {
-    [
-        (d[1] * d[2] * d[3]) as u32,
-        (d[2] * d[3]) as u32,
-        d[3] as u32,
-        1,
-    ]
+    [(d[1] * d[2] * d[3]) as u32, (d[2] * d[3]) as u32, d[3] as u32, 1]
 }
 
 /// Maps a parity-case op name to its evaluation (see `testing::parity`). Each op family owns

@@ -53,14 +53,7 @@ fn reduce_raw(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> R
         _pad: [0; 3],
     };
     if chunks == 1 {
-        gpu.dispatch(
-            "reduce",
-            "sum",
-            &[],
-            &base,
-            &[r(x.buffer()), w(out.buffer())],
-            gpu.grid_1d(n_out as u64 * 256, 256),
-        )?;
+        gpu.dispatch("reduce", "sum", &[], &base, &[r(x.buffer()), w(out.buffer())], gpu.grid_1d(n_out as u64 * 256, 256))?;
         return Ok(out);
     }
     // Pass 1: partial sums laid out [n_out, chunks]; pass 2 sums each row.
@@ -85,14 +78,7 @@ fn reduce_raw(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> R
         scale,
         _pad: [0; 3],
     };
-    gpu.dispatch(
-        "reduce",
-        "sum",
-        &[],
-        &p2,
-        &[r(&partial), w(out.buffer())],
-        gpu.grid_1d(n_out as u64 * 256, 256),
-    )?;
+    gpu.dispatch("reduce", "sum", &[], &p2, &[r(&partial), w(out.buffer())], gpu.grid_1d(n_out as u64 * 256, 256))?;
     Ok(out)
 }
 
@@ -109,12 +95,7 @@ pub fn sum_to_shape(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
             continue;
         }
         if sd[k] != 1 {
-            return Err(Error::shape(
-                "sum_to_shape",
-                g.shape(),
-                shape,
-                "target dims must equal the source's or be 1",
-            ));
+            return Err(Error::shape("sum_to_shape", g.shape(), shape, "target dims must equal the source's or be 1"));
         }
         keep[k] = false;
     }
@@ -127,10 +108,7 @@ fn keep_mask(op: &'static str, shape: &[usize], dims: &[usize]) -> Result<([bool
     let mut out = shape.to_vec();
     for &d in dims {
         if d >= shape.len() {
-            return Err(Error::invalid(
-                op,
-                format!("dim {d} out of range for shape {shape:?}"),
-            ));
+            return Err(Error::invalid(op, format!("dim {d} out of range for shape {shape:?}")));
         }
         keep[off + d] = false;
         out[d] = 1;

@@ -106,12 +106,7 @@ impl Tensor {
     }
 
     /// An uninitialised tensor for a kernel to fill.
-    pub(crate) fn empty(
-        gpu: &Arc<Gpu>,
-        op: &'static str,
-        shape: &[usize],
-        dtype: DType,
-    ) -> Result<Tensor> {
+    pub(crate) fn empty(gpu: &Arc<Gpu>, op: &'static str, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let buf = gpu.alloc(op, (numel(shape) * dtype.size()) as u64)?;
         Ok(Self::from_buffer(buf, shape, dtype))
     }
@@ -251,10 +246,7 @@ impl Tensor {
     /// Downloads f32 data.
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         if self.dtype() != DType::F32 {
-            return Err(Error::invalid(
-                "to_vec_f32",
-                format!("tensor is {:?}", self.dtype()),
-            ));
+            return Err(Error::invalid("to_vec_f32", format!("tensor is {:?}", self.dtype())));
         }
         let bytes = self.gpu().read(&self.0.buf, 0, (self.numel() * 4) as u64)?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
@@ -263,10 +255,7 @@ impl Tensor {
     /// Downloads i32 data.
     pub fn to_vec_i32(&self) -> Result<Vec<i32>> {
         if self.dtype() != DType::I32 {
-            return Err(Error::invalid(
-                "to_vec_i32",
-                format!("tensor is {:?}", self.dtype()),
-            ));
+            return Err(Error::invalid("to_vec_i32", format!("tensor is {:?}", self.dtype())));
         }
         let bytes = self.gpu().read(&self.0.buf, 0, (self.numel() * 4) as u64)?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
@@ -275,10 +264,7 @@ impl Tensor {
     /// Downloads a one-element tensor.
     pub fn item(&self) -> Result<f32> {
         if self.numel() != 1 {
-            return Err(Error::invalid(
-                "item",
-                format!("tensor of shape {:?} is not a scalar", self.shape()),
-            ));
+            return Err(Error::invalid("item", format!("tensor of shape {:?} is not a scalar", self.shape())));
         }
         Ok(self.to_vec_f32()?[0])
     }
@@ -286,12 +272,7 @@ impl Tensor {
     /// Same storage viewed with another shape of equal element count (differentiable).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if numel(shape) != self.numel() {
-            return Err(Error::shape(
-                "reshape",
-                self.shape(),
-                shape,
-                "element counts differ",
-            ));
+            return Err(Error::shape("reshape", self.shape(), shape, "element counts differ"));
         }
         let out = Self::with_meta(self.0.buf.clone(), shape, self.0.dtype, Meta::None);
         let old = self.shape().to_vec();
@@ -302,24 +283,14 @@ impl Tensor {
 
     pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {
         if self.dtype() != DType::F32 {
-            return Err(Error::invalid(
-                op,
-                format!(
-                    "expected an f32 tensor, got {:?} of shape {:?}",
-                    self.dtype(),
-                    self.shape()
-                ),
-            ));
+            return Err(Error::invalid(op, format!("expected an f32 tensor, got {:?} of shape {:?}", self.dtype(), self.shape())));
         }
         Ok(())
     }
 
     pub(crate) fn expect_ndim(&self, op: &'static str, n: usize) -> Result<()> {
         if self.ndim() != n {
-            return Err(Error::invalid(
-                op,
-                format!("expected a {n}-d tensor, got shape {:?}", self.shape()),
-            ));
+            return Err(Error::invalid(op, format!("expected a {n}-d tensor, got shape {:?}", self.shape())));
         }
         Ok(())
     }

@@ -63,28 +63,18 @@ pub fn load_case(path: &Path) -> Result<Case> {
         path: path.to_path_buf(),
         source,
     })?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| ferr(path, format!("not a safetensors file: {e}")))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| ferr(path, format!("not a safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| ferr(path, format!("not a safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| ferr(path, format!("not a safetensors file: {e}")))?;
     let md = meta.metadata().clone().unwrap_or_default();
-    let get = |k: &str| {
-        md.get(k)
-            .cloned()
-            .ok_or_else(|| ferr(path, format!("metadata field {k:?} is missing")))
-    };
+    let get = |k: &str| md.get(k).cloned().ok_or_else(|| ferr(path, format!("metadata field {k:?} is missing")));
     let op = get("op")?;
-    let params: Value = serde_json::from_str(&get("params")?)
-        .map_err(|e| ferr(path, format!("metadata field \"params\" is not JSON: {e}")))?;
+    let params: Value = serde_json::from_str(&get("params")?).map_err(|e| ferr(path, format!("metadata field \"params\" is not JSON: {e}")))?;
     let params = params
         .as_object()
         .cloned()
         .ok_or_else(|| ferr(path, "metadata field \"params\" is not a JSON object"))?;
     let num = |k: &str| -> Result<f32> {
-        get(k)?
-            .trim()
-            .parse::<f32>()
-            .map_err(|e| ferr(path, format!("metadata field {k:?} is not a number: {e}")))
+        get(k)?.trim().parse::<f32>().map_err(|e| ferr(path, format!("metadata field {k:?} is not a number: {e}")))
     };
     let (atol, rtol) = (num("atol")?, num("rtol")?);
     let mut inputs = BTreeMap::new();
@@ -101,12 +91,7 @@ pub fn load_case(path: &Path) -> Result<Case> {
                 HostData::I32(v.into_iter().map(|x| x as i32).collect())
             }
             Dtype::I32 => HostData::I32(bytemuck::pod_collect_to_vec(view.data())),
-            d => {
-                return Err(ferr(
-                    path,
-                    format!("tensor {name:?} has unsupported dtype {d:?} (F32, I64, I32 are)"),
-                ))
-            }
+            d => return Err(ferr(path, format!("tensor {name:?} has unsupported dtype {d:?} (F32, I64, I32 are)"))),
         };
         let t = HostTensor { shape, data };
         if name == "out" {
@@ -120,10 +105,7 @@ pub fn load_case(path: &Path) -> Result<Case> {
         } else if let Some(n) = name.strip_prefix("grad.") {
             grads.insert(n.to_string(), t);
         } else {
-            return Err(ferr(
-                path,
-                format!("tensor {name:?} is none of in.*, out, out.*, upstream, grad.*"),
-            ));
+            return Err(ferr(path, format!("tensor {name:?} is none of in.*, out, out.*, upstream, grad.*")));
         }
     }
     let out = out.ok_or_else(|| ferr(path, "tensor \"out\" is missing"))?;
@@ -173,15 +155,11 @@ pub struct CaseCtx<'a> {
 
 impl CaseCtx<'_> {
     fn bad(&self, why: String) -> Error {
-        Error::invalid(
-            "parity",
-            format!("{}: op {}: {why}", self.case.path.display(), self.case.op),
-        )
+        Error::invalid("parity", format!("{}: op {}: {why}", self.case.path.display(), self.case.op))
     }
     /// A required input.
     pub fn input(&self, name: &str) -> Result<Tensor> {
-        self.opt_input(name)?
-            .ok_or_else(|| self.bad(format!("input in.{name} is missing")))
+        self.opt_input(name)?.ok_or_else(|| self.bad(format!("input in.{name} is missing")))
     }
     /// An optional input.
     pub fn opt_input(&self, name: &str) -> Result<Option<Tensor>> {
@@ -198,38 +176,28 @@ impl CaseCtx<'_> {
     pub fn f32(&self, k: &str, default: Option<f32>) -> Result<f32> {
         match self.param(k) {
             Some(Value::Number(n)) => Ok(n.as_f64().unwrap_or(0.0) as f32),
-            None | Some(Value::Null) => {
-                default.ok_or_else(|| self.bad(format!("param {k:?} is required")))
-            }
+            None | Some(Value::Null) => default.ok_or_else(|| self.bad(format!("param {k:?} is required"))),
             Some(v) => Err(self.bad(format!("param {k:?} should be a number, got {v}"))),
         }
     }
     pub fn i64(&self, k: &str, default: Option<i64>) -> Result<i64> {
         match self.param(k) {
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .ok_or_else(|| self.bad(format!("param {k:?} should be an integer, got {n}"))),
-            None | Some(Value::Null) => {
-                default.ok_or_else(|| self.bad(format!("param {k:?} is required")))
-            }
+            Some(Value::Number(n)) => n.as_i64().ok_or_else(|| self.bad(format!("param {k:?} should be an integer, got {n}"))),
+            None | Some(Value::Null) => default.ok_or_else(|| self.bad(format!("param {k:?} is required"))),
             Some(v) => Err(self.bad(format!("param {k:?} should be an integer, got {v}"))),
         }
     }
     pub fn bool(&self, k: &str, default: Option<bool>) -> Result<bool> {
         match self.param(k) {
             Some(Value::Bool(b)) => Ok(*b),
-            None | Some(Value::Null) => {
-                default.ok_or_else(|| self.bad(format!("param {k:?} is required")))
-            }
+            None | Some(Value::Null) => default.ok_or_else(|| self.bad(format!("param {k:?} is required"))),
             Some(v) => Err(self.bad(format!("param {k:?} should be a boolean, got {v}"))),
         }
     }
     pub fn str(&self, k: &str, default: Option<&str>) -> Result<String> {
         match self.param(k) {
             Some(Value::String(s)) => Ok(s.clone()),
-            None | Some(Value::Null) => default
-                .map(str::to_string)
-                .ok_or_else(|| self.bad(format!("param {k:?} is required"))),
+            None | Some(Value::Null) => default.map(str::to_string).ok_or_else(|| self.bad(format!("param {k:?} is required"))),
             Some(v) => Err(self.bad(format!("param {k:?} should be a string, got {v}"))),
         }
     }
@@ -237,19 +205,10 @@ impl CaseCtx<'_> {
     pub fn usize_list(&self, k: &str) -> Result<Option<Vec<usize>>> {
         match self.param(k) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => Ok(Some(vec![n
-                .as_u64()
-                .ok_or_else(|| self.bad(format!("param {k:?} should be a non-negative integer")))?
-                as usize])),
+            Some(Value::Number(n)) => Ok(Some(vec![n.as_u64().ok_or_else(|| self.bad(format!("param {k:?} should be a non-negative integer")))? as usize])),
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|x| {
-                    x.as_u64().map(|v| v as usize).ok_or_else(|| {
-                        self.bad(format!(
-                            "param {k:?} should hold non-negative integers, got {x}"
-                        ))
-                    })
-                })
+                .map(|x| x.as_u64().map(|v| v as usize).ok_or_else(|| self.bad(format!("param {k:?} should hold non-negative integers, got {x}"))))
                 .collect::<Result<Vec<_>>>()
                 .map(Some),
             Some(v) => Err(self.bad(format!("param {k:?} should be a list of integers, got {v}"))),
@@ -259,25 +218,17 @@ impl CaseCtx<'_> {
     pub fn pair(&self, k: &str, default: Option<[usize; 2]>) -> Result<[usize; 2]> {
         match self.param(k) {
             Some(Value::Number(n)) => {
-                let v = n.as_u64().ok_or_else(|| {
-                    self.bad(format!("param {k:?} should be a non-negative integer"))
-                })? as usize;
+                let v = n.as_u64().ok_or_else(|| self.bad(format!("param {k:?} should be a non-negative integer")))? as usize;
                 Ok([v, v])
             }
             Some(Value::Array(a)) if a.len() == 2 => {
                 let mut r = [0usize; 2];
                 for (i, x) in a.iter().enumerate() {
-                    r[i] = x.as_u64().ok_or_else(|| {
-                        self.bad(format!(
-                            "param {k:?} should hold non-negative integers, got {x}"
-                        ))
-                    })? as usize;
+                    r[i] = x.as_u64().ok_or_else(|| self.bad(format!("param {k:?} should hold non-negative integers, got {x}")))? as usize;
                 }
                 Ok(r)
             }
-            None | Some(Value::Null) => {
-                default.ok_or_else(|| self.bad(format!("param {k:?} is required")))
-            }
+            None | Some(Value::Null) => default.ok_or_else(|| self.bad(format!("param {k:?} is required"))),
             Some(v) => Err(self.bad(format!("param {k:?} should be [h, w], got {v}"))),
         }
     }
@@ -304,21 +255,9 @@ impl CaseReport {
     }
 }
 
-fn compare(
-    name: &str,
-    got: &[f32],
-    got_shape: &[usize],
-    want: &HostTensor,
-    atol: f32,
-    rtol: f32,
-) -> Result<f32> {
+fn compare(name: &str, got: &[f32], got_shape: &[usize], want: &HostTensor, atol: f32, rtol: f32) -> Result<f32> {
     if got_shape != want.shape.as_slice() {
-        return Err(Error::shape(
-            "parity",
-            got_shape,
-            &want.shape,
-            format!("{name}: got vs expected shape"),
-        ));
+        return Err(Error::shape("parity", got_shape, &want.shape, format!("{name}: got vs expected shape")));
     }
     let w: Vec<f32> = match &want.data {
         HostData::F32(v) => v.clone(),
@@ -349,10 +288,7 @@ fn to_host(t: &Tensor) -> Result<Vec<f32>> {
 /// Runs one case: forward, compare outputs, backward with `upstream`, compare gradients.
 pub fn run_case(gpu: &Arc<Gpu>, case: &Case) -> Result<CaseReport> {
     let f = crate::ops::parity_op(&case.op).ok_or_else(|| {
-        Error::invalid(
-            "parity",
-            format!("{}: unknown op {:?}", case.path.display(), case.op),
-        )
+        Error::invalid("parity", format!("{}: unknown op {:?}", case.path.display(), case.op))
     })?;
     let mut tensors = BTreeMap::new();
     for (name, h) in &case.inputs {
@@ -360,11 +296,7 @@ pub fn run_case(gpu: &Arc<Gpu>, case: &Case) -> Result<CaseReport> {
             HostData::F32(v) => Tensor::from_f32(gpu, v, &h.shape)?,
             HostData::I32(v) => Tensor::from_i32(gpu, v, &h.shape)?,
         };
-        let t = if case.grads.contains_key(name) {
-            t.into_param()
-        } else {
-            t
-        };
+        let t = if case.grads.contains_key(name) { t.into_param() } else { t };
         tensors.insert(name.clone(), t);
     }
     let ctx = CaseCtx {
@@ -375,19 +307,11 @@ pub fn run_case(gpu: &Arc<Gpu>, case: &Case) -> Result<CaseReport> {
         used_inputs: RefCell::new(BTreeSet::new()),
     };
     let outs = f(&ctx)?;
-    let unknown: Vec<&String> = case
-        .params
-        .keys()
-        .filter(|k| !ctx.read.borrow().contains(*k))
-        .collect();
+    let unknown: Vec<&String> = case.params.keys().filter(|k| !ctx.read.borrow().contains(*k)).collect();
     if !unknown.is_empty() {
         return Err(ctx.bad(format!("unknown parameter(s) {unknown:?}")));
     }
-    let unused: Vec<&String> = case
-        .inputs
-        .keys()
-        .filter(|k| !ctx.used_inputs.borrow().contains(*k))
-        .collect();
+    let unused: Vec<&String> = case.inputs.keys().filter(|k| !ctx.used_inputs.borrow().contains(*k)).collect();
     if !unused.is_empty() {
         return Err(ctx.bad(format!("unknown input(s) {unused:?}")));
     }
@@ -395,14 +319,7 @@ pub fn run_case(gpu: &Arc<Gpu>, case: &Case) -> Result<CaseReport> {
     let mut worst_at = String::from("out");
     let mut compared = 0;
     let mut check = |name: &str, got: &Tensor, want: &HostTensor| -> Result<()> {
-        let r = compare(
-            name,
-            &to_host(got)?,
-            got.shape(),
-            want,
-            case.atol,
-            case.rtol,
-        )?;
+        let r = compare(name, &to_host(got)?, got.shape(), want, case.atol, case.rtol)?;
         compared += 1;
         if r > worst || compared == 1 {
             worst = worst.max(r);
@@ -422,18 +339,11 @@ pub fn run_case(gpu: &Arc<Gpu>, case: &Case) -> Result<CaseReport> {
     }
     if let Some(up) = &case.upstream {
         if !case.grads.is_empty() {
-            let upstream = Tensor::from_f32(
-                gpu,
-                up.f32()
-                    .ok_or_else(|| ctx.bad("upstream must be F32".into()))?,
-                &up.shape,
-            )?;
+            let upstream = Tensor::from_f32(gpu, up.f32().ok_or_else(|| ctx.bad("upstream must be F32".into()))?, &up.shape)?;
             autograd::backward(&outs.out, Some(upstream), false)?;
             for (name, want) in &case.grads {
                 let t = &ctx.tensors[name];
-                let g = t
-                    .grad()
-                    .ok_or_else(|| ctx.bad(format!("no gradient reached input {name:?}")))?;
+                let g = t.grad().ok_or_else(|| ctx.bad(format!("no gradient reached input {name:?}")))?;
                 check(&format!("grad.{name}"), &g, want)?;
             }
         }
@@ -455,12 +365,11 @@ pub fn case_files(dir: &Path) -> Result<Vec<PathBuf>> {
         source,
     })?;
     for e in rd {
-        let p = e
-            .map_err(|source| Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?
-            .path();
+        let p = e.map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .path();
         if p.is_dir() {
             out.extend(case_files(&p)?);
         } else if p.extension().is_some_and(|x| x == "safetensors") {
