@@ -50,6 +50,9 @@ pub enum Error {
     #[error("{path}: {why}")]
     File { path: PathBuf, why: String },
 
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -4,9 +4,11 @@
 //! [`autograd`] → [`ops`] (differentiable ops over WGSL kernels) → [`optim`].
 
 pub mod autograd;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod nn;
+pub mod metrics;
 pub mod ops;
 pub mod optim;
 pub mod rng;

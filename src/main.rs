@@ -27,6 +27,11 @@ enum Command {
         #[command(subcommand)]
         what: cli::bench::BenchCmd,
     },
+    /// Dataset tools.
+    Data {
+        #[command(subcommand)]
+        what: cli::data::DataCmd,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,5 +51,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info => cli::info::run(),
         Command::Bench { what } => cli::bench::run(what),
         Command::Model(a) => cli::model::run(a),
+        Command::Data { what } => cli::data::run(what),
     }
 }
