@@ -1,9 +1,11 @@
 //! Differentiable ops. Each module keeps an op's forward, its backward and the kernels they
 //! dispatch side by side; the WGSL lives in `shaders/<module>.wgsl` unless noted.
 
+pub mod conv;
 pub mod elementwise;
 pub mod reduce;
 
+pub use conv::{conv2d, linear, Conv2dParams};
 pub use elementwise::*;
 pub use reduce::{mean, mean_dims, sum, sum_dims, sum_to_shape};
 
@@ -25,5 +27,5 @@ pub(crate) fn strides4(d: [usize; 4]) -> [u32; 4] {
 /// Maps a parity-case op name to its evaluation (see `testing::parity`). Each op family owns
 /// its cases in its own module's `parity` function.
 pub fn parity_op(name: &str) -> Option<crate::testing::parity::OpFn> {
-    elementwise::parity(name).or_else(|| reduce::parity(name))
+    elementwise::parity(name).or_else(|| reduce::parity(name)).or_else(|| conv::parity(name))
 }
