@@ -68,77 +68,126 @@ override SA: u32 = TM + 1u;
 override SB: u32 = TN + 1u;
 var<workgroup> as_: array<f32, TK * SA>;
 var<workgroup> bs_: array<f32, TK * SB>;
+// Reduction-index parts of the slice being fetched (see `k_entry`).
+var<workgroup> ktab: array<vec4<i32>, TK>;
 
-// x[b, ci, oh·s − pad + kh·dil, ow·s − pad + kw·dil] or 0 in the padding;
-// kidx = (ci, kh, kw) flattened, sidx = (b, oh, ow) flattened.
-fn im2col(kidx: u32, sidx: u32) -> f32 {
+// Index arithmetic is split so that no division happens per loaded element: the part that
+// depends on the thread's row/column is computed once per thread, the part that depends on the
+// reduction index once per K slice per workgroup (table `ktab`), and a load only adds the two.
+
+// Kernel-tap part of an im2col index: kidx = (ci, kh, kw) → (ci·H·W, kh·dil_h, kw·dil_w).
+fn tap_part(kidx: u32) -> vec3<i32> {
     let khw = p.kh * p.kw;
+    let c = kidx / khw;
+    let r = kidx - c * khw;
+    let ky = r / p.kw;
+    let kx = r - ky * p.kw;
+    return vec3<i32>(i32(c * p.h * p.w), i32(ky * p.dh), i32(kx * p.dw));
+}
+
+// Output-position part of an im2col index: sidx = (b, oh, ow) → (b·Ci·H·W, oh·s − pad, ow·s − pad).
+fn pos_part(sidx: u32) -> vec3<i32> {
     let ohw = p.oh * p.ow;
     let b = sidx / ohw;
     let q = sidx - b * ohw;
     let oy = q / p.ow;
     let ox = q - oy * p.ow;
-    let c = kidx / khw;
-    let r = kidx - c * khw;
-    let ky = r / p.kw;
-    let kx = r - ky * p.kw;
-    let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
-    let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
-    if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
-        return 0.0;
-    }
-    return src_b[((b * p.ci + c) * p.h + u32(iy)) * p.w + u32(ix)];
+    return vec3<i32>(i32(b * p.ci * p.h * p.w), i32(oy * p.sh) - i32(p.ph), i32(ox * p.sw) - i32(p.pw));
 }
 
-fn load_a(m: u32, k: u32) -> f32 {
-    if (m >= p.m || k >= p.k) {
-        return 0.0;
+// Reduction-index part of both operands for global k: xyz for B, w the A offset (−1: k out of range).
+fn k_entry(k: u32, k_end: u32) -> vec4<i32> {
+    if (k >= k_end) {
+        return vec4<i32>(0, 0, 0, -1);
     }
     if (MODE == 0u) {
-        return src_a[m * p.k + k];
+        return vec4<i32>(tap_part(k), i32(k));
     } else if (MODE == 1u) {
-        // weights [co, ci=m, khw] with k = (co, khw)
+        // k = (co, kh, kw): dy channel offset, negated tap offsets (oh·s = ih + pad − kh·dil).
         let khw = p.kh * p.kw;
         let c = k / khw;
-        return src_a[(c * p.ci + m) * khw + (k - c * khw)];
+        let t = tap_part(k);
+        return vec4<i32>(i32(c * p.oh * p.ow), -t.y, -t.z, i32(c * p.ci * khw + (k - c * khw)));
     }
-    // dy [b, co=m, ohw] with k = (b, ohw)
+    // k = (b, oh, ow)
     let ohw = p.oh * p.ow;
     let b = k / ohw;
-    return src_a[(b * p.co + m) * ohw + (k - b * ohw)];
+    return vec4<i32>(pos_part(k), i32(b * p.co * ohw + (k - b * ohw)));
 }
 
-fn load_b(k: u32, n: u32) -> f32 {
-    if (k >= p.k || n >= p.n) {
-        return 0.0;
+// Row part of A for GEMM row m (−1: out of range).
+fn a_row(m: u32) -> i32 {
+    if (m >= p.m) {
+        return -1;
     }
     if (MODE == 0u) {
-        return im2col(k, n);
-    } else if (MODE == 2u) {
-        return im2col(n, k);
+        return i32(m * p.k);          // weights [co, (ci, kh, kw)]
+    } else if (MODE == 1u) {
+        return i32(m * p.kh * p.kw);  // weights [co, ci = m, kh, kw]
     }
-    // MODE 1: dy[b, co, oh, ow] with k = (co, kh, kw), n = (b, ih, iw), ih = oh·s − pad + kh·dil.
+    return i32(m * p.oh * p.ow);      // dy [b, co = m, oh, ow]
+}
+
+// Column part of B for GEMM column n (x = −1: out of range).
+fn b_col(n: u32) -> vec3<i32> {
+    if (n >= p.n) {
+        return vec3<i32>(-1, 0, 0);
+    }
+    if (MODE == 0u) {
+        return pos_part(n);
+    } else if (MODE == 2u) {
+        return tap_part(n);
+    }
+    // n = (b, ih, iw)
     let hw = p.h * p.w;
     let b = n / hw;
     let q = n - b * hw;
     let iy = q / p.w;
     let ix = q - iy * p.w;
-    let khw = p.kh * p.kw;
-    let c = k / khw;
-    let r = k - c * khw;
-    let ky = r / p.kw;
-    let kx = r - ky * p.kw;
-    let ty = i32(iy + p.ph) - i32(ky * p.dh);
-    let tx = i32(ix + p.pw) - i32(kx * p.dw);
+    return vec3<i32>(i32(b * p.co * p.oh * p.ow), i32(iy + p.ph), i32(ix + p.pw));
+}
+
+fn a_val(row: i32, kt: vec4<i32>) -> f32 {
+    if (row < 0 || kt.w < 0) {
+        return 0.0;
+    }
+    return src_a[u32(row + kt.w)];
+}
+
+fn b_val(col: vec3<i32>, kt: vec4<i32>) -> f32 {
+    if (col.x < 0 || kt.w < 0) {
+        return 0.0;
+    }
+    let ty = col.y + kt.y;
+    let tx = col.z + kt.z;
     if (ty < 0 || tx < 0) {
         return 0.0;
     }
-    let oy = u32(ty) / p.sh;
-    let ox = u32(tx) / p.sw;
-    if (oy * p.sh != u32(ty) || ox * p.sw != u32(tx) || oy >= p.oh || ox >= p.ow) {
+    if (MODE == 1u) {
+        // Input position reached by output (oy, ox) only when the stride divides exactly.
+        var oy = u32(ty);
+        var ox = u32(tx);
+        if (p.sh != 1u) {
+            oy = oy / p.sh;
+            if (oy * p.sh != u32(ty)) {
+                return 0.0;
+            }
+        }
+        if (p.sw != 1u) {
+            ox = ox / p.sw;
+            if (ox * p.sw != u32(tx)) {
+                return 0.0;
+            }
+        }
+        if (oy >= p.oh || ox >= p.ow) {
+            return 0.0;
+        }
+        return src_b[u32(col.x + kt.x) + oy * p.ow + ox];
+    }
+    if (u32(ty) >= p.h || u32(tx) >= p.w) {
         return 0.0;
     }
-    return src_b[((b * p.co + c) * p.oh + oy) * p.ow + ox];
+    return src_b[u32(col.x + kt.x) + u32(ty) * p.w + u32(tx)];
 }
 
 // Final layout [b, m, q] with n = (b, q): NCHW for MODE 0/1 (pix = spatial size), [M, N] for
@@ -199,18 +248,30 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     var ra: array<f32, MAXL>;
     var rb: array<f32, MAXL>;
-
-    // Prefetch the first slice.
+    // Per-thread invariant parts of this thread's slice elements.
+    var arow: array<i32, MAXL>;
+    var bcol: array<vec3<i32>, MAXL>;
     for (var e = 0u; e < la; e++) {
-        let c = a_coord(lid, e);
-        ra[e] = select(0.0, load_a(m0 + c.x, k_begin + c.y), k_begin + c.y < k_end);
+        arow[e] = a_row(m0 + a_coord(lid, e).x);
     }
     for (var e = 0u; e < lb; e++) {
-        let c = b_coord(lid, e);
-        rb[e] = select(0.0, load_b(k_begin + c.x, n0 + c.y), k_begin + c.x < k_end);
+        bcol[e] = b_col(n0 + b_coord(lid, e).y);
+    }
+
+    // Prefetch the first slice.
+    if (lid < TK) {
+        ktab[lid] = k_entry(k_begin + lid, k_end);
+    }
+    workgroupBarrier();
+    for (var e = 0u; e < la; e++) {
+        ra[e] = a_val(arow[e], ktab[a_coord(lid, e).y]);
+    }
+    for (var e = 0u; e < lb; e++) {
+        rb[e] = b_val(bcol[e], ktab[b_coord(lid, e).x]);
     }
 
     for (var k0 = k_begin; k0 < k_end; k0 += TK) {
+        // Everyone is done reading the previous slice and the previous table.
         workgroupBarrier();
         for (var e = 0u; e < la; e++) {
             let c = a_coord(lid, e);
@@ -220,16 +281,17 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let c = b_coord(lid, e);
             bs_[c.x * SB + c.y] = rb[e];
         }
-        workgroupBarrier();
         let k1 = k0 + TK;
+        if (lid < TK) {
+            ktab[lid] = k_entry(k1 + lid, k_end);
+        }
+        workgroupBarrier();
         if (k1 < k_end) {
             for (var e = 0u; e < la; e++) {
-                let c = a_coord(lid, e);
-                ra[e] = select(0.0, load_a(m0 + c.x, k1 + c.y), k1 + c.y < k_end);
+                ra[e] = a_val(arow[e], ktab[a_coord(lid, e).y]);
             }
             for (var e = 0u; e < lb; e++) {
-                let c = b_coord(lid, e);
-                rb[e] = select(0.0, load_b(k1 + c.x, n0 + c.y), k1 + c.x < k_end);
+                rb[e] = b_val(bcol[e], ktab[b_coord(lid, e).x]);
             }
         }
         for (var kk = 0u; kk < TK; kk++) {

@@ -5,7 +5,7 @@
 //! it in [`ops_rows`]). `bench/torch_ops.py` prints the same rows for PyTorch.
 
 use advseg::gpu::CounterSnapshot;
-use advseg::ops::conv::{conv2d_forward_raw, conv2d_input_grad_raw, conv2d_weight_grad_raw, ConvGeom, Conv2dParams, GemmConfig};
+use advseg::ops::conv::{conv2d_forward_raw, conv2d_input_grad_raw, conv2d_weight_grad_raw, ConvGeom, Conv2dParams, GemmConfig, Tile};
 use advseg::{Gpu, Tensor};
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -36,6 +36,12 @@ pub struct OpsArgs {
     /// Only rows whose op or shape contains this text.
     #[arg(long)]
     filter: Option<String>,
+    /// Force a GEMM tile preset (64, 128 or 32x128) instead of the automatic choice (tuning).
+    #[arg(long)]
+    tile: Option<String>,
+    /// Force the split-K factor (tuning).
+    #[arg(long)]
+    splits: Option<usize>,
 }
 
 /// One timed measurement.
@@ -77,6 +83,7 @@ struct Ctx {
     gpu: Arc<Gpu>,
     reps: usize,
     filter: Option<String>,
+    gemm: GemmConfig,
 }
 
 impl Ctx {
@@ -95,6 +102,7 @@ impl Ctx {
         let once = t.elapsed().as_secs_f64();
         // Aim for ≥ 20 ms per sample so sync overhead does not dominate short kernels.
         let iters = ((0.02 / once.max(1e-6)).ceil() as usize).clamp(1, 100);
+        self.gpu.reset_peak();
         let before = self.gpu.counters();
         let mut samples = Vec::with_capacity(self.reps);
         for _ in 0..self.reps.max(1) {
@@ -174,7 +182,7 @@ fn conv_rows(cx: &Ctx, s: &ConvSpec, batch: usize, rows: &mut Vec<BenchRow>) -> 
 
 fn conv_geom_rows(cx: &Ctx, op: &str, shape: &str, g: &ConvGeom, rows: &mut Vec<BenchRow>) -> Result<()> {
     let gpu = &cx.gpu;
-    let cfg = GemmConfig::default();
+    let cfg = cx.gemm;
     let x = Tensor::full(gpu, &[g.batch, g.ci, g.h, g.w], 0.01)?;
     let w = Tensor::full(gpu, &[g.co, g.ci, g.kh, g.kw], 0.01)?;
     let b = Tensor::full(gpu, &[g.co], 0.01)?;
@@ -222,6 +230,10 @@ fn ops(a: OpsArgs) -> Result<()> {
         gpu: gpu.clone(),
         reps: if a.quick { a.reps.min(3) } else { a.reps },
         filter: a.filter.clone(),
+        gemm: GemmConfig {
+            tile: a.tile.as_deref().map(parse_tile).transpose()?,
+            splits: a.splits,
+        },
     };
     let start = gpu.counters();
     let rows = ops_rows(&cx, &a)?;
@@ -239,6 +251,15 @@ fn ops(a: OpsArgs) -> Result<()> {
         print_table(&report);
     }
     Ok(())
+}
+
+fn parse_tile(s: &str) -> Result<Tile> {
+    Ok(match s {
+        "64" => Tile::T64,
+        "128" => Tile::T128,
+        "32x128" => Tile::T32X128,
+        _ => anyhow::bail!("--tile {s:?}: expected 64, 128 or 32x128"),
+    })
 }
 
 fn print_table(r: &Report) {

@@ -268,9 +268,18 @@ fn gemm(
     let u = |v: usize| -> Result<u32> {
         u32::try_from(v).map_err(|_| Error::invalid("conv2d", format!("size {v} exceeds 32-bit indexing ({g:?})")))
     };
+    // The shader forms flat offsets in i32 (−1 marks out-of-range operands).
+    let fits = |v: usize| -> Result<()> {
+        if v <= i32::MAX as usize {
+            Ok(())
+        } else {
+            Err(Error::invalid("conv2d", format!("tensor of {v} elements exceeds 31-bit indexing ({g:?})")))
+        }
+    };
     // Every flat index the shader forms stays below these.
-    u(g.batch * g.ci * g.h * g.w)?;
-    u(g.batch * g.co * g.oh * g.ow)?;
+    fits(g.batch * g.ci * g.h * g.w)?;
+    fits(g.batch * g.co * g.oh * g.ow)?;
+    fits(g.co * g.ci * g.kh * g.kw)?;
     u(splits * m * n)?;
     let params = Params {
         m: u(m)?,
