@@ -8,10 +8,14 @@ use advseg::{Gpu, Tensor};
 
 /// Deterministic values in [-1, 1).
 fn data(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         })
         .collect()
@@ -26,7 +30,11 @@ struct Shape {
 
 impl Shape {
     fn out(&self) -> [usize; 4] {
-        let o = |d: usize| (self.x[2 + d] + 2 * self.p.padding[d] - self.p.dilation[d] * (self.w[2 + d] - 1) - 1) / self.p.stride[d] + 1;
+        let o = |d: usize| {
+            (self.x[2 + d] + 2 * self.p.padding[d] - self.p.dilation[d] * (self.w[2 + d] - 1) - 1)
+                / self.p.stride[d]
+                + 1
+        };
         [self.x[0], self.w[0], o(0), o(1)]
     }
 }
@@ -46,12 +54,15 @@ fn conv_ref(s: &Shape, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
                     for c in 0..ci {
                         for ky in 0..kh {
                             for kx in 0..kw {
-                                let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding[0] as isize;
-                                let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding[1] as isize;
+                                let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize
+                                    - p.padding[0] as isize;
+                                let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize
+                                    - p.padding[1] as isize;
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
                                     continue;
                                 }
-                                acc += x[((bi * ci + c) * h + iy as usize) * wd + ix as usize] * w[((o * ci + c) * kh + ky) * kw + kx];
+                                acc += x[((bi * ci + c) * h + iy as usize) * wd + ix as usize]
+                                    * w[((o * ci + c) * kh + ky) * kw + kx];
                             }
                         }
                     }
@@ -83,10 +94,16 @@ fn check(name: &str, s: Shape, bias: bool, linear: bool, cfg: GemmConfig) {
     let up = data(ny, 4);
     let bref = bias.then_some(b.as_slice());
 
-    let (xs, ws): (Vec<usize>, Vec<usize>) = if linear { (vec![s.x[0], s.x[1]], vec![s.w[0], s.w[1]]) } else { (s.x.to_vec(), s.w.to_vec()) };
+    let (xs, ws): (Vec<usize>, Vec<usize>) = if linear {
+        (vec![s.x[0], s.x[1]], vec![s.w[0], s.w[1]])
+    } else {
+        (s.x.to_vec(), s.w.to_vec())
+    };
     let xt = Tensor::from_f32(&gpu, &f32s(&x), &xs).unwrap().into_param();
     let wt = Tensor::from_f32(&gpu, &f32s(&w), &ws).unwrap().into_param();
-    let bt = Tensor::from_f32(&gpu, &f32s(&b), &[co]).unwrap().into_param();
+    let bt = Tensor::from_f32(&gpu, &f32s(&b), &[co])
+        .unwrap()
+        .into_param();
     let y = if linear {
         linear_with(&xt, &wt, bias.then_some(&bt), &cfg).unwrap()
     } else {
@@ -106,11 +123,20 @@ fn check(name: &str, s: Shape, bias: bool, linear: bool, cfg: GemmConfig) {
     let gw = numeric_grad(&mut |v: &[f64]| loss(conv_ref(&s, &x, v, bref)), &w, eps);
     let mut grads = vec![("x", &xt, gx), ("weight", &wt, gw)];
     if bias {
-        let gb = numeric_grad(&mut |v: &[f64]| loss(conv_ref(&s, &x, &w, Some(v))), &b, eps);
+        let gb = numeric_grad(
+            &mut |v: &[f64]| loss(conv_ref(&s, &x, &w, Some(v))),
+            &b,
+            eps,
+        );
         grads.push(("bias", &bt, gb));
     }
     for (what, t, want) in grads {
-        let got = f64s(&t.grad().unwrap_or_else(|| panic!("{name}: no grad for {what}")).to_vec_f32().unwrap());
+        let got = f64s(
+            &t.grad()
+                .unwrap_or_else(|| panic!("{name}: no grad for {what}"))
+                .to_vec_f32()
+                .unwrap(),
+        );
         let r = worst_ratio(&got, &want, 2e-4, 1e-3);
         assert!(r <= 1.0, "{name}: grad {what} off by {r:.3} of tolerance");
     }
@@ -170,7 +196,13 @@ fn every_tile_preset_and_forced_split_k() {
                 tile: Some(tile),
                 splits: Some(splits),
             };
-            check(&format!("{name} {tile:?} splits {splits}"), s, true, false, cfg);
+            check(
+                &format!("{name} {tile:?} splits {splits}"),
+                s,
+                true,
+                false,
+                cfg,
+            );
         }
     }
 }
@@ -184,7 +216,16 @@ fn linear_matches_reference_and_finite_differences() {
     };
     check("linear", s, true, true, GemmConfig::default());
     check("linear no bias", s, false, true, GemmConfig::default());
-    check("linear split", s, true, true, GemmConfig { tile: Some(Tile::T128), splits: Some(2) });
+    check(
+        "linear split",
+        s,
+        true,
+        true,
+        GemmConfig {
+            tile: Some(Tile::T128),
+            splits: Some(2),
+        },
+    );
 }
 
 #[test]

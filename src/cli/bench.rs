@@ -5,7 +5,10 @@
 //! it in [`ops_rows`]). `bench/torch_ops.py` prints the same rows for PyTorch.
 
 use advseg::gpu::CounterSnapshot;
-use advseg::ops::conv::{conv2d_forward_raw, conv2d_input_grad_raw, conv2d_weight_grad_raw, ConvGeom, Conv2dParams, GemmConfig, Tile};
+use advseg::ops::conv::{
+    conv2d_forward_raw, conv2d_input_grad_raw, conv2d_weight_grad_raw, Conv2dParams, ConvGeom,
+    GemmConfig, Tile,
+};
 use advseg::{Gpu, Tensor};
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -88,12 +91,20 @@ struct Ctx {
 
 impl Ctx {
     fn wanted(&self, op: &str, shape: &str) -> bool {
-        self.filter.as_ref().is_none_or(|f| op.contains(f.as_str()) || shape.contains(f.as_str()))
+        self.filter
+            .as_ref()
+            .is_none_or(|f| op.contains(f.as_str()) || shape.contains(f.as_str()))
     }
 
     /// Times `f` (which records GPU work): one warm-up call (pipeline compiles, pool fills),
     /// then `reps` samples of `iters` back-to-back calls bracketed by `sync`.
-    fn time(&self, op: &str, shape: &str, flops: Option<f64>, mut f: impl FnMut() -> Result<()>) -> Result<BenchRow> {
+    fn time(
+        &self,
+        op: &str,
+        shape: &str,
+        flops: Option<f64>,
+        mut f: impl FnMut() -> Result<()>,
+    ) -> Result<BenchRow> {
         f()?;
         self.gpu.sync()?;
         let t = Instant::now();
@@ -128,59 +139,45 @@ impl Ctx {
     }
 }
 
-/// A convolution benchmark shape (square kernel, stride, padding, dilation).
-struct ConvSpec {
-    name: &'static str,
-    ci: usize,
-    co: usize,
-    hw: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    dil: usize,
-}
-
-const fn spec(name: &'static str, ci: usize, co: usize, hw: usize, k: usize, stride: usize, pad: usize, dil: usize) -> ConvSpec {
-    ConvSpec {
-        name,
-        ci,
-        co,
-        hw,
-        k,
-        stride,
-        pad,
-        dil,
-    }
-}
+/// A convolution benchmark shape: name and [ci, co, hw, k, stride, pad, dil] (square kernel,
+/// stride, padding and dilation).
+type ConvSpec = (&'static str, [usize; 7]);
 
 /// DeepLab-v2 ResNet-101 (321×321 crops, output stride 8) and the fully convolutional
 /// discriminator's 4×4/2 layers.
 const CONVS: &[ConvSpec] = &[
-    spec("res101 3x3 256ch 41x41 d2", 256, 256, 41, 3, 1, 2, 2),
-    spec("res101 3x3 512ch 41x41 d4", 512, 512, 41, 3, 1, 4, 4),
-    spec("res101 3x3 64ch 81x81", 64, 64, 81, 3, 1, 1, 1),
-    spec("aspp 3x3 2048->21 41x41 d6", 2048, 21, 41, 3, 1, 6, 6),
-    spec("aspp 3x3 2048->21 41x41 d24", 2048, 21, 41, 3, 1, 24, 24),
-    spec("disc 4x4/2 21->64 321->161", 21, 64, 321, 4, 2, 1, 1),
-    spec("disc 4x4/2 64->128 161->81", 64, 128, 161, 4, 2, 1, 1),
-    spec("disc 4x4/2 128->256 81->41", 128, 256, 81, 4, 2, 1, 1),
-    spec("disc 4x4/2 256->512 41->21", 256, 512, 41, 4, 2, 1, 1),
+    ("res101 3x3 256ch 41x41 d2", [256, 256, 41, 3, 1, 2, 2]),
+    ("res101 3x3 512ch 41x41 d4", [512, 512, 41, 3, 1, 4, 4]),
+    ("res101 3x3 64ch 81x81", [64, 64, 81, 3, 1, 1, 1]),
+    ("aspp 3x3 2048->21 41x41 d6", [2048, 21, 41, 3, 1, 6, 6]),
+    ("aspp 3x3 2048->21 41x41 d24", [2048, 21, 41, 3, 1, 24, 24]),
+    ("disc 4x4/2 21->64 321->161", [21, 64, 321, 4, 2, 1, 1]),
+    ("disc 4x4/2 64->128 161->81", [64, 128, 161, 4, 2, 1, 1]),
+    ("disc 4x4/2 128->256 81->41", [128, 256, 81, 4, 2, 1, 1]),
+    ("disc 4x4/2 256->512 41->21", [256, 512, 41, 4, 2, 1, 1]),
 ];
 
 const QUICK_CONVS: &[ConvSpec] = &[
-    spec("quick 3x3 8->16 17x17 d2", 8, 16, 17, 3, 1, 2, 2),
-    spec("quick 4x4/2 3->8 33->17", 3, 8, 33, 4, 2, 1, 1),
+    ("quick 3x3 8->16 17x17 d2", [8, 16, 17, 3, 1, 2, 2]),
+    ("quick 4x4/2 3->8 33->17", [3, 8, 33, 4, 2, 1, 1]),
 ];
 
 /// Forward, input-grad and weight-grad rows of one convolution.
 fn conv_rows(cx: &Ctx, s: &ConvSpec, batch: usize, rows: &mut Vec<BenchRow>) -> Result<()> {
-    let shape = format!("{} n{batch}", s.name);
-    let p = Conv2dParams::new(s.stride, s.pad, s.dil);
-    let g = ConvGeom::new(&[batch, s.ci, s.hw, s.hw], &[s.co, s.ci, s.k, s.k], &p)?;
+    let (name, [ci, co, hw, k, stride, pad, dil]) = *s;
+    let shape = format!("{name} n{batch}");
+    let p = Conv2dParams::new(stride, pad, dil);
+    let g = ConvGeom::new(&[batch, ci, hw, hw], &[co, ci, k, k], &p)?;
     conv_geom_rows(cx, "conv2d", &shape, &g, rows)
 }
 
-fn conv_geom_rows(cx: &Ctx, op: &str, shape: &str, g: &ConvGeom, rows: &mut Vec<BenchRow>) -> Result<()> {
+fn conv_geom_rows(
+    cx: &Ctx,
+    op: &str,
+    shape: &str,
+    g: &ConvGeom,
+    rows: &mut Vec<BenchRow>,
+) -> Result<()> {
     let gpu = &cx.gpu;
     let cfg = cx.gemm;
     let x = Tensor::full(gpu, &[g.batch, g.ci, g.h, g.w], 0.01)?;
@@ -190,15 +187,24 @@ fn conv_geom_rows(cx: &Ctx, op: &str, shape: &str, g: &ConvGeom, rows: &mut Vec<
     let flops = Some(g.flops());
     let fwd = format!("{op} fwd");
     if cx.wanted(&fwd, shape) {
-        rows.push(cx.time(&fwd, shape, flops, || Ok(drop(conv2d_forward_raw(&x, &w, Some(&b), g, &cfg)?)))?);
+        rows.push(cx.time(&fwd, shape, flops, || {
+            conv2d_forward_raw(&x, &w, Some(&b), g, &cfg)?;
+            Ok(())
+        })?);
     }
     let dx = format!("{op} dgrad");
     if cx.wanted(&dx, shape) {
-        rows.push(cx.time(&dx, shape, flops, || Ok(drop(conv2d_input_grad_raw(&dy, &w, g, &cfg)?)))?);
+        rows.push(cx.time(&dx, shape, flops, || {
+            conv2d_input_grad_raw(&dy, &w, g, &cfg)?;
+            Ok(())
+        })?);
     }
     let dw = format!("{op} wgrad");
     if cx.wanted(&dw, shape) {
-        rows.push(cx.time(&dw, shape, flops, || Ok(drop(conv2d_weight_grad_raw(&dy, &x, g, &cfg)?)))?);
+        rows.push(cx.time(&dw, shape, flops, || {
+            conv2d_weight_grad_raw(&dy, &x, g, &cfg)?;
+            Ok(())
+        })?);
     }
     Ok(())
 }
@@ -264,7 +270,10 @@ fn parse_tile(s: &str) -> Result<Tile> {
 
 fn print_table(r: &Report) {
     println!("device: {} ({}), batch {}", r.device, r.backend, r.batch);
-    println!("{:<14} {:<36} {:>10} {:>10} {:>6} {:>9} {:>8} {:>9}", "op", "shape", "ms", "GFLOP/s", "iters", "disp/call", "allocs", "peak MiB");
+    println!(
+        "{:<14} {:<36} {:>10} {:>10} {:>6} {:>9} {:>8} {:>9}",
+        "op", "shape", "ms", "GFLOP/s", "iters", "disp/call", "allocs", "peak MiB"
+    );
     for row in &r.rows {
         let per_call = row.counters.dispatches as f64 / (row.iters * row.samples).max(1) as f64;
         println!(

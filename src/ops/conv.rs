@@ -91,10 +91,28 @@ pub struct Tile {
 }
 
 impl Tile {
-    pub const T64: Tile = Tile { tm: 64, tn: 64, tk: 16, rm: 4, rn: 4 };
-    pub const T128: Tile = Tile { tm: 128, tn: 128, tk: 8, rm: 8, rn: 8 };
+    pub const T64: Tile = Tile {
+        tm: 64,
+        tn: 64,
+        tk: 16,
+        rm: 4,
+        rn: 4,
+    };
+    pub const T128: Tile = Tile {
+        tm: 128,
+        tn: 128,
+        tk: 8,
+        rm: 8,
+        rn: 8,
+    };
     /// Few output rows (e.g. 21 classes): a wide, short tile wastes less.
-    pub const T32X128: Tile = Tile { tm: 32, tn: 128, tk: 16, rm: 2, rn: 8 };
+    pub const T32X128: Tile = Tile {
+        tm: 32,
+        tn: 128,
+        tk: 16,
+        rm: 2,
+        rn: 8,
+    };
     pub const PRESETS: [Tile; 3] = [Tile::T64, Tile::T128, Tile::T32X128];
 
     fn threads(&self) -> u32 {
@@ -105,18 +123,21 @@ impl Tile {
         let wg = self.threads();
         let ok = self.rm <= 8
             && self.rn <= 8
-            && self.tm % self.rm == 0
-            && self.tn % self.rn == 0
+            && self.tm.is_multiple_of(self.rm)
+            && self.tn.is_multiple_of(self.rn)
             && wg > 0
             && wg <= 256
-            && (self.tm * self.tk) % wg == 0
-            && (self.tk * self.tn) % wg == 0
+            && (self.tm * self.tk).is_multiple_of(wg)
+            && (self.tk * self.tn).is_multiple_of(wg)
             && self.tm * self.tk / wg <= 8
             && self.tk * self.tn / wg <= 8;
         if ok {
             Ok(())
         } else {
-            Err(Error::invalid("conv2d", format!("unsupported GEMM tile {self:?}")))
+            Err(Error::invalid(
+                "conv2d",
+                format!("unsupported GEMM tile {self:?}"),
+            ))
         }
     }
 
@@ -166,13 +187,32 @@ impl ConvGeom {
     pub fn new(x: &[usize], wt: &[usize], p: &Conv2dParams) -> Result<ConvGeom> {
         const OP: &str = "conv2d";
         if x.len() != 4 || wt.len() != 4 {
-            return Err(Error::shape(OP, x, wt, "input must be [N, Ci, H, W] and weight [Co, Ci, KH, KW]"));
+            return Err(Error::shape(
+                OP,
+                x,
+                wt,
+                "input must be [N, Ci, H, W] and weight [Co, Ci, KH, KW]",
+            ));
         }
         if x[1] != wt[1] {
-            return Err(Error::shape(OP, x, wt, format!("input has {} channels, weight expects {} (groups=1)", x[1], wt[1])));
+            return Err(Error::shape(
+                OP,
+                x,
+                wt,
+                format!(
+                    "input has {} channels, weight expects {} (groups=1)",
+                    x[1], wt[1]
+                ),
+            ));
         }
         if p.stride.contains(&0) || p.dilation.contains(&0) {
-            return Err(Error::invalid(OP, format!("stride {:?} and dilation {:?} must be ≥ 1", p.stride, p.dilation)));
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "stride {:?} and dilation {:?} must be ≥ 1",
+                    p.stride, p.dilation
+                ),
+            ));
         }
         if x.contains(&0) || wt.contains(&0) {
             return Err(Error::shape(OP, x, wt, "empty input or weight"));
@@ -183,7 +223,12 @@ impl ConvGeom {
             (padded >= span).then(|| (padded - span) / p.stride[d] + 1)
         };
         let (Some(oh), Some(ow)) = (out(x[2], wt[2], 0), out(x[3], wt[3], 1)) else {
-            return Err(Error::shape(OP, x, wt, format!("dilated kernel is larger than the padded input ({p:?})")));
+            return Err(Error::shape(
+                OP,
+                x,
+                wt,
+                format!("dilated kernel is larger than the padded input ({p:?})"),
+            ));
         };
         Ok(ConvGeom {
             batch: x[0],
@@ -219,8 +264,18 @@ impl ConvGeom {
     pub fn gemm_dims(&self, mode: GemmMode) -> (usize, usize, usize, usize) {
         let khw = self.kh * self.kw;
         match mode {
-            GemmMode::Forward => (self.co, self.batch * self.oh * self.ow, self.ci * khw, self.oh * self.ow),
-            GemmMode::InputGrad => (self.ci, self.batch * self.h * self.w, self.co * khw, self.h * self.w),
+            GemmMode::Forward => (
+                self.co,
+                self.batch * self.oh * self.ow,
+                self.ci * khw,
+                self.oh * self.ow,
+            ),
+            GemmMode::InputGrad => (
+                self.ci,
+                self.batch * self.h * self.w,
+                self.co * khw,
+                self.h * self.w,
+            ),
             GemmMode::WeightGrad => {
                 let n = self.ci * khw;
                 (self.co, n, self.batch * self.oh * self.ow, n)
@@ -230,7 +285,8 @@ impl ConvGeom {
 
     /// Multiply-adds ×2 of one GEMM (the same for all three modes).
     pub fn flops(&self) -> f64 {
-        2.0 * (self.batch * self.oh * self.ow) as f64 * (self.co * self.ci * self.kh * self.kw) as f64
+        2.0 * (self.batch * self.oh * self.ow) as f64
+            * (self.co * self.ci * self.kh * self.kw) as f64
     }
 
     pub fn out_shape(&self) -> [usize; 4] {
@@ -266,14 +322,22 @@ fn gemm(
     let splits = k.div_ceil(kchunk);
 
     let u = |v: usize| -> Result<u32> {
-        u32::try_from(v).map_err(|_| Error::invalid("conv2d", format!("size {v} exceeds 32-bit indexing ({g:?})")))
+        u32::try_from(v).map_err(|_| {
+            Error::invalid(
+                "conv2d",
+                format!("size {v} exceeds 32-bit indexing ({g:?})"),
+            )
+        })
     };
     // The shader forms flat offsets in i32 (−1 marks out-of-range operands).
     let fits = |v: usize| -> Result<()> {
         if v <= i32::MAX as usize {
             Ok(())
         } else {
-            Err(Error::invalid("conv2d", format!("tensor of {v} elements exceeds 31-bit indexing ({g:?})")))
+            Err(Error::invalid(
+                "conv2d",
+                format!("tensor of {v} elements exceeds 31-bit indexing ({g:?})"),
+            ))
         }
     };
     // Every flat index the shader forms stays below these.
@@ -330,11 +394,25 @@ fn gemm(
     let wg = tile.threads();
     let groups = gpu.grid_1d((tiles * splits) as u64 * wg as u64, wg);
     if splits == 1 {
-        gpu.dispatch(SHADER, "gemm", &constants, &params, &[r(a), r(b), bias_bind(), w(out.buffer())], groups)?;
+        gpu.dispatch(
+            SHADER,
+            "gemm",
+            &constants,
+            &params,
+            &[r(a), r(b), bias_bind(), w(out.buffer())],
+            groups,
+        )?;
         return Ok(out);
     }
     let partial = gpu.alloc("conv2d split-K", (splits * m * n * 4) as u64)?;
-    gpu.dispatch(SHADER, "gemm", &constants, &params, &[r(a), r(b), gpu.unused(), w(&partial)], groups)?;
+    gpu.dispatch(
+        SHADER,
+        "gemm",
+        &constants,
+        &params,
+        &[r(a), r(b), gpu.unused(), w(&partial)],
+        groups,
+    )?;
     gpu.dispatch(
         SHADER,
         "splitk_reduce",
@@ -347,41 +425,104 @@ fn gemm(
 }
 
 /// Forward convolution without autograd: y = conv(x, w) + bias.
-pub fn conv2d_forward_raw(x: &Tensor, wt: &Tensor, bias: Option<&Tensor>, g: &ConvGeom, cfg: &GemmConfig) -> Result<Tensor> {
-    gemm(GemmMode::Forward, g, wt.buffer(), x.buffer(), bias.map(|b| b.buffer()), &g.out_shape(), cfg)
+pub fn conv2d_forward_raw(
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeom,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    gemm(
+        GemmMode::Forward,
+        g,
+        wt.buffer(),
+        x.buffer(),
+        bias.map(|b| b.buffer()),
+        &g.out_shape(),
+        cfg,
+    )
 }
 
 /// dL/dx of a convolution given dL/dy (no autograd).
-pub fn conv2d_input_grad_raw(dy: &Tensor, wt: &Tensor, g: &ConvGeom, cfg: &GemmConfig) -> Result<Tensor> {
-    gemm(GemmMode::InputGrad, g, wt.buffer(), dy.buffer(), None, &[g.batch, g.ci, g.h, g.w], cfg)
+pub fn conv2d_input_grad_raw(
+    dy: &Tensor,
+    wt: &Tensor,
+    g: &ConvGeom,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    gemm(
+        GemmMode::InputGrad,
+        g,
+        wt.buffer(),
+        dy.buffer(),
+        None,
+        &[g.batch, g.ci, g.h, g.w],
+        cfg,
+    )
 }
 
 /// dL/dw of a convolution given dL/dy and the input x (no autograd).
-pub fn conv2d_weight_grad_raw(dy: &Tensor, x: &Tensor, g: &ConvGeom, cfg: &GemmConfig) -> Result<Tensor> {
-    gemm(GemmMode::WeightGrad, g, dy.buffer(), x.buffer(), None, &[g.co, g.ci, g.kh, g.kw], cfg)
+pub fn conv2d_weight_grad_raw(
+    dy: &Tensor,
+    x: &Tensor,
+    g: &ConvGeom,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    gemm(
+        GemmMode::WeightGrad,
+        g,
+        dy.buffer(),
+        x.buffer(),
+        None,
+        &[g.co, g.ci, g.kh, g.kw],
+        cfg,
+    )
 }
 
 /// Bias gradient: per-output-channel sum of dy over batch and space.
 fn bias_grad(dy: &Tensor, co: usize) -> Result<Tensor> {
     let d = dy.shape();
-    let s = if d.len() == 4 { vec![1, co, 1, 1] } else { vec![1, co] };
+    let s = if d.len() == 4 {
+        vec![1, co, 1, 1]
+    } else {
+        vec![1, co]
+    };
     super::reduce::sum_to_shape(dy, &s)?.reshape(&[co])
 }
 
-fn check_inputs(op: &'static str, x: &Tensor, wt: &Tensor, bias: Option<&Tensor>, co: usize) -> Result<()> {
+fn check_inputs(
+    op: &'static str,
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    co: usize,
+) -> Result<()> {
     x.expect_f32(op)?;
     wt.expect_f32(op)?;
     if let Some(b) = bias {
         b.expect_f32(op)?;
         if b.shape() != [co] {
-            return Err(Error::shape(op, b.shape(), wt.shape(), format!("bias must be [{co}] (one value per output channel)")));
+            return Err(Error::shape(
+                op,
+                b.shape(),
+                wt.shape(),
+                format!("bias must be [{co}] (one value per output channel)"),
+            ));
         }
     }
     Ok(())
 }
 
 /// Records the shared backward of conv2d and linear.
-fn with_backward(out: Tensor, name: &'static str, x: &Tensor, wt: &Tensor, bias: Option<&Tensor>, g: ConvGeom, cfg: GemmConfig) -> Tensor {
+fn with_backward(
+    out: Tensor,
+    name: &'static str,
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    g: ConvGeom,
+    cfg: GemmConfig,
+) -> Tensor {
     let (xd, wd) = (x.detach(), wt.detach());
     let x_shape = x.shape().to_vec();
     let w_shape = wt.shape().to_vec();
@@ -401,7 +542,11 @@ fn with_backward(out: Tensor, name: &'static str, x: &Tensor, wt: &Tensor, bias:
             };
             let mut grads = vec![dx, dw];
             if needs.len() > 2 {
-                grads.push(if needs[2] { Some(bias_grad(dy, g.co)?) } else { None });
+                grads.push(if needs[2] {
+                    Some(bias_grad(dy, g.co)?)
+                } else {
+                    None
+                });
             }
             Ok(grads)
         })
@@ -415,7 +560,13 @@ pub fn conv2d(x: &Tensor, wt: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) 
 }
 
 /// [`conv2d`] with the kernel configuration overridden (tests, tuning).
-pub fn conv2d_with(x: &Tensor, wt: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams, cfg: &GemmConfig) -> Result<Tensor> {
+pub fn conv2d_with(
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    p: &Conv2dParams,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
     let g = ConvGeom::new(x.shape(), wt.shape(), p)?;
     check_inputs("conv2d", x, wt, bias, g.co)?;
     let out = conv2d_forward_raw(x, wt, bias, &g, cfg)?;
@@ -428,17 +579,40 @@ pub fn linear(x: &Tensor, wt: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> 
 }
 
 /// [`linear`] with the kernel configuration overridden (tests, tuning).
-pub fn linear_with(x: &Tensor, wt: &Tensor, bias: Option<&Tensor>, cfg: &GemmConfig) -> Result<Tensor> {
+pub fn linear_with(
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
     const OP: &str = "linear";
     if x.ndim() != 2 || wt.ndim() != 2 || x.shape()[1] != wt.shape()[1] {
-        return Err(Error::shape(OP, x.shape(), wt.shape(), "input must be [N, in] and weight [out, in]"));
+        return Err(Error::shape(
+            OP,
+            x.shape(),
+            wt.shape(),
+            "input must be [N, in] and weight [out, in]",
+        ));
     }
     if x.numel() == 0 || wt.numel() == 0 {
-        return Err(Error::shape(OP, x.shape(), wt.shape(), "empty input or weight"));
+        return Err(Error::shape(
+            OP,
+            x.shape(),
+            wt.shape(),
+            "empty input or weight",
+        ));
     }
     let g = ConvGeom::linear(x.shape()[0], x.shape()[1], wt.shape()[0]);
     check_inputs(OP, x, wt, bias, g.co)?;
-    let out = gemm(GemmMode::Forward, &g, wt.buffer(), x.buffer(), bias.map(|b| b.buffer()), &[g.batch, g.co], cfg)?;
+    let out = gemm(
+        GemmMode::Forward,
+        &g,
+        wt.buffer(),
+        x.buffer(),
+        bias.map(|b| b.buffer()),
+        &[g.batch, g.co],
+        cfg,
+    )?;
     Ok(with_backward(out, OP, x, wt, bias, g, *cfg))
 }
 
