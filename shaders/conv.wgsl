@@ -52,15 +52,14 @@ override MODE: u32 = 0u;
 override TM: u32 = 64u;
 override TN: u32 = 64u;
 override TK: u32 = 16u;
-override RM: u32 = 4u;            // ≤ MAXR
-override RN: u32 = 4u;            // ≤ MAXR
+override RM: u32 = 4u;            // 4 or 8
+override RN: u32 = 4u;            // 4 or 8
 override WG: u32 = 256u;          // = (TM/RM)·(TN/RN); TM·TK and TK·TN multiples of WG
 // Which operand index varies fastest across consecutive threads when loading a slice: chosen
 // per shape so global reads are coalesced (e.g. along ow for im2col, along k for linear).
 override A_KFAST: bool = true;
 override B_KFAST: bool = false;
 
-const MAXR: u32 = 8u;
 const MAXL: u32 = 8u;             // ≤ TM·TK/WG and TK·TN/WG elements per thread per slice
 
 // Padded rows (+1) keep the transposing stores of k-fast loads free of bank conflicts.
@@ -219,6 +218,28 @@ fn b_coord(lid: u32, e: u32) -> vec2<u32> {
     return vec2<u32>(idx / TN, idx % TN);
 }
 
+// Stores one register-block row (columns nx + j·tnt, j < RN) to the split-K partials or, with
+// one split, to the final layout.
+fn emit_row(z: u32, m: u32, nx: u32, tnt: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (m >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < RN; j++) {
+        let n = nx + j * tnt;
+        var v = hi[j & 3u];
+        if (j < 4u) {
+            v = lo[j];
+        }
+        if (n < p.n) {
+            if (p.splits > 1u) {
+                dst[(z * p.m + m) * p.n + n] = v;
+            } else {
+                store_final(m, n, v);
+            }
+        }
+    }
+}
+
 @compute @workgroup_size(WG)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
     let lid = lid3.x;
@@ -242,10 +263,24 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let la = TM * TK / WG;
     let lb = TK * TN / WG;
 
-    var acc: array<f32, 64>;   // MAXR·MAXR
-    for (var i = 0u; i < MAXR * MAXR; i++) {
-        acc[i] = 0.0;
-    }
+    // Register block as named vec4s (row i, column half h): a private array indexed in loops
+    // is not reliably kept in registers (lavapipe spills it: 7× slower).
+    var c00 = vec4<f32>(0.0);
+    var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0);
+    var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0);
+    var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0);
+    var c31 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0);
+    var c41 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0);
+    var c51 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0);
+    var c61 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0);
+    var c71 = vec4<f32>(0.0);
     var ra: array<f32, MAXL>;
     var rb: array<f32, MAXL>;
     // Per-thread invariant parts of this thread's slice elements.
@@ -295,38 +330,54 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
         for (var kk = 0u; kk < TK; kk++) {
-            var av: array<f32, MAXR>;
-            var bv: array<f32, MAXR>;
-            for (var i = 0u; i < RM; i++) {
-                av[i] = as_[kk * SA + ty + i * tmt];
+            let o = kk * SA;
+            let q = kk * SB;
+            let a0 = vec4<f32>(as_[o + ty], as_[o + ty + tmt], as_[o + ty + 2u * tmt], as_[o + ty + 3u * tmt]);
+            let b0 = vec4<f32>(bs_[q + tx], bs_[q + tx + tnt], bs_[q + tx + 2u * tnt], bs_[q + tx + 3u * tnt]);
+            var a1 = vec4<f32>(0.0);
+            var b1 = vec4<f32>(0.0);
+            if (RM > 4u) {
+                a1 = vec4<f32>(as_[o + ty + 4u * tmt], as_[o + ty + 5u * tmt], as_[o + ty + 6u * tmt], as_[o + ty + 7u * tmt]);
             }
-            for (var j = 0u; j < RN; j++) {
-                bv[j] = bs_[kk * SB + tx + j * tnt];
+            if (RN > 4u) {
+                b1 = vec4<f32>(bs_[q + tx + 4u * tnt], bs_[q + tx + 5u * tnt], bs_[q + tx + 6u * tnt], bs_[q + tx + 7u * tnt]);
             }
-            for (var i = 0u; i < RM; i++) {
-                for (var j = 0u; j < RN; j++) {
-                    acc[i * MAXR + j] = fma(av[i], bv[j], acc[i * MAXR + j]);
+            c00 = fma(vec4<f32>(a0.x), b0, c00);
+            c10 = fma(vec4<f32>(a0.y), b0, c10);
+            c20 = fma(vec4<f32>(a0.z), b0, c20);
+            c30 = fma(vec4<f32>(a0.w), b0, c30);
+            if (RN > 4u) {
+                c01 = fma(vec4<f32>(a0.x), b1, c01);
+                c11 = fma(vec4<f32>(a0.y), b1, c11);
+                c21 = fma(vec4<f32>(a0.z), b1, c21);
+                c31 = fma(vec4<f32>(a0.w), b1, c31);
+            }
+            if (RM > 4u) {
+                c40 = fma(vec4<f32>(a1.x), b0, c40);
+                c50 = fma(vec4<f32>(a1.y), b0, c50);
+                c60 = fma(vec4<f32>(a1.z), b0, c60);
+                c70 = fma(vec4<f32>(a1.w), b0, c70);
+                if (RN > 4u) {
+                    c41 = fma(vec4<f32>(a1.x), b1, c41);
+                    c51 = fma(vec4<f32>(a1.y), b1, c51);
+                    c61 = fma(vec4<f32>(a1.z), b1, c61);
+                    c71 = fma(vec4<f32>(a1.w), b1, c71);
                 }
             }
         }
     }
 
-    for (var i = 0u; i < RM; i++) {
-        let m = m0 + ty + i * tmt;
-        if (m >= p.m) {
-            continue;
-        }
-        for (var j = 0u; j < RN; j++) {
-            let n = n0 + tx + j * tnt;
-            if (n >= p.n) {
-                continue;
-            }
-            if (p.splits > 1u) {
-                dst[(z * p.m + m) * p.n + n] = acc[i * MAXR + j];
-            } else {
-                store_final(m, n, acc[i * MAXR + j]);
-            }
-        }
+    // Rows ty + i·(TM/RM), columns tx + j·(TN/RN).
+    let nx = n0 + tx;
+    emit_row(z, m0 + ty, nx, tnt, c00, c01);
+    emit_row(z, m0 + ty + tmt, nx, tnt, c10, c11);
+    emit_row(z, m0 + ty + 2u * tmt, nx, tnt, c20, c21);
+    emit_row(z, m0 + ty + 3u * tmt, nx, tnt, c30, c31);
+    if (RM > 4u) {
+        emit_row(z, m0 + ty + 4u * tmt, nx, tnt, c40, c41);
+        emit_row(z, m0 + ty + 5u * tmt, nx, tnt, c50, c51);
+        emit_row(z, m0 + ty + 6u * tmt, nx, tnt, c60, c61);
+        emit_row(z, m0 + ty + 7u * tmt, nx, tnt, c70, c71);
     }
 }
 

@@ -80,7 +80,7 @@ pub enum GemmMode {
 }
 
 /// Workgroup tile of the GEMM core (pipeline constants of `gemm`). Threads per workgroup are
-/// `(tm/rm)·(tn/rn)`; each thread owns an `rm×rn` register block.
+/// `(tm/rm)·(tn/rn)`; each thread owns an `rm×rn` register block (rm, rn ∈ {4, 8}).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tile {
     pub tm: u32,
@@ -109,8 +109,8 @@ impl Tile {
     pub const T32X128: Tile = Tile {
         tm: 32,
         tn: 128,
-        tk: 16,
-        rm: 2,
+        tk: 8,
+        rm: 4,
         rn: 8,
     };
     pub const PRESETS: [Tile; 3] = [Tile::T64, Tile::T128, Tile::T32X128];
@@ -121,8 +121,8 @@ impl Tile {
 
     fn check(&self) -> Result<()> {
         let wg = self.threads();
-        let ok = self.rm <= 8
-            && self.rn <= 8
+        let ok = matches!(self.rm, 4 | 8)
+            && matches!(self.rn, 4 | 8)
             && self.tm.is_multiple_of(self.rm)
             && self.tn.is_multiple_of(self.rn)
             && wg > 0
