@@ -1,23 +1,302 @@
 //! `advseg bench ...`: kernel benchmarks.
+//!
+//! `bench ops` times each op at DeepLab/discriminator training shapes. Rows come from small
+//! per-op functions that each push [`BenchRow`]s (add new ops by writing another one and listing
+//! it in [`ops_rows`]). `bench/torch_ops.py` prints the same rows for PyTorch.
 
+use advseg::gpu::CounterSnapshot;
+use advseg::ops::conv::{
+    conv2d_forward_raw, conv2d_input_grad_raw, conv2d_weight_grad_raw, Conv2dParams, ConvGeom,
+    GemmConfig, Tile,
+};
+use advseg::{Gpu, Tensor};
 use anyhow::Result;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
     /// Per-op forward/backward timings at DeepLab training shapes.
-    Ops {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Ops(OpsArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct OpsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Tiny shapes that finish in seconds on a software rasteriser (smoke tests).
+    #[arg(long)]
+    quick: bool,
+    /// Batch size of the convolution shapes.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Timed samples per row (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Only rows whose op or shape contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Force a GEMM tile preset (64, 128 or 32x128) instead of the automatic choice (tuning).
+    #[arg(long)]
+    tile: Option<String>,
+    /// Force the split-K factor (tuning).
+    #[arg(long)]
+    splits: Option<usize>,
+}
+
+/// One timed measurement.
+#[derive(Serialize, Clone, Debug)]
+pub struct BenchRow {
+    pub op: String,
+    pub shape: String,
+    /// Median milliseconds per call.
+    pub ms: f64,
+    /// Floating-point operations per call, when meaningful.
+    pub flops: Option<f64>,
+    pub gflops: Option<f64>,
+    /// Calls per timed sample (several when one call is short).
+    pub iters: usize,
+    /// Timed samples (each of `iters` calls).
+    pub samples: usize,
+    /// Engine counters over the timed samples (deltas; live/peak bytes as of the end).
+    pub counters: CounterSnapshot,
+}
+
+#[derive(Serialize)]
+struct Report {
+    device: String,
+    backend: String,
+    batch: usize,
+    quick: bool,
+    rows: Vec<BenchRow>,
+    /// Whole-run engine counters.
+    counters: CounterSnapshot,
 }
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
-        BenchCmd::Ops { json } => {
-            let _ = json;
-            anyhow::bail!("bench ops: not built yet")
-        }
+        BenchCmd::Ops(a) => ops(a),
     }
+}
+
+struct Ctx {
+    gpu: Arc<Gpu>,
+    reps: usize,
+    filter: Option<String>,
+    gemm: GemmConfig,
+}
+
+impl Ctx {
+    fn wanted(&self, op: &str, shape: &str) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|f| op.contains(f.as_str()) || shape.contains(f.as_str()))
+    }
+
+    /// Times `f` (which records GPU work): one warm-up call (pipeline compiles, pool fills),
+    /// then `reps` samples of `iters` back-to-back calls bracketed by `sync`.
+    fn time(
+        &self,
+        op: &str,
+        shape: &str,
+        flops: Option<f64>,
+        mut f: impl FnMut() -> Result<()>,
+    ) -> Result<BenchRow> {
+        f()?;
+        self.gpu.sync()?;
+        let t = Instant::now();
+        f()?;
+        self.gpu.sync()?;
+        let once = t.elapsed().as_secs_f64();
+        // Aim for ≥ 20 ms per sample so sync overhead does not dominate short kernels.
+        let iters = ((0.02 / once.max(1e-6)).ceil() as usize).clamp(1, 100);
+        self.gpu.reset_peak();
+        let before = self.gpu.counters();
+        let mut samples = Vec::with_capacity(self.reps);
+        for _ in 0..self.reps.max(1) {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f()?;
+            }
+            self.gpu.sync()?;
+            samples.push(t.elapsed().as_secs_f64() * 1e3 / iters as f64);
+        }
+        samples.sort_by(f64::total_cmp);
+        let ms = samples[samples.len() / 2];
+        Ok(BenchRow {
+            op: op.to_string(),
+            shape: shape.to_string(),
+            ms,
+            flops,
+            gflops: flops.map(|f| f / (ms * 1e6)),
+            iters,
+            samples: samples.len(),
+            counters: self.gpu.counters().since(&before),
+        })
+    }
+}
+
+/// A convolution benchmark shape: name and [ci, co, hw, k, stride, pad, dil] (square kernel,
+/// stride, padding and dilation).
+type ConvSpec = (&'static str, [usize; 7]);
+
+/// DeepLab-v2 ResNet-101 (321×321 crops, output stride 8) and the fully convolutional
+/// discriminator's 4×4/2 layers.
+const CONVS: &[ConvSpec] = &[
+    ("res101 3x3 256ch 41x41 d2", [256, 256, 41, 3, 1, 2, 2]),
+    ("res101 3x3 512ch 41x41 d4", [512, 512, 41, 3, 1, 4, 4]),
+    ("res101 3x3 64ch 81x81", [64, 64, 81, 3, 1, 1, 1]),
+    ("aspp 3x3 2048->21 41x41 d6", [2048, 21, 41, 3, 1, 6, 6]),
+    ("aspp 3x3 2048->21 41x41 d24", [2048, 21, 41, 3, 1, 24, 24]),
+    ("disc 4x4/2 21->64 321->161", [21, 64, 321, 4, 2, 1, 1]),
+    ("disc 4x4/2 64->128 161->81", [64, 128, 161, 4, 2, 1, 1]),
+    ("disc 4x4/2 128->256 81->41", [128, 256, 81, 4, 2, 1, 1]),
+    ("disc 4x4/2 256->512 41->21", [256, 512, 41, 4, 2, 1, 1]),
+];
+
+const QUICK_CONVS: &[ConvSpec] = &[
+    ("quick 3x3 8->16 17x17 d2", [8, 16, 17, 3, 1, 2, 2]),
+    ("quick 4x4/2 3->8 33->17", [3, 8, 33, 4, 2, 1, 1]),
+];
+
+/// Forward, input-grad and weight-grad rows of one convolution.
+fn conv_rows(cx: &Ctx, s: &ConvSpec, batch: usize, rows: &mut Vec<BenchRow>) -> Result<()> {
+    let (name, [ci, co, hw, k, stride, pad, dil]) = *s;
+    let shape = format!("{name} n{batch}");
+    let p = Conv2dParams::new(stride, pad, dil);
+    let g = ConvGeom::new(&[batch, ci, hw, hw], &[co, ci, k, k], &p)?;
+    conv_geom_rows(cx, "conv2d", &shape, &g, rows)
+}
+
+fn conv_geom_rows(
+    cx: &Ctx,
+    op: &str,
+    shape: &str,
+    g: &ConvGeom,
+    rows: &mut Vec<BenchRow>,
+) -> Result<()> {
+    let gpu = &cx.gpu;
+    let cfg = cx.gemm;
+    let x = Tensor::full(gpu, &[g.batch, g.ci, g.h, g.w], 0.01)?;
+    let w = Tensor::full(gpu, &[g.co, g.ci, g.kh, g.kw], 0.01)?;
+    let b = Tensor::full(gpu, &[g.co], 0.01)?;
+    let dy = Tensor::full(gpu, &g.out_shape(), 0.01)?;
+    let flops = Some(g.flops());
+    let fwd = format!("{op} fwd");
+    if cx.wanted(&fwd, shape) {
+        rows.push(cx.time(&fwd, shape, flops, || {
+            conv2d_forward_raw(&x, &w, Some(&b), g, &cfg)?;
+            Ok(())
+        })?);
+    }
+    let dx = format!("{op} dgrad");
+    if cx.wanted(&dx, shape) {
+        rows.push(cx.time(&dx, shape, flops, || {
+            conv2d_input_grad_raw(&dy, &w, g, &cfg)?;
+            Ok(())
+        })?);
+    }
+    let dw = format!("{op} wgrad");
+    if cx.wanted(&dw, shape) {
+        rows.push(cx.time(&dw, shape, flops, || {
+            conv2d_weight_grad_raw(&dy, &x, g, &cfg)?;
+            Ok(())
+        })?);
+    }
+    Ok(())
+}
+
+/// Linear layer y = x·wᵀ as the same GEMM (N×in times in×out).
+fn linear_rows(cx: &Ctx, n: usize, inp: usize, out: usize, rows: &mut Vec<BenchRow>) -> Result<()> {
+    let shape = format!("{n}x{inp} -> {out}");
+    conv_geom_rows(cx, "linear", &shape, &ConvGeom::linear(n, inp, out), rows)
+}
+
+/// Every benchmark row; other op families add their per-op functions here.
+fn ops_rows(cx: &Ctx, a: &OpsArgs) -> Result<Vec<BenchRow>> {
+    let mut rows = Vec::new();
+    let convs = if a.quick { QUICK_CONVS } else { CONVS };
+    for s in convs {
+        conv_rows(cx, s, a.batch, &mut rows)?;
+    }
+    if a.quick {
+        linear_rows(cx, 64, 64, 64, &mut rows)?;
+    } else {
+        linear_rows(cx, 4096, 4096, 4096, &mut rows)?;
+    }
+    Ok(rows)
+}
+
+fn ops(a: OpsArgs) -> Result<()> {
+    let gpu = Gpu::shared()?;
+    let cx = Ctx {
+        gpu: gpu.clone(),
+        reps: if a.quick { a.reps.min(3) } else { a.reps },
+        filter: a.filter.clone(),
+        gemm: GemmConfig {
+            tile: a.tile.as_deref().map(parse_tile).transpose()?,
+            splits: a.splits,
+        },
+    };
+    let start = gpu.counters();
+    let rows = ops_rows(&cx, &a)?;
+    let report = Report {
+        device: gpu.summary.name.clone(),
+        backend: gpu.summary.backend.clone(),
+        batch: a.batch,
+        quick: a.quick,
+        rows,
+        counters: gpu.counters().since(&start),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn parse_tile(s: &str) -> Result<Tile> {
+    Ok(match s {
+        "64" => Tile::T64,
+        "128" => Tile::T128,
+        "32x128" => Tile::T32X128,
+        _ => anyhow::bail!("--tile {s:?}: expected 64, 128 or 32x128"),
+    })
+}
+
+fn print_table(r: &Report) {
+    println!("device: {} ({}), batch {}", r.device, r.backend, r.batch);
+    println!(
+        "{:<14} {:<36} {:>10} {:>10} {:>6} {:>9} {:>8} {:>9}",
+        "op", "shape", "ms", "GFLOP/s", "iters", "disp/call", "allocs", "peak MiB"
+    );
+    for row in &r.rows {
+        let per_call = row.counters.dispatches as f64 / (row.iters * row.samples).max(1) as f64;
+        println!(
+            "{:<14} {:<36} {:>10.3} {:>10} {:>6} {:>9.1} {:>8} {:>9.1}",
+            row.op,
+            row.shape,
+            row.ms,
+            row.gflops.map_or("-".to_string(), |g| format!("{g:.1}")),
+            row.iters,
+            per_call,
+            row.counters.buffers_allocated,
+            row.counters.bytes_peak as f64 / (1 << 20) as f64,
+        );
+    }
+    let c = &r.counters;
+    println!(
+        "engine counters: dispatches {}, submits {}, readbacks {}, pipelines {}, buffers allocated {} ({:.1} MiB), peak live {:.1} MiB",
+        c.dispatches,
+        c.submits,
+        c.readbacks,
+        c.pipelines,
+        c.buffers_allocated,
+        c.bytes_allocated as f64 / (1 << 20) as f64,
+        c.bytes_peak as f64 / (1 << 20) as f64
+    );
 }

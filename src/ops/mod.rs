@@ -3,6 +3,7 @@
 
 pub mod batchnorm;
 pub mod concat;
+pub mod conv;
 pub mod dropout;
 pub mod elementwise;
 pub mod loss;
@@ -12,6 +13,7 @@ pub mod resize;
 pub mod softmax;
 
 pub use batchnorm::batch_norm2d;
+pub use conv::{conv2d, linear, Conv2dParams};
 pub use dropout::{dropout, dropout2d};
 pub use elementwise::*;
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices};
@@ -52,4 +54,5 @@ pub fn parity_op(name: &str) -> Option<crate::testing::parity::OpFn> {
         .or_else(|| pool::parity(name))
         .or_else(|| resize::parity(name))
         .or_else(|| batchnorm::parity(name))
+        .or_else(|| conv::parity(name))
 }

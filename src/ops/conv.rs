@@ -1,0 +1,638 @@
+//! 2-d convolution and linear layers, forward and backward, as one implicit GEMM.
+//! Shader: `shaders/conv.wgsl` (entry `gemm`, operand loaders chosen by the `MODE` constant,
+//! and `splitk_reduce`).
+//!
+//! Forward, input gradient and weight gradient are the same tiled GEMM with different operand
+//! loaders; nothing is unfolded into an im2col buffer. Long reductions are split over extra
+//! workgroups (split-K) whose partials are summed in a fixed order by a second pass.
+
+use crate::error::{Error, Result};
+use crate::gpu::{r, w, GpuBuffer};
+use crate::tensor::{DType, Tensor};
+
+const SHADER: &str = "conv";
+
+/// Mirrors `Params` in conv.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    splits: u32,
+    kchunk: u32,
+    pix: u32,
+    has_bias: u32,
+    tiles_n: u32,
+    tiles_m: u32,
+    batch: u32,
+    ci: u32,
+    h: u32,
+    w: u32,
+    co: u32,
+    kh: u32,
+    kw: u32,
+    oh: u32,
+    ow: u32,
+    sh: u32,
+    sw: u32,
+    ph: u32,
+    pw: u32,
+    dh: u32,
+    dw: u32,
+}
+
+/// Stride, zero padding and dilation per spatial dim `[h, w]` (PyTorch's `Conv2d` arguments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+        }
+    }
+}
+
+impl Conv2dParams {
+    /// Square stride, padding and dilation.
+    pub fn new(stride: usize, padding: usize, dilation: usize) -> Self {
+        Conv2dParams {
+            stride: [stride; 2],
+            padding: [padding; 2],
+            dilation: [dilation; 2],
+        }
+    }
+}
+
+/// Which GEMM the shader runs (the `MODE` pipeline constant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmMode {
+    Forward = 0,
+    InputGrad = 1,
+    WeightGrad = 2,
+}
+
+/// Workgroup tile of the GEMM core (pipeline constants of `gemm`). Threads per workgroup are
+/// `(tm/rm)·(tn/rn)`; each thread owns an `rm×rn` register block (rm, rn ∈ {4, 8}).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub tm: u32,
+    pub tn: u32,
+    pub tk: u32,
+    pub rm: u32,
+    pub rn: u32,
+}
+
+impl Tile {
+    pub const T64: Tile = Tile {
+        tm: 64,
+        tn: 64,
+        tk: 16,
+        rm: 4,
+        rn: 4,
+    };
+    pub const T128: Tile = Tile {
+        tm: 128,
+        tn: 128,
+        tk: 8,
+        rm: 8,
+        rn: 8,
+    };
+    /// Few output rows (e.g. 21 classes): a wide, short tile wastes less.
+    pub const T32X128: Tile = Tile {
+        tm: 32,
+        tn: 128,
+        tk: 8,
+        rm: 4,
+        rn: 8,
+    };
+    pub const PRESETS: [Tile; 3] = [Tile::T64, Tile::T128, Tile::T32X128];
+
+    fn threads(&self) -> u32 {
+        (self.tm / self.rm) * (self.tn / self.rn)
+    }
+
+    fn check(&self) -> Result<()> {
+        let wg = self.threads();
+        let ok = matches!(self.rm, 4 | 8)
+            && matches!(self.rn, 4 | 8)
+            && self.tm.is_multiple_of(self.rm)
+            && self.tn.is_multiple_of(self.rn)
+            && wg > 0
+            && wg <= 256
+            && (self.tm * self.tk).is_multiple_of(wg)
+            && (self.tk * self.tn).is_multiple_of(wg)
+            && self.tm * self.tk / wg <= 8
+            && self.tk * self.tn / wg <= 8;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "conv2d",
+                format!("unsupported GEMM tile {self:?}"),
+            ))
+        }
+    }
+
+    /// Default choice by GEMM size.
+    fn auto(m: usize, n: usize) -> Tile {
+        if m <= 32 {
+            Tile::T32X128
+        } else if m >= 256 && n >= 1024 {
+            Tile::T128
+        } else {
+            Tile::T64
+        }
+    }
+}
+
+/// Optional overrides of the automatic kernel configuration (tests and tuning).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GemmConfig {
+    pub tile: Option<Tile>,
+    /// Split-K factor; clamped to what the reduction length and buffer limits allow.
+    pub splits: Option<usize>,
+}
+
+/// Shortest reduction one split should walk; shorter chunks cost more in partial traffic than
+/// they gain in parallelism.
+const MIN_CHUNK: usize = 256;
+/// Enough workgroups to fill a large GPU a few times over.
+const TARGET_GROUPS: usize = 512;
+
+/// Shapes of one convolution (linear = 1×1 conv on 1×1 images).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvGeom {
+    pub batch: usize,
+    pub ci: usize,
+    pub h: usize,
+    pub w: usize,
+    pub co: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub p: Conv2dParams,
+}
+
+impl ConvGeom {
+    /// Validates shapes the way PyTorch does and derives the output size.
+    pub fn new(x: &[usize], wt: &[usize], p: &Conv2dParams) -> Result<ConvGeom> {
+        const OP: &str = "conv2d";
+        if x.len() != 4 || wt.len() != 4 {
+            return Err(Error::shape(
+                OP,
+                x,
+                wt,
+                "input must be [N, Ci, H, W] and weight [Co, Ci, KH, KW]",
+            ));
+        }
+        if x[1] != wt[1] {
+            return Err(Error::shape(
+                OP,
+                x,
+                wt,
+                format!(
+                    "input has {} channels, weight expects {} (groups=1)",
+                    x[1], wt[1]
+                ),
+            ));
+        }
+        if p.stride.contains(&0) || p.dilation.contains(&0) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "stride {:?} and dilation {:?} must be ≥ 1",
+                    p.stride, p.dilation
+                ),
+            ));
+        }
+        if x.contains(&0) || wt.contains(&0) {
+            return Err(Error::shape(OP, x, wt, "empty input or weight"));
+        }
+        let out = |i: usize, k: usize, d: usize| -> Option<usize> {
+            let span = p.dilation[d] * (k - 1) + 1;
+            let padded = i + 2 * p.padding[d];
+            (padded >= span).then(|| (padded - span) / p.stride[d] + 1)
+        };
+        let (Some(oh), Some(ow)) = (out(x[2], wt[2], 0), out(x[3], wt[3], 1)) else {
+            return Err(Error::shape(
+                OP,
+                x,
+                wt,
+                format!("dilated kernel is larger than the padded input ({p:?})"),
+            ));
+        };
+        Ok(ConvGeom {
+            batch: x[0],
+            ci: x[1],
+            h: x[2],
+            w: x[3],
+            co: wt[0],
+            kh: wt[2],
+            kw: wt[3],
+            oh,
+            ow,
+            p: *p,
+        })
+    }
+
+    /// A linear layer [batch, inp] → [batch, out] as a 1×1 convolution on 1×1 images.
+    pub fn linear(batch: usize, inp: usize, out: usize) -> ConvGeom {
+        ConvGeom {
+            batch,
+            ci: inp,
+            h: 1,
+            w: 1,
+            co: out,
+            kh: 1,
+            kw: 1,
+            oh: 1,
+            ow: 1,
+            p: Conv2dParams::default(),
+        }
+    }
+
+    /// (M, N, K, columns per image of the result) of the GEMM for `mode`.
+    pub fn gemm_dims(&self, mode: GemmMode) -> (usize, usize, usize, usize) {
+        let khw = self.kh * self.kw;
+        match mode {
+            GemmMode::Forward => (
+                self.co,
+                self.batch * self.oh * self.ow,
+                self.ci * khw,
+                self.oh * self.ow,
+            ),
+            GemmMode::InputGrad => (
+                self.ci,
+                self.batch * self.h * self.w,
+                self.co * khw,
+                self.h * self.w,
+            ),
+            GemmMode::WeightGrad => {
+                let n = self.ci * khw;
+                (self.co, n, self.batch * self.oh * self.ow, n)
+            }
+        }
+    }
+
+    /// Multiply-adds ×2 of one GEMM (the same for all three modes).
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.batch * self.oh * self.ow) as f64
+            * (self.co * self.ci * self.kh * self.kw) as f64
+    }
+
+    pub fn out_shape(&self) -> [usize; 4] {
+        [self.batch, self.co, self.oh, self.ow]
+    }
+}
+
+/// Runs one GEMM of `mode` with operands `a`, `b` into a new tensor of `out_shape`.
+fn gemm(
+    mode: GemmMode,
+    g: &ConvGeom,
+    a: &GpuBuffer,
+    b: &GpuBuffer,
+    bias: Option<&GpuBuffer>,
+    out_shape: &[usize],
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    let gpu = a.gpu();
+    let (m, n, k, pix) = g.gemm_dims(mode);
+    let tile = cfg.tile.unwrap_or_else(|| Tile::auto(m, n));
+    tile.check()?;
+    let tiles_m = m.div_ceil(tile.tm as usize);
+    let tiles_n = n.div_ceil(tile.tn as usize);
+    let tiles = tiles_m * tiles_n;
+    let limit = gpu.limits.max_storage_buffer_binding_size as usize;
+    let max_splits = (limit / (m * n * 4).max(1)).max(1);
+    let splits = cfg
+        .splits
+        .unwrap_or_else(|| TARGET_GROUPS.div_ceil(tiles).min(k.div_ceil(MIN_CHUNK)))
+        .clamp(1, max_splits)
+        .min(k.div_ceil(tile.tk as usize));
+    let kchunk = k.div_ceil(splits).next_multiple_of(tile.tk as usize);
+    let splits = k.div_ceil(kchunk);
+
+    let u = |v: usize| -> Result<u32> {
+        u32::try_from(v).map_err(|_| {
+            Error::invalid(
+                "conv2d",
+                format!("size {v} exceeds 32-bit indexing ({g:?})"),
+            )
+        })
+    };
+    // The shader forms flat offsets in i32 (−1 marks out-of-range operands).
+    let fits = |v: usize| -> Result<()> {
+        if v <= i32::MAX as usize {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "conv2d",
+                format!("tensor of {v} elements exceeds 31-bit indexing ({g:?})"),
+            ))
+        }
+    };
+    // Every flat index the shader forms stays below these.
+    fits(g.batch * g.ci * g.h * g.w)?;
+    fits(g.batch * g.co * g.oh * g.ow)?;
+    fits(g.co * g.ci * g.kh * g.kw)?;
+    u(splits * m * n)?;
+    let params = Params {
+        m: u(m)?,
+        n: u(n)?,
+        k: u(k)?,
+        splits: u(splits)?,
+        kchunk: u(kchunk)?,
+        pix: u(pix)?,
+        has_bias: bias.is_some() as u32,
+        tiles_n: u(tiles_n)?,
+        tiles_m: u(tiles_m)?,
+        batch: u(g.batch)?,
+        ci: u(g.ci)?,
+        h: u(g.h)?,
+        w: u(g.w)?,
+        co: u(g.co)?,
+        kh: u(g.kh)?,
+        kw: u(g.kw)?,
+        oh: u(g.oh)?,
+        ow: u(g.ow)?,
+        sh: u(g.p.stride[0])?,
+        sw: u(g.p.stride[1])?,
+        ph: u(g.p.padding[0])?,
+        pw: u(g.p.padding[1])?,
+        dh: u(g.p.dilation[0])?,
+        dw: u(g.p.dilation[1])?,
+    };
+    // Coalescing: the index that walks contiguous memory should vary across adjacent threads.
+    let khw = g.kh * g.kw;
+    let (a_kfast, b_kfast) = match mode {
+        GemmMode::Forward => (true, g.oh * g.ow == 1),
+        GemmMode::InputGrad => (khw > 1, g.h * g.w == 1),
+        GemmMode::WeightGrad => (g.oh * g.ow > 1, g.oh * g.ow > 1),
+    };
+    let constants = [
+        ("MODE", mode as u32),
+        ("TM", tile.tm),
+        ("TN", tile.tn),
+        ("TK", tile.tk),
+        ("RM", tile.rm),
+        ("RN", tile.rn),
+        ("WG", tile.threads()),
+        ("A_KFAST", a_kfast as u32),
+        ("B_KFAST", b_kfast as u32),
+    ];
+    let out = Tensor::empty(gpu, "conv2d", out_shape, DType::F32)?;
+    let bias_bind = || bias.map(r).unwrap_or_else(|| gpu.unused());
+    let wg = tile.threads();
+    let groups = gpu.grid_1d((tiles * splits) as u64 * wg as u64, wg);
+    if splits == 1 {
+        gpu.dispatch(
+            SHADER,
+            "gemm",
+            &constants,
+            &params,
+            &[r(a), r(b), bias_bind(), w(out.buffer())],
+            groups,
+        )?;
+        return Ok(out);
+    }
+    let partial = gpu.alloc("conv2d split-K", (splits * m * n * 4) as u64)?;
+    gpu.dispatch(
+        SHADER,
+        "gemm",
+        &constants,
+        &params,
+        &[r(a), r(b), gpu.unused(), w(&partial)],
+        groups,
+    )?;
+    gpu.dispatch(
+        SHADER,
+        "splitk_reduce",
+        &[],
+        &params,
+        &[r(&partial), gpu.unused(), bias_bind(), w(out.buffer())],
+        gpu.grid_1d((m * n) as u64, 256),
+    )?;
+    Ok(out)
+}
+
+/// Forward convolution without autograd: y = conv(x, w) + bias.
+pub fn conv2d_forward_raw(
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeom,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    gemm(
+        GemmMode::Forward,
+        g,
+        wt.buffer(),
+        x.buffer(),
+        bias.map(|b| b.buffer()),
+        &g.out_shape(),
+        cfg,
+    )
+}
+
+/// dL/dx of a convolution given dL/dy (no autograd).
+pub fn conv2d_input_grad_raw(
+    dy: &Tensor,
+    wt: &Tensor,
+    g: &ConvGeom,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    gemm(
+        GemmMode::InputGrad,
+        g,
+        wt.buffer(),
+        dy.buffer(),
+        None,
+        &[g.batch, g.ci, g.h, g.w],
+        cfg,
+    )
+}
+
+/// dL/dw of a convolution given dL/dy and the input x (no autograd).
+pub fn conv2d_weight_grad_raw(
+    dy: &Tensor,
+    x: &Tensor,
+    g: &ConvGeom,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    gemm(
+        GemmMode::WeightGrad,
+        g,
+        dy.buffer(),
+        x.buffer(),
+        None,
+        &[g.co, g.ci, g.kh, g.kw],
+        cfg,
+    )
+}
+
+/// Bias gradient: per-output-channel sum of dy over batch and space.
+fn bias_grad(dy: &Tensor, co: usize) -> Result<Tensor> {
+    let d = dy.shape();
+    let s = if d.len() == 4 {
+        vec![1, co, 1, 1]
+    } else {
+        vec![1, co]
+    };
+    super::reduce::sum_to_shape(dy, &s)?.reshape(&[co])
+}
+
+fn check_inputs(
+    op: &'static str,
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    co: usize,
+) -> Result<()> {
+    x.expect_f32(op)?;
+    wt.expect_f32(op)?;
+    if let Some(b) = bias {
+        b.expect_f32(op)?;
+        if b.shape() != [co] {
+            return Err(Error::shape(
+                op,
+                b.shape(),
+                wt.shape(),
+                format!("bias must be [{co}] (one value per output channel)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Records the shared backward of conv2d and linear.
+fn with_backward(
+    out: Tensor,
+    name: &'static str,
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    g: ConvGeom,
+    cfg: GemmConfig,
+) -> Tensor {
+    let (xd, wd) = (x.detach(), wt.detach());
+    let x_shape = x.shape().to_vec();
+    let w_shape = wt.shape().to_vec();
+    let mut inputs = vec![x, wt];
+    inputs.extend(bias);
+    Tensor::from_op(out, name, &inputs, move || {
+        Box::new(move |dy: &Tensor, needs: &[bool]| {
+            let dx = if needs[0] {
+                Some(conv2d_input_grad_raw(dy, &wd, &g, &cfg)?.reshape(&x_shape)?)
+            } else {
+                None
+            };
+            let dw = if needs[1] {
+                Some(conv2d_weight_grad_raw(dy, &xd, &g, &cfg)?.reshape(&w_shape)?)
+            } else {
+                None
+            };
+            let mut grads = vec![dx, dw];
+            if needs.len() > 2 {
+                grads.push(if needs[2] {
+                    Some(bias_grad(dy, g.co)?)
+                } else {
+                    None
+                });
+            }
+            Ok(grads)
+        })
+    })
+}
+
+/// 2-d convolution, PyTorch semantics (zero padding, groups = 1):
+/// x [N, Ci, H, W], w [Co, Ci, KH, KW], bias [Co] → [N, Co, OH, OW].
+pub fn conv2d(x: &Tensor, wt: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    conv2d_with(x, wt, bias, p, &GemmConfig::default())
+}
+
+/// [`conv2d`] with the kernel configuration overridden (tests, tuning).
+pub fn conv2d_with(
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    p: &Conv2dParams,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    let g = ConvGeom::new(x.shape(), wt.shape(), p)?;
+    check_inputs("conv2d", x, wt, bias, g.co)?;
+    let out = conv2d_forward_raw(x, wt, bias, &g, cfg)?;
+    Ok(with_backward(out, "conv2d", x, wt, bias, g, *cfg))
+}
+
+/// Fully connected layer: x [N, in], w [out, in], b [out] → x·wᵀ + b, [N, out].
+pub fn linear(x: &Tensor, wt: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    linear_with(x, wt, bias, &GemmConfig::default())
+}
+
+/// [`linear`] with the kernel configuration overridden (tests, tuning).
+pub fn linear_with(
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    const OP: &str = "linear";
+    if x.ndim() != 2 || wt.ndim() != 2 || x.shape()[1] != wt.shape()[1] {
+        return Err(Error::shape(
+            OP,
+            x.shape(),
+            wt.shape(),
+            "input must be [N, in] and weight [out, in]",
+        ));
+    }
+    if x.numel() == 0 || wt.numel() == 0 {
+        return Err(Error::shape(
+            OP,
+            x.shape(),
+            wt.shape(),
+            "empty input or weight",
+        ));
+    }
+    let g = ConvGeom::linear(x.shape()[0], x.shape()[1], wt.shape()[0]);
+    check_inputs(OP, x, wt, bias, g.co)?;
+    let out = gemm(
+        GemmMode::Forward,
+        &g,
+        wt.buffer(),
+        x.buffer(),
+        bias.map(|b| b.buffer()),
+        &[g.batch, g.co],
+        cfg,
+    )?;
+    Ok(with_backward(out, OP, x, wt, bias, g, *cfg))
+}
+
+/// Parity-case evaluations of this module's ops.
+pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
+    use crate::testing::parity::{CaseCtx, Outputs};
+    Some(match name {
+        "conv2d" => |c: &CaseCtx| -> Result<Outputs> {
+            let p = Conv2dParams {
+                stride: c.pair("stride", Some([1, 1]))?,
+                padding: c.pair("padding", Some([0, 0]))?,
+                dilation: c.pair("dilation", Some([1, 1]))?,
+            };
+            let b = c.opt_input("bias")?;
+            Ok(conv2d(&c.input("x")?, &c.input("weight")?, b.as_ref(), &p)?.into())
+        },
+        "linear" => |c: &CaseCtx| -> Result<Outputs> {
+            let b = c.opt_input("bias")?;
+            Ok(linear(&c.input("x")?, &c.input("weight")?, b.as_ref())?.into())
+        },
+        _ => return None,
+    })
+}

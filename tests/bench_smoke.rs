@@ -1,0 +1,46 @@
+//! `advseg bench ops --quick --json` runs and prints well-formed rows for all three GEMM modes.
+
+use std::process::Command;
+
+#[test]
+fn bench_ops_quick_json() {
+    let out = Command::new(env!("CARGO_BIN_EXE_advseg"))
+        .args(["bench", "ops", "--quick", "--json", "--reps", "1"])
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .output()
+        .expect("run advseg");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "advseg bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+    let rows = v["rows"].as_array().expect("rows");
+    for op in [
+        "conv2d fwd",
+        "conv2d dgrad",
+        "conv2d wgrad",
+        "linear fwd",
+        "linear dgrad",
+        "linear wgrad",
+    ] {
+        assert!(rows.iter().any(|r| r["op"] == op), "no {op} row");
+    }
+    for r in rows {
+        let ms = r["ms"].as_f64().expect("ms");
+        assert!(ms.is_finite() && ms > 0.0, "bad time in {r}");
+        assert!(
+            r["gflops"].as_f64().is_some_and(|g| g > 0.0),
+            "bad GFLOP/s in {r}"
+        );
+        assert!(
+            r["counters"]["dispatches"].as_u64().is_some_and(|d| d > 0),
+            "no dispatches counted in {r}"
+        );
+    }
+    assert!(v["counters"]["pipelines"].as_u64().is_some_and(|p| p > 0));
+}
