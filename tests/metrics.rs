@@ -63,8 +63,8 @@ fn predicted_but_absent_class_counts_as_zero() {
 
 #[test]
 fn accumulates_over_batches_like_one_pass() {
-    let gt: Vec<i32> = (0..100).map(|i| (i * 7 % 5) as i32).collect();
-    let pred: Vec<i32> = (0..100).map(|i| (i * 3 % 5) as i32).collect();
+    let gt: Vec<i32> = (0..100).map(|i: i32| i * 7 % 5).collect();
+    let pred: Vec<i32> = (0..100).map(|i: i32| i * 3 % 5).collect();
     let mut one = ConfusionMatrix::new(5);
     one.add(&gt, &pred, 255).unwrap();
     let mut parts = ConfusionMatrix::new(5);
