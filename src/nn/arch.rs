@@ -2,6 +2,7 @@
 
 use super::deeplab::DeepLabV2;
 use super::disc::FcDiscriminator;
+use super::layers::{BatchNorm2d, BnMode};
 use super::param::ParamStore;
 use super::resnet::{ResNet, ResNetCfg};
 use super::vgg::Vgg16;
@@ -86,4 +87,40 @@ pub fn build(arch: &str, classes: usize) -> Result<Model> {
         store,
         net,
     })
+}
+
+impl Model {
+    /// Allocates and initialises every tensor on the GPU.
+    pub fn materialize(&self, gpu: &std::sync::Arc<crate::Gpu>, seed: u64) -> Result<()> {
+        self.store.materialize(gpu, seed)
+    }
+
+    /// The network's main output: class logits (segmentation nets: at their output stride,
+    /// not upsampled; backbones: [N, classes]; `fcdisc`: per-pixel logits at input size).
+    pub fn forward(&self, x: &crate::Tensor, mode: BnMode) -> Result<crate::Tensor> {
+        match &self.net {
+            Net::ResNet(r) => r.forward(x, mode),
+            Net::Vgg16(v) => v.forward(x),
+            Net::DeepLabV2(d) => d.forward(x, mode),
+            Net::FcDisc(d) => d.forward(x),
+            Net::Tiny(t) => t.forward(x, mode),
+        }
+    }
+
+    /// Every BatchNorm layer of the model.
+    pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {
+        match &self.net {
+            Net::ResNet(r) => r.batch_norms(),
+            Net::DeepLabV2(d) => d.trunk.batch_norms(),
+            Net::Tiny(t) => t.batch_norms(),
+            Net::Vgg16(_) | Net::FcDisc(_) => vec![],
+        }
+    }
+
+    /// Sets which BN affine parameters train for `mode` (forward takes the mode too).
+    pub fn apply_bn_mode(&self, mode: BnMode) -> Result<()> {
+        self.batch_norms()
+            .iter()
+            .try_for_each(|b| b.apply_mode(mode))
+    }
 }

@@ -1,9 +1,12 @@
 //! DeepLab-v2 (AdvSemiSeg's `Res_Deeplab`): Caffe-style dilated ResNet trunk, output stride 8,
 //! and the `layer5` ASPP of four dilated 3×3 convs whose outputs are summed.
 
-use super::layers::{Conv2d, ConvCfg};
+use super::layers::{BnMode, Conv2d, ConvCfg};
 use super::param::{Init, ParamStore};
 use super::resnet::{ResNet, ResNetCfg};
+use crate::error::Result;
+use crate::ops;
+use crate::tensor::Tensor;
 
 pub const ASPP_V2_RATES: [usize; 4] = [6, 12, 18, 24];
 
@@ -68,5 +71,29 @@ impl DeepLabV2 {
         )?;
         let layer5 = AsppV2::new(store, "layer5", trunk.out_channels, classes, &ASPP_V2_RATES);
         Some(DeepLabV2 { trunk, layer5 })
+    }
+}
+
+impl AsppV2 {
+    /// Sum of the branch outputs (the first two only with `official_quirk`).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let n = if self.official_quirk {
+            2.min(self.branches.len())
+        } else {
+            self.branches.len()
+        };
+        let mut out = self.branches[0].forward(x)?;
+        for b in &self.branches[1..n] {
+            out = ops::add(&out, &b.forward(x)?)?;
+        }
+        Ok(out)
+    }
+}
+
+impl DeepLabV2 {
+    /// Class logits at output stride 8 (321×321 → 41×41); callers upsample.
+    pub fn forward(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        let f = self.trunk.features(x, mode)?.pop().expect("four stages");
+        self.layer5.forward(&f)
     }
 }

@@ -3,6 +3,9 @@
 
 use super::layers::{Conv2d, ConvCfg};
 use super::param::ParamStore;
+use crate::error::Result;
+use crate::ops;
+use crate::tensor::Tensor;
 
 #[derive(Clone)]
 pub struct FcDiscriminator {
@@ -31,5 +34,23 @@ impl FcDiscriminator {
         });
         let classifier = Conv2d::new(store, &format!("{prefix}classifier"), ndf * 8, 1, 4, c);
         FcDiscriminator { convs, classifier }
+    }
+}
+
+impl FcDiscriminator {
+    /// Per-pixel real/fake logits at 1/32 resolution [N, 1, h, w].
+    pub fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = x.clone();
+        for c in &self.convs {
+            y = ops::leaky_relu(&c.forward(&y)?, 0.2)?;
+        }
+        self.classifier.forward(&y)
+    }
+
+    /// Logits upsampled bilinearly (align_corners) to the input's size [N, 1, H, W].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let s = x.shape();
+        let size = [s[2], s[3]];
+        ops::upsample_bilinear2d(&self.forward_logits(x)?, size, true)
     }
 }

@@ -1,6 +1,9 @@
 //! Layers holding named parameters: Conv2d, BatchNorm2d, Linear. Forward passes call `ops`.
 
 use super::param::{Init, Kind, Param, ParamStore};
+use crate::error::Result;
+use crate::ops;
+use crate::tensor::Tensor;
 
 /// How BatchNorm layers of a model behave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -179,4 +182,56 @@ impl Linear {
             }),
         }
     }
+}
+
+fn opt(p: &Option<Param>) -> Result<Option<Tensor>> {
+    p.as_ref().map(|b| b.get()).transpose()
+}
+
+impl Conv2d {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let p = ops::Conv2dParams {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        };
+        ops::conv2d(x, &self.weight.get()?, opt(&self.bias)?.as_ref(), &p)
+    }
+}
+
+impl BatchNorm2d {
+    /// `Train` and `FrozenAffine` use batch statistics and update the running ones; `Frozen`
+    /// uses the running statistics. Freezing the affine parameters themselves is
+    /// [`BatchNorm2d::apply_mode`]'s job, so gradients still flow to the input either way.
+    pub fn forward(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        let w = self.weight.get()?;
+        let b = self.bias.get()?;
+        ops::batch_norm2d(
+            x,
+            Some(&w),
+            Some(&b),
+            &self.running_mean.get()?,
+            &self.running_var.get()?,
+            mode != BnMode::Frozen,
+            self.momentum,
+            self.eps,
+        )
+    }
+
+    /// Makes weight and bias trainable only in `Train` mode.
+    pub fn apply_mode(&self, mode: BnMode) -> Result<()> {
+        self.weight.set_trainable(mode == BnMode::Train)?;
+        self.bias.set_trainable(mode == BnMode::Train)
+    }
+}
+
+impl Linear {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::linear(x, &self.weight.get()?, opt(&self.bias)?.as_ref())
+    }
+}
+
+/// conv → BN → ReLU, the most common triple.
+pub fn conv_bn_relu(conv: &Conv2d, bn: &BatchNorm2d, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+    ops::relu(&bn.forward(&conv.forward(x)?, mode)?)
 }

@@ -1,8 +1,11 @@
 //! torchvision ResNets (18/50/101), with the segmentation options: output stride 8/16 by
 //! dilating the last stages, and DeepLab-v2's Caffe-style "stride on the first 1×1 conv".
 
-use super::layers::{BatchNorm2d, Conv2d, ConvCfg, Linear};
+use super::layers::{conv_bn_relu, BatchNorm2d, BnMode, Conv2d, ConvCfg, Linear};
 use super::param::{Init, ParamStore};
+use crate::error::Result;
+use crate::ops;
+use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockKind {
@@ -184,5 +187,74 @@ impl ResNet {
             fc,
             out_channels: inplanes,
         })
+    }
+}
+
+impl Block {
+    pub fn forward(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        let mut out = conv_bn_relu(&self.conv1, &self.bn1, x, mode)?;
+        out = self.bn2.forward(&self.conv2.forward(&out)?, mode)?;
+        if let Some((c3, b3)) = &self.conv3 {
+            out = b3.forward(&c3.forward(&ops::relu(&out)?)?, mode)?;
+        }
+        let identity = match &self.downsample {
+            Some((c, b)) => b.forward(&c.forward(x)?, mode)?,
+            None => x.clone(),
+        };
+        ops::relu(&ops::add(&out, &identity)?)
+    }
+
+    pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {
+        let mut v = vec![&self.bn1, &self.bn2];
+        if let Some((_, b)) = &self.conv3 {
+            v.push(b);
+        }
+        if let Some((_, b)) = &self.downsample {
+            v.push(b);
+        }
+        v
+    }
+}
+
+impl ResNet {
+    /// Stem: conv 7×7/2, BN, ReLU, max-pool 3×3/2 pad 1 (ceil_mode in the DeepLab-v2 variant).
+    pub fn stem(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        let y = conv_bn_relu(&self.conv1, &self.bn1, x, mode)?;
+        ops::max_pool2d(&y, [3, 3], [2, 2], [1, 1], self.cfg.stride_on_1x1)
+    }
+
+    /// Feature maps after each of layer1..layer4.
+    pub fn features(&self, x: &Tensor, mode: BnMode) -> Result<Vec<Tensor>> {
+        let mut y = self.stem(x, mode)?;
+        let mut outs = Vec::with_capacity(4);
+        for layer in &self.layers {
+            for b in layer {
+                y = b.forward(&y, mode)?;
+            }
+            outs.push(y.clone());
+        }
+        Ok(outs)
+    }
+
+    /// Classification logits [N, classes] (global average pooling + fc).
+    pub fn forward(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        let f = self.features(x, mode)?.pop().expect("four stages");
+        let pooled = ops::adaptive_avg_pool2d(&f, [1, 1])?;
+        let n = pooled.shape()[0];
+        let flat = pooled.reshape(&[n, self.out_channels])?;
+        match &self.fc {
+            Some(fc) => fc.forward(&flat),
+            None => Ok(flat),
+        }
+    }
+
+    pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {
+        let mut v = vec![&self.bn1];
+        for l in &self.layers {
+            for b in l {
+                v.extend(b.batch_norms());
+            }
+        }
+        v
     }
 }

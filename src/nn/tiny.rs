@@ -3,8 +3,10 @@
 //! dilated 3×3 convs summed into class logits. Trains in seconds on a software GPU.
 
 use super::deeplab::AsppV2;
-use super::layers::{BatchNorm2d, Conv2d, ConvCfg};
+use super::layers::{conv_bn_relu, BatchNorm2d, BnMode, Conv2d, ConvCfg};
 use super::param::{Init, ParamStore};
+use crate::error::Result;
+use crate::tensor::Tensor;
 
 pub const TINY_WIDTH: [usize; 3] = [16, 32, 32];
 pub const TINY_RATES: [usize; 2] = [1, 3];
@@ -39,5 +41,25 @@ impl Tiny {
         ];
         let aspp = AsppV2::new(store, "aspp", w2, classes, &TINY_RATES);
         Tiny { stages, aspp }
+    }
+}
+
+impl Tiny {
+    /// Features after the dilated stage [N, 32, H/4, W/4].
+    pub fn features(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        let mut y = x.clone();
+        for (c, b) in &self.stages {
+            y = conv_bn_relu(c, b, &y, mode)?;
+        }
+        Ok(y)
+    }
+
+    /// Class logits at output stride 4; callers upsample.
+    pub fn forward(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        self.aspp.forward(&self.features(x, mode)?)
+    }
+
+    pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {
+        self.stages.iter().map(|(_, b)| b).collect()
     }
 }

@@ -2,6 +2,9 @@
 
 use super::layers::{Conv2d, ConvCfg, Linear};
 use super::param::{Init, ParamStore};
+use crate::error::{Error, Result};
+use crate::ops;
+use crate::tensor::Tensor;
 
 /// Conv widths with `0` for max-pool, as torchvision's cfg "D".
 pub const VGG16_CFG: [usize; 18] = [
@@ -66,5 +69,39 @@ impl Vgg16 {
             features,
             classifier,
         }
+    }
+}
+
+impl Vgg16 {
+    /// Convolutional features (after the last pool).
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = x.clone();
+        for f in &self.features {
+            y = match f {
+                Feature::Conv(c) => ops::relu(&c.forward(&y)?)?,
+                Feature::Pool => ops::max_pool2d(&y, [2, 2], [2, 2], [0, 0], false)?,
+            };
+        }
+        Ok(y)
+    }
+
+    /// Classification logits; the input must give 7×7 features (224×224 images), as
+    /// torchvision's adaptive pool to 7×7 is then the identity. Dropout is off (eval).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let f = self.features(x)?;
+        let s = f.shape().to_vec();
+        let [fc0, fc1, fc2] = self
+            .classifier
+            .as_ref()
+            .ok_or_else(|| Error::invalid("vgg16", "built without a classifier"))?;
+        let f = if s[2] == 7 && s[3] == 7 {
+            f
+        } else {
+            ops::adaptive_avg_pool2d(&f, [7, 7])?
+        };
+        let flat = f.reshape(&[s[0], 512 * 49])?;
+        let y = ops::relu(&fc0.forward(&flat)?)?;
+        let y = ops::relu(&fc1.forward(&y)?)?;
+        fc2.forward(&y)
     }
 }
