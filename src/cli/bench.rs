@@ -57,6 +57,10 @@ pub struct BenchRow {
     /// Floating-point operations per call, when meaningful.
     pub flops: Option<f64>,
     pub gflops: Option<f64>,
+    /// Bytes moved per call (minimum: inputs read once, outputs written once), for
+    /// memory-bound ops.
+    pub bytes: Option<f64>,
+    pub gbps: Option<f64>,
     /// Calls per timed sample (several when one call is short).
     pub iters: usize,
     /// Timed samples (each of `iters` calls).
@@ -132,6 +136,8 @@ impl Ctx {
             ms,
             flops,
             gflops: flops.map(|f| f / (ms * 1e6)),
+            bytes: None,
+            gbps: None,
             iters,
             samples: samples.len(),
             counters: self.gpu.counters().since(&before),
@@ -215,6 +221,80 @@ fn linear_rows(cx: &Ctx, n: usize, inp: usize, out: usize, rows: &mut Vec<BenchR
     conv_geom_rows(cx, "linear", &shape, &ConvGeom::linear(n, inp, out), rows)
 }
 
+fn with_bytes(mut r: BenchRow, bytes: f64) -> BenchRow {
+    r.bytes = Some(bytes);
+    r.gbps = Some(bytes / (r.ms * 1e6));
+    r
+}
+
+/// Times `f` under no_grad (forward rows).
+fn no_grad_time(
+    cx: &Ctx,
+    op: &str,
+    shape: &str,
+    f: impl FnMut() -> Result<()>,
+) -> Result<BenchRow> {
+    let _g = advseg::autograd::NoGradGuard::new();
+    cx.time(op, shape, None, f)
+}
+
+/// Batch norm (train mode: batch statistics + running-stat update) at DeepLab training sizes.
+fn batchnorm_rows(cx: &Ctx, shape4: [usize; 4], rows: &mut Vec<BenchRow>) -> Result<()> {
+    let gpu = &cx.gpu;
+    let [n, c, h, w] = shape4;
+    let shape = format!("{n}x{c}x{h}x{w}");
+    let x = Tensor::full(gpu, &shape4, 0.5)?.into_param();
+    let (wt, b) = (
+        Tensor::full(gpu, &[c], 1.0)?.into_param(),
+        Tensor::full(gpu, &[c], 0.0)?.into_param(),
+    );
+    let (rm, rv) = (Tensor::full(gpu, &[c], 0.0)?, Tensor::full(gpu, &[c], 1.0)?);
+    let dy = Tensor::full(gpu, &shape4, 0.01)?;
+    let elems = (n * c * h * w) as f64;
+    let bn = || advseg::ops::batch_norm2d(&x, Some(&wt), Some(&b), &rm, &rv, true, 0.1, 1e-5);
+    if cx.wanted("batch_norm2d fwd", &shape) {
+        let r = no_grad_time(cx, "batch_norm2d fwd", &shape, || Ok(bn().map(|_| ())?))?;
+        rows.push(with_bytes(r, 2.0 * 4.0 * elems));
+    }
+    if cx.wanted("batch_norm2d fwd+bwd", &shape) {
+        let r = cx.time("batch_norm2d fwd+bwd", &shape, None, || {
+            advseg::autograd::backward(&bn()?, Some(dy.clone()), false)?;
+            x.zero_grad();
+            wt.zero_grad();
+            b.zero_grad();
+            Ok(())
+        })?;
+        rows.push(with_bytes(r, 5.0 * 4.0 * elems));
+    }
+    Ok(())
+}
+
+/// Bilinear upsampling of logits to the crop (align_corners = true, as AdvSemiSeg).
+fn bilinear_rows(cx: &Ctx, from: [usize; 4], to: usize, rows: &mut Vec<BenchRow>) -> Result<()> {
+    let gpu = &cx.gpu;
+    let [n, c, h, w] = from;
+    let shape = format!("{n}x{c}x{h}x{w} -> {to}x{to}");
+    let x = Tensor::full(gpu, &from, 0.5)?.into_param();
+    let dy = Tensor::full(gpu, &[n, c, to, to], 0.01)?;
+    let bytes = 4.0 * (n * c) as f64 * ((h * w) as f64 + (to * to) as f64);
+    let up = || advseg::ops::upsample_bilinear2d(&x, [to, to], true);
+    if cx.wanted("upsample_bilinear2d fwd", &shape) {
+        let r = no_grad_time(cx, "upsample_bilinear2d fwd", &shape, || {
+            Ok(up().map(|_| ())?)
+        })?;
+        rows.push(with_bytes(r, bytes));
+    }
+    if cx.wanted("upsample_bilinear2d fwd+bwd", &shape) {
+        let r = cx.time("upsample_bilinear2d fwd+bwd", &shape, None, || {
+            advseg::autograd::backward(&up()?, Some(dy.clone()), false)?;
+            x.zero_grad();
+            Ok(())
+        })?;
+        rows.push(with_bytes(r, 2.0 * bytes));
+    }
+    Ok(())
+}
+
 /// Every benchmark row; other op families add their per-op functions here.
 fn ops_rows(cx: &Ctx, a: &OpsArgs) -> Result<Vec<BenchRow>> {
     let mut rows = Vec::new();
@@ -222,10 +302,16 @@ fn ops_rows(cx: &Ctx, a: &OpsArgs) -> Result<Vec<BenchRow>> {
     for s in convs {
         conv_rows(cx, s, a.batch, &mut rows)?;
     }
+    let n = a.batch;
     if a.quick {
         linear_rows(cx, 64, 64, 64, &mut rows)?;
+        batchnorm_rows(cx, [n, 8, 17, 17], &mut rows)?;
+        bilinear_rows(cx, [n, 6, 9, 9], 33, &mut rows)?;
     } else {
         linear_rows(cx, 4096, 4096, 4096, &mut rows)?;
+        batchnorm_rows(cx, [n, 256, 81, 81], &mut rows)?;
+        batchnorm_rows(cx, [n, 1024, 41, 41], &mut rows)?;
+        bilinear_rows(cx, [n, 21, 41, 41], 321, &mut rows)?;
     }
     Ok(rows)
 }
@@ -271,17 +357,18 @@ fn parse_tile(s: &str) -> Result<Tile> {
 fn print_table(r: &Report) {
     println!("device: {} ({}), batch {}", r.device, r.backend, r.batch);
     println!(
-        "{:<14} {:<36} {:>10} {:>10} {:>6} {:>9} {:>8} {:>9}",
-        "op", "shape", "ms", "GFLOP/s", "iters", "disp/call", "allocs", "peak MiB"
+        "{:<28} {:<36} {:>10} {:>10} {:>8} {:>6} {:>9} {:>8} {:>9}",
+        "op", "shape", "ms", "GFLOP/s", "GB/s", "iters", "disp/call", "allocs", "peak MiB"
     );
     for row in &r.rows {
         let per_call = row.counters.dispatches as f64 / (row.iters * row.samples).max(1) as f64;
         println!(
-            "{:<14} {:<36} {:>10.3} {:>10} {:>6} {:>9.1} {:>8} {:>9.1}",
+            "{:<28} {:<36} {:>10.3} {:>10} {:>8} {:>6} {:>9.1} {:>8} {:>9.1}",
             row.op,
             row.shape,
             row.ms,
             row.gflops.map_or("-".to_string(), |g| format!("{g:.1}")),
+            row.gbps.map_or("-".to_string(), |g| format!("{g:.2}")),
             row.iters,
             per_call,
             row.counters.buffers_allocated,
