@@ -3,10 +3,10 @@
 
 use advseg::data::augment::{augment, AugConfig, Jitter, Normalise, PadImage, ScaleRange};
 use advseg::data::io::{read_label, RgbImage};
-use advseg::data::rng::Rng;
 use advseg::data::save::{overlay, save_overlay, save_prediction};
 use advseg::data::semi::{Amount, SemiSplit};
 use advseg::data::{open, DataSpec, Dataset, LabelMap, Loader, LoaderConfig, Sample};
+use advseg::rng::Rng;
 use std::path::PathBuf;
 use std::sync::Arc;
 

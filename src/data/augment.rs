@@ -3,8 +3,8 @@
 //! scale → mean subtraction → pad → crop → flip). Images are resized bilinearly, labels with
 //! nearest neighbour, both with half-pixel centres so they stay aligned.
 
-use super::rng::Rng;
 use super::Sample;
+use crate::rng::Rng;
 
 /// The BGR mean of the official DeepLab/AdvSemiSeg code, given here in RGB order because the
 /// code reverses the channel axis after subtracting it (methods.md §3.5).

@@ -9,8 +9,8 @@
 
 use super::augment::{augment, AugConfig, Augmented};
 use super::error::{DataError, DataResult};
-use super::rng::{permutation, Rng};
 use super::Dataset;
+use crate::rng::{permutation, Rng};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;

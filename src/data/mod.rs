@@ -13,7 +13,6 @@ pub mod io;
 pub mod layouts;
 pub mod loader;
 pub mod palette;
-pub mod rng;
 pub mod save;
 pub mod semi;
 pub mod spec;

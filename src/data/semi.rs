@@ -7,8 +7,8 @@
 
 use super::error::{DataError, DataResult};
 use super::io::write_atomic;
-use super::rng::{permutation, Rng};
 use super::Dataset;
+use crate::rng::{permutation, Rng};
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -9,8 +9,8 @@
 use super::error::{DataError, DataResult};
 use super::io::{LabelMap, RgbImage};
 use super::palette::voc_colour;
-use super::rng::Rng;
 use super::{image_labels, ClassInfo, Dataset, Sample};
+use crate::rng::Rng;
 
 pub const CLASS_NAMES: [&str; 8] = [
     "background",

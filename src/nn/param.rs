@@ -110,7 +110,7 @@ impl Slot {
     /// Host values per `init`, deterministic in (seed, name).
     pub fn init_values(&self, seed: u64) -> Vec<f32> {
         let n = self.numel();
-        let mut rng = Rng::derive(seed, &self.name);
+        let mut rng = Rng::derive_named(seed, &self.name);
         let fan_in: usize = self.shape.iter().skip(1).product::<usize>().max(1);
         let fan_out: usize = (self.shape.first().copied().unwrap_or(1)
             * self.shape.iter().skip(2).product::<usize>())
@@ -119,22 +119,22 @@ impl Slot {
             Init::Zeros => vec![0.0; n],
             Init::Ones => vec![1.0; n],
             Init::Const(v) => vec![v; n],
-            Init::Normal(std) => (0..n).map(|_| (rng.normal() * std as f64) as f32).collect(),
+            Init::Normal(std) => (0..n).map(|_| rng.normal() * std).collect(),
             Init::KaimingNormalFanOut => {
                 let std = (2.0 / fan_out as f64).sqrt();
-                (0..n).map(|_| (rng.normal() * std) as f32).collect()
+                (0..n).map(|_| rng.normal() * std as f32).collect()
             }
             Init::KaimingNormalFanIn => {
                 let std = (2.0 / fan_in as f64).sqrt();
-                (0..n).map(|_| (rng.normal() * std) as f32).collect()
+                (0..n).map(|_| rng.normal() * std as f32).collect()
             }
             Init::TorchDefaultWeight => {
                 let b = 1.0 / (fan_in as f64).sqrt();
-                (0..n).map(|_| rng.range(-b, b) as f32).collect()
+                (0..n).map(|_| rng.range(-b as f32, b as f32)).collect()
             }
             Init::TorchDefaultBias { fan_in } => {
                 let b = 1.0 / (fan_in.max(1) as f64).sqrt();
-                (0..n).map(|_| rng.range(-b, b) as f32).collect()
+                (0..n).map(|_| rng.range(-b as f32, b as f32)).collect()
             }
         }
     }
