@@ -14,3 +14,8 @@ pub mod deeplab;
 pub mod disc;
 pub mod tiny;
 pub mod vgg;
+pub mod cam;
+pub mod deeplabv3;
+pub mod fcn;
+pub mod imgdisc;
+pub mod rrm;
