@@ -66,22 +66,60 @@ fn convert_pth_then_strict_load() {
     assert_eq!(t["conv1.weight"].0, vec![64, 3, 4, 4]);
     assert!(t.keys().all(|k| !k.starts_with("module.")));
 
-    let o = advseg(&["model", "--arch", "fcdisc", "--classes", "3", "--load", st.to_str().unwrap(), "--strict"]);
+    let o = advseg(&[
+        "model",
+        "--arch",
+        "fcdisc",
+        "--classes",
+        "3",
+        "--load",
+        st.to_str().unwrap(),
+        "--strict",
+    ]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("loaded 10 of 10 tensors") && out.contains("exact match"), "{out}");
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("loaded 10 of 10 tensors") && out.contains("exact match"),
+        "{out}"
+    );
 
     // Another class count: a clear report, and --strict fails.
-    let o = advseg(&["model", "--arch", "fcdisc", "--classes", "4", "--load", st.to_str().unwrap()]);
+    let o = advseg(&[
+        "model",
+        "--arch",
+        "fcdisc",
+        "--classes",
+        "4",
+        "--load",
+        st.to_str().unwrap(),
+    ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success());
     assert!(
-        out.contains("shape mismatch (kept at init): conv1.weight: model [64, 4, 4, 4], file [64, 3, 4, 4]"),
+        out.contains(
+            "shape mismatch (kept at init): conv1.weight: model [64, 4, 4, 4], file [64, 3, 4, 4]"
+        ),
         "{out}"
     );
-    let o = advseg(&["model", "--arch", "fcdisc", "--classes", "4", "--load", st.to_str().unwrap(), "--strict"]);
+    let o = advseg(&[
+        "model",
+        "--arch",
+        "fcdisc",
+        "--classes",
+        "4",
+        "--load",
+        st.to_str().unwrap(),
+        "--strict",
+    ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("strict") && err.contains("conv1.weight"), "{err}");
+    assert!(
+        err.contains("strict") && err.contains("conv1.weight"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

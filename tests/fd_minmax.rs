@@ -33,7 +33,9 @@ fn normalize_ref(x: &[f64], hw: usize, eps: f64) -> Vec<f64> {
         .flat_map(|p| {
             let lo = p.iter().cloned().fold(f64::INFINITY, f64::min);
             let hi = p.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            p.iter().map(move |v| (v - lo) / (hi - lo + eps)).collect::<Vec<_>>()
+            p.iter()
+                .map(move |v| (v - lo) / (hi - lo + eps))
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -62,7 +64,11 @@ fn max_min_spatial_values_and_gradients() {
             v.chunks(hw)
                 .map(|p| {
                     p.iter().cloned().fold(
-                        if is_max { f64::NEG_INFINITY } else { f64::INFINITY },
+                        if is_max {
+                            f64::NEG_INFINITY
+                        } else {
+                            f64::INFINITY
+                        },
                         if is_max { f64::max } else { f64::min },
                     )
                 })
@@ -195,7 +201,9 @@ fn grad_cam_matches_closed_form_and_fd() {
         eps,
         ..GradCamCfg::default()
     };
-    let f = Tensor::from_f32(&gpu, &fv, &[n, c, h, w]).unwrap().into_param();
+    let f = Tensor::from_f32(&gpu, &fv, &[n, c, h, w])
+        .unwrap()
+        .into_param();
     let wt = Tensor::from_f32(&gpu, &wv, &[k, c]).unwrap().into_param();
     let pooled = ops::adaptive_avg_pool2d(&f, [1, 1])
         .unwrap()

@@ -78,7 +78,9 @@ fn shape_inference_matches_real_forward() {
     }
     let m = arch::build("tiny", 2).unwrap();
     m.materialize(&gpu, 2).unwrap();
-    let y = m.forward(&input(&gpu, &[1, 3, 21, 18]), BnMode::Train).unwrap();
+    let y = m
+        .forward(&input(&gpu, &[1, 3, 21, 18]), BnMode::Train)
+        .unwrap();
     let (h, w) = m.output_size(21, 18).unwrap();
     assert_eq!(y.shape(), &[1, 2, h, w]);
 }
@@ -159,7 +161,10 @@ fn rrm_branches_and_cams() {
         assert!(n.contains(&want), "missing {want}");
     }
     assert!(!n.contains(&"fc8.bias"));
-    assert_eq!(m.store.find("fc8.weight").unwrap().shape, vec![20, 2048, 1, 1]);
+    assert_eq!(
+        m.store.find("fc8.weight").unwrap().shape,
+        vec![20, 2048, 1, 1]
+    );
     assert_eq!(
         m.store.find("fc8_seg_conv2.weight").unwrap().shape,
         vec![21, 512, 3, 3]

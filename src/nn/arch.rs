@@ -5,10 +5,10 @@ use super::deeplabv3::DeepLabV3;
 use super::disc::FcDiscriminator;
 use super::fcn::Fcn32;
 use super::imgdisc::{Encoding, ImgDisc, IMGDISC_NDF};
-use super::rrm::Rrm;
 use super::layers::{BatchNorm2d, BnMode};
 use super::param::ParamStore;
 use super::resnet::{ResNet, ResNetCfg};
+use super::rrm::Rrm;
 use super::vgg::Vgg16;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -28,7 +28,10 @@ pub const ARCHS: &[(&str, &str)] = &[
         "deeplabv3-resnet50",
         "enhanced ASPP (DeepLab-v3) on dilated ResNet-50, OS 8 (16 with --output-stride)",
     ),
-    ("deeplabv3-resnet18", "enhanced ASPP (DeepLab-v3) on dilated ResNet-18"),
+    (
+        "deeplabv3-resnet18",
+        "enhanced ASPP (DeepLab-v3) on dilated ResNet-18",
+    ),
     (
         "fcn32-vgg16",
         "FCN-32s: VGG16 features + fc6 7x7/4096 + fc7 1x1/4096 + score_fr, OS 32",

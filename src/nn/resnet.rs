@@ -298,7 +298,7 @@ impl ResNet {
 
     /// GAP + fc on layer4 features: logits [N, classes] (pooled features without an fc).
     pub fn head(&self, f: &Tensor) -> Result<Tensor> {
-        let pooled = ops::adaptive_avg_pool2d(&f, [1, 1])?;
+        let pooled = ops::adaptive_avg_pool2d(f, [1, 1])?;
         let n = pooled.shape()[0];
         let flat = pooled.reshape(&[n, self.out_channels])?;
         match &self.fc {

@@ -120,7 +120,12 @@ impl Rrm {
     }
 
     /// Image-level logits only.
-    pub fn forward_cls(&self, x: &Tensor, mode: BnMode, dropout_seed: Option<u64>) -> Result<Tensor> {
+    pub fn forward_cls(
+        &self,
+        x: &Tensor,
+        mode: BnMode,
+        dropout_seed: Option<u64>,
+    ) -> Result<Tensor> {
         self.cls_head(&self.features(x, mode)?, dropout_seed)
     }
 

@@ -26,10 +26,7 @@ fn extreme(x: &Tensor, is_max: bool) -> Result<Tensor> {
     let planes = s[0] * s[1];
     let hw = s[2] * s[3];
     if hw == 0 {
-        return Err(Error::invalid(
-            op,
-            format!("empty planes in input {s:?}"),
-        ));
+        return Err(Error::invalid(op, format!("empty planes in input {s:?}")));
     }
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, op, &[s[0], s[1], 1, 1], DType::F32)?;
@@ -81,8 +78,12 @@ pub fn min_spatial(x: &Tensor) -> Result<Tensor> {
 pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
     use crate::testing::parity::{CaseCtx, Outputs};
     Some(match name {
-        "max_spatial" => |c: &CaseCtx| -> Result<Outputs> { Ok(max_spatial(&c.input("x")?)?.into()) },
-        "min_spatial" => |c: &CaseCtx| -> Result<Outputs> { Ok(min_spatial(&c.input("x")?)?.into()) },
+        "max_spatial" => {
+            |c: &CaseCtx| -> Result<Outputs> { Ok(max_spatial(&c.input("x")?)?.into()) }
+        }
+        "min_spatial" => {
+            |c: &CaseCtx| -> Result<Outputs> { Ok(min_spatial(&c.input("x")?)?.into()) }
+        }
         _ => return None,
     })
 }
