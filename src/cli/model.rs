@@ -1,5 +1,7 @@
-//! `advseg model`: layer table, parameter count, freshly initialised checkpoint.
+//! `advseg model`: layer table, parameter count, freshly initialised checkpoint, checkpoint
+//! load report.
 
+use advseg::nn::imgdisc::Encoding;
 use advseg::nn::{arch, Kind};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -22,6 +24,21 @@ pub struct ModelArgs {
     /// List known architectures.
     #[arg(long)]
     list: bool,
+    /// Load a safetensors checkpoint (PyTorch state_dict names) and print what matched.
+    #[arg(long)]
+    load: Option<PathBuf>,
+    /// With --load: refuse any missing, unexpected or mismatched tensor (non-zero exit).
+    #[arg(long, requires = "load")]
+    strict: bool,
+    /// Output stride of deeplabv3-* (8 or 16).
+    #[arg(long, default_value_t = 8)]
+    output_stride: usize,
+    /// imgdisc input encoding: basic, product or concat.
+    #[arg(long, default_value = "basic")]
+    encoding: String,
+    /// deeplabv2-*: sum only the first two ASPP branches (the official code's behaviour).
+    #[arg(long)]
+    aspp_quirk: bool,
 }
 
 pub fn run(a: ModelArgs) -> Result<()> {
@@ -32,7 +49,12 @@ pub fn run(a: ModelArgs) -> Result<()> {
         return Ok(());
     }
     let name = a.arch.expect("clap requires --arch");
-    let m = arch::build(&name, a.classes)?;
+    let opts = arch::ArchOpts {
+        output_stride: a.output_stride,
+        aspp_quirk: a.aspp_quirk,
+        encoding: Encoding::parse(&a.encoding)?,
+    };
+    let m = arch::build_with(&name, a.classes, &opts)?;
     println!("{:<48} {:>20} {:>12}  kind", "name", "shape", "elements");
     for s in m.store.slots() {
         let kind = if s.kind == Kind::Param {
@@ -53,9 +75,36 @@ pub fn run(a: ModelArgs) -> Result<()> {
         m.store.num_params(),
         m.store.slots().len()
     );
+    if a.load.is_none() && a.save.is_none() {
+        return Ok(());
+    }
+    let gpu = advseg::Gpu::shared()?;
+    m.store.materialize(&gpu, a.seed)?;
+    if let Some(path) = &a.load {
+        let rep = m
+            .store
+            .load(&gpu, path, a.strict)
+            .with_context(|| format!("loading {} into {name}", path.display()))?;
+        println!(
+            "{}: loaded {} of {} tensors",
+            path.display(),
+            rep.loaded.len(),
+            m.store.slots().len()
+        );
+        for n in &rep.missing {
+            println!("  missing (kept at init): {n}");
+        }
+        for n in &rep.unexpected {
+            println!("  unexpected (ignored): {n}");
+        }
+        for (n, ms, fs) in &rep.mismatched {
+            println!("  shape mismatch (kept at init): {n}: model {ms:?}, file {fs:?}");
+        }
+        if rep.is_exact() {
+            println!("  exact match");
+        }
+    }
     if let Some(path) = a.save {
-        let gpu = advseg::Gpu::shared()?;
-        m.store.materialize(&gpu, a.seed)?;
         let meta = HashMap::from([
             ("arch".to_string(), name.clone()),
             ("classes".to_string(), a.classes.to_string()),

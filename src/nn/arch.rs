@@ -1,12 +1,17 @@
 //! Architecture registry: command-line names → parameter layout (and, later, forward passes).
 
 use super::deeplab::DeepLabV2;
+use super::deeplabv3::DeepLabV3;
 use super::disc::FcDiscriminator;
+use super::fcn::Fcn32;
+use super::imgdisc::{Encoding, ImgDisc, IMGDISC_NDF};
 use super::layers::{BatchNorm2d, BnMode};
 use super::param::ParamStore;
 use super::resnet::{ResNet, ResNetCfg};
+use super::rrm::Rrm;
 use super::vgg::Vgg16;
 use crate::error::{Error, Result};
+use crate::tensor::Tensor;
 
 /// Names accepted by `--arch` / `--disc`, with a one-line description.
 pub const ARCHS: &[(&str, &str)] = &[
@@ -20,10 +25,52 @@ pub const ARCHS: &[(&str, &str)] = &[
     ),
     ("deeplabv2-resnet50", "DeepLab-v2 on ResNet-50"),
     (
+        "deeplabv3-resnet50",
+        "enhanced ASPP (DeepLab-v3) on dilated ResNet-50, OS 8 (16 with --output-stride)",
+    ),
+    (
+        "deeplabv3-resnet18",
+        "enhanced ASPP (DeepLab-v3) on dilated ResNet-18",
+    ),
+    (
+        "fcn32-vgg16",
+        "FCN-32s: VGG16 features + fc6 7x7/4096 + fc7 1x1/4096 + score_fr, OS 32",
+    ),
+    (
+        "rrm-resnet50",
+        "RRM two-branch net: dilated ResNet-50 (OS 8), CAM classifier fc8 + seg branch",
+    ),
+    ("tiny", "small encoder-decoder for tests and demos (OS 4)"),
+    (
         "fcdisc",
         "AdvSemiSeg FCDiscriminator (4x4/2 convs, LeakyReLU 0.2)",
     ),
+    (
+        "imgdisc",
+        "SS-GAN/Luc image-conditioned adversary (--encoding basic|product|concat), OS 4",
+    ),
 ];
+
+/// Options of [`build_with`] beyond the class count; the defaults are the archs' standard forms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ArchOpts {
+    /// Output stride of `deeplabv3-*` (8 or 16; default 8).
+    pub output_stride: usize,
+    /// DeepLab-v2: sum only the first two ASPP branches, as the official code does.
+    pub aspp_quirk: bool,
+    /// `imgdisc` input encoding.
+    pub encoding: Encoding,
+}
+
+impl Default for ArchOpts {
+    fn default() -> Self {
+        ArchOpts {
+            output_stride: 8,
+            aspp_quirk: false,
+            encoding: Encoding::Basic,
+        }
+    }
+}
 
 /// A built architecture.
 pub enum Net {
@@ -32,6 +79,10 @@ pub enum Net {
     DeepLabV2(DeepLabV2),
     FcDisc(Box<FcDiscriminator>),
     Tiny(super::tiny::Tiny),
+    DeepLabV3(Box<DeepLabV3>),
+    Fcn32(Box<Fcn32>),
+    Rrm(Box<Rrm>),
+    ImgDisc(Box<ImgDisc>),
 }
 
 pub struct Model {
@@ -41,8 +92,14 @@ pub struct Model {
     pub net: Net,
 }
 
-/// Builds `arch` for `classes` output classes (the classification head size for backbones).
+/// Builds `arch` for `classes` output classes (the classification head size for backbones),
+/// with default options.
 pub fn build(arch: &str, classes: usize) -> Result<Model> {
+    build_with(arch, classes, &ArchOpts::default())
+}
+
+/// Builds `arch` with options.
+pub fn build_with(arch: &str, classes: usize, opts: &ArchOpts) -> Result<Model> {
     if classes == 0 {
         return Err(Error::invalid("model", "--classes must be at least 1"));
     }
@@ -65,12 +122,38 @@ pub fn build(arch: &str, classes: usize) -> Result<Model> {
             )
         }
         "vgg16" => Net::Vgg16(Vgg16::new(&mut store, "", Some(classes))),
-        "deeplabv2-resnet101" => {
-            Net::DeepLabV2(DeepLabV2::new(&mut store, 101, classes).expect("known depth"))
+        "deeplabv2-resnet101" | "deeplabv2-resnet50" => {
+            let depth = arch[16..].parse().expect("listed depth");
+            let mut d = DeepLabV2::new(&mut store, depth, classes).expect("known depth");
+            d.layer5.official_quirk = opts.aspp_quirk;
+            Net::DeepLabV2(d)
         }
-        "deeplabv2-resnet50" => {
-            Net::DeepLabV2(DeepLabV2::new(&mut store, 50, classes).expect("known depth"))
+        "deeplabv3-resnet50" | "deeplabv3-resnet18" => {
+            let depth = arch[16..].parse().expect("listed depth");
+            Net::DeepLabV3(Box::new(DeepLabV3::new(
+                &mut store,
+                depth,
+                classes,
+                opts.output_stride,
+            )?))
         }
+        "fcn32-vgg16" => Net::Fcn32(Box::new(Fcn32::new(&mut store, classes))),
+        "rrm-resnet50" => {
+            if classes < 2 {
+                return Err(Error::invalid(
+                    "model",
+                    "rrm-resnet50 needs at least 2 classes (background + foreground)",
+                ));
+            }
+            Net::Rrm(Box::new(Rrm::new(&mut store, classes)))
+        }
+        "imgdisc" => Net::ImgDisc(Box::new(ImgDisc::new(
+            &mut store,
+            "",
+            classes,
+            IMGDISC_NDF,
+            opts.encoding,
+        ))),
         "tiny" => Net::Tiny(super::tiny::Tiny::new(&mut store, classes)),
         "fcdisc" => Net::FcDisc(Box::new(FcDiscriminator::new(&mut store, "", classes, 64))),
         _ => {
@@ -95,15 +178,106 @@ impl Model {
         self.store.materialize(gpu, seed)
     }
 
-    /// The network's main output: class logits (segmentation nets: at their output stride,
-    /// not upsampled; backbones: [N, classes]; `fcdisc`: per-pixel logits at input size).
-    pub fn forward(&self, x: &crate::Tensor, mode: BnMode) -> Result<crate::Tensor> {
+    /// The network's main output, dropout off (eval-style, deterministic):
+    /// - segmentation nets: class logits at their output stride, not upsampled
+    ///   (`deeplabv2-*`, `deeplabv3-*` and `rrm-resnet50` (its segmentation branch): OS 8;
+    ///   `fcn32-vgg16`: OS 32; `tiny`: OS 4);
+    /// - backbones: [N, classes];
+    /// - `fcdisc`: per-pixel logits upsampled to the input size [N, 1, H, W];
+    /// - `imgdisc`: logits [N, 1, h/4, w/4] of the probabilities and image packed along channels
+    ///   ([N, C + 3, h, w]; see [`Model::discriminate`] for separate tensors).
+    pub fn forward(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        self.forward_opts(x, mode, None)
+    }
+
+    /// [`Model::forward`] with dropout on (training) when `dropout_seed` is given, for the archs
+    /// that have dropout (`deeplabv3-*` after the ASPP projection, `fcn32-vgg16` after fc6/fc7;
+    /// `rrm-resnet50`'s dropout is in its classification branch: [`Rrm::forward_all`]). Vary the
+    /// seed per iteration.
+    pub fn forward_opts(
+        &self,
+        x: &Tensor,
+        mode: BnMode,
+        dropout_seed: Option<u64>,
+    ) -> Result<Tensor> {
         match &self.net {
             Net::ResNet(r) => r.forward(x, mode),
             Net::Vgg16(v) => v.forward(x),
             Net::DeepLabV2(d) => d.forward(x, mode),
             Net::FcDisc(d) => d.forward(x),
             Net::Tiny(t) => t.forward(x, mode),
+            Net::DeepLabV3(d) => d.forward(x, mode, dropout_seed),
+            Net::Fcn32(f) => f.forward(x, dropout_seed),
+            Net::Rrm(r) => r.seg_head(&r.features(x, mode)?),
+            Net::ImgDisc(d) => d.forward_packed(x),
+        }
+    }
+
+    /// Discriminator output for class probabilities (and the image, used by `imgdisc`'s
+    /// `product` / `concat` encodings; `fcdisc` ignores it).
+    pub fn discriminate(&self, probs: &Tensor, image: Option<&Tensor>) -> Result<Tensor> {
+        match &self.net {
+            Net::FcDisc(d) => d.forward(probs),
+            Net::ImgDisc(d) => d.forward(probs, image),
+            _ => Err(Error::invalid(
+                "model",
+                format!("{} is not a discriminator", self.arch),
+            )),
+        }
+    }
+
+    /// Final feature map and image-level logits from one forward, for CAM / Grad-CAM:
+    /// ResNets: (layer4 output, fc logits); `rrm-resnet50`: (trunk features, fc8 logits,
+    /// dropout on when `dropout_seed` is given).
+    pub fn features_and_logits(
+        &self,
+        x: &Tensor,
+        mode: BnMode,
+        dropout_seed: Option<u64>,
+    ) -> Result<(Tensor, Tensor)> {
+        match &self.net {
+            Net::ResNet(r) => {
+                let f = r.features(x, mode)?.pop().expect("four stages");
+                let l = r.head(&f)?;
+                Ok((f, l))
+            }
+            Net::Rrm(r) => {
+                let f = r.features(x, mode)?;
+                let l = r.cls_head(&f, dropout_seed)?;
+                Ok((f, l))
+            }
+            _ => Err(Error::invalid(
+                "model",
+                format!("{} has no image-level classifier", self.arch),
+            )),
+        }
+    }
+
+    /// Classifier weights whose 1×1 product with the features gives CAMs ([`super::cam::cam`]).
+    pub fn cam_weight(&self) -> Result<Tensor> {
+        match &self.net {
+            Net::ResNet(r) if r.fc.is_some() => r.fc.as_ref().expect("checked").weight.get(),
+            Net::Rrm(r) => r.fc8.weight.get(),
+            _ => Err(Error::invalid(
+                "model",
+                format!("{} has no CAM classifier", self.arch),
+            )),
+        }
+    }
+
+    /// Spatial size of [`Model::forward`]'s output for an input size, computed from the layer
+    /// geometry without running anything (None where it does not apply or the input is too
+    /// small).
+    pub fn output_size(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        match &self.net {
+            Net::DeepLabV2(d) => d.trunk.out_size(h, w),
+            Net::DeepLabV3(d) => d.backbone.out_size(h, w),
+            Net::Rrm(r) => r.trunk.out_size(h, w),
+            Net::Fcn32(f) => f.out_size(h, w),
+            Net::Tiny(t) => t.out_size(h, w),
+            Net::FcDisc(_) => Some((h, w)),
+            Net::ImgDisc(_) => Some((h / 4, w / 4)).filter(|s| s.0 > 0 && s.1 > 0),
+            Net::ResNet(_) | Net::Vgg16(_) => None,
         }
     }
 
@@ -113,7 +287,9 @@ impl Model {
             Net::ResNet(r) => r.batch_norms(),
             Net::DeepLabV2(d) => d.trunk.batch_norms(),
             Net::Tiny(t) => t.batch_norms(),
-            Net::Vgg16(_) | Net::FcDisc(_) => vec![],
+            Net::DeepLabV3(d) => d.batch_norms(),
+            Net::Rrm(r) => r.batch_norms(),
+            Net::Vgg16(_) | Net::FcDisc(_) | Net::Fcn32(_) | Net::ImgDisc(_) => vec![],
         }
     }
 

@@ -114,11 +114,13 @@ impl Conv2d {
         }
     }
 
-    /// Output spatial size for an input size (PyTorch's formula).
+    /// Output spatial size for an input size (PyTorch's formula); 0 where the input is
+    /// smaller than the dilated kernel.
     pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
         let f = |x: usize, i: usize| {
-            (x + 2 * self.padding[i] - self.dilation[i] * (self.kernel[i] - 1) - 1) / self.stride[i]
-                + 1
+            (x + 2 * self.padding[i])
+                .checked_sub(self.dilation[i] * (self.kernel[i] - 1) + 1)
+                .map_or(0, |span| span / self.stride[i] + 1)
         };
         (f(h, 0), f(w, 1))
     }

@@ -10,7 +10,12 @@ pub mod resnet;
 
 pub use layers::{BatchNorm2d, BnMode, Conv2d, ConvCfg, Linear};
 pub mod arch;
+pub mod cam;
 pub mod deeplab;
+pub mod deeplabv3;
 pub mod disc;
+pub mod fcn;
+pub mod imgdisc;
+pub mod rrm;
 pub mod tiny;
 pub mod vgg;

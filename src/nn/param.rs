@@ -19,6 +19,8 @@ pub enum Init {
     KaimingNormalFanOut,
     /// Kaiming normal, fan_in, gain √2.
     KaimingNormalFanIn,
+    /// Xavier/Glorot uniform, gain 1: U(−b, b), b = √(6 / (fan_in + fan_out)).
+    XavierUniform,
     /// PyTorch's default for Conv/Linear weights: U(−b, b), b = 1/√fan_in (kaiming_uniform a=√5).
     TorchDefaultWeight,
     /// PyTorch's default for Conv/Linear biases: U(−b, b), b = 1/√fan_in of the layer's weight.
@@ -127,6 +129,10 @@ impl Slot {
             Init::KaimingNormalFanIn => {
                 let std = (2.0 / fan_in as f64).sqrt();
                 (0..n).map(|_| rng.normal() * std as f32).collect()
+            }
+            Init::XavierUniform => {
+                let b = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                (0..n).map(|_| rng.range(-b, b) as f32).collect()
             }
             Init::TorchDefaultWeight => {
                 let b = 1.0 / (fan_in as f64).sqrt();

@@ -63,12 +63,6 @@ impl ResNet {
     pub fn new(store: &mut ParamStore, prefix: &str, cfg: ResNetCfg) -> Option<ResNet> {
         let (kind, counts) = blocks_for(cfg.depth)?;
         let expansion = if kind == BlockKind::Basic { 1 } else { 4 };
-        let kconv = |s: usize| {
-            ConvCfg::default()
-                .no_bias()
-                .init(Init::KaimingNormalFanOut)
-                .stride(s)
-        };
         let conv1 = Conv2d::new(
             store,
             &format!("{prefix}conv1"),
@@ -92,85 +86,18 @@ impl ResNet {
             for bi in 0..n {
                 let name = format!("{prefix}layer{}.{bi}", li + 1);
                 let s = if bi == 0 { stride } else { 1 };
-                let downsample =
-                    (bi == 0 && (s != 1 || inplanes != planes * expansion)).then(|| {
-                        (
-                            Conv2d::new(
-                                store,
-                                &format!("{name}.downsample.0"),
-                                inplanes,
-                                planes * expansion,
-                                1,
-                                kconv(s),
-                            ),
-                            BatchNorm2d::new(
-                                store,
-                                &format!("{name}.downsample.1"),
-                                planes * expansion,
-                            ),
-                        )
-                    });
-                let block = match kind {
-                    BlockKind::Basic => Block {
-                        kind,
-                        conv1: Conv2d::new(
-                            store,
-                            &format!("{name}.conv1"),
-                            inplanes,
-                            planes,
-                            3,
-                            kconv(s).padding(dil).dilation(dil),
-                        ),
-                        bn1: BatchNorm2d::new(store, &format!("{name}.bn1"), planes),
-                        conv2: Conv2d::new(
-                            store,
-                            &format!("{name}.conv2"),
-                            planes,
-                            planes,
-                            3,
-                            kconv(1).padding(dil).dilation(dil),
-                        ),
-                        bn2: BatchNorm2d::new(store, &format!("{name}.bn2"), planes),
-                        conv3: None,
-                        downsample,
+                let block = Block::new(
+                    store,
+                    &name,
+                    kind,
+                    inplanes,
+                    planes,
+                    BlockGeom {
+                        stride: s,
+                        dilation: dil,
+                        stride_on_1x1: cfg.stride_on_1x1,
                     },
-                    BlockKind::Bottleneck => {
-                        let (s1, s2) = if cfg.stride_on_1x1 { (s, 1) } else { (1, s) };
-                        Block {
-                            kind,
-                            conv1: Conv2d::new(
-                                store,
-                                &format!("{name}.conv1"),
-                                inplanes,
-                                planes,
-                                1,
-                                kconv(s1),
-                            ),
-                            bn1: BatchNorm2d::new(store, &format!("{name}.bn1"), planes),
-                            conv2: Conv2d::new(
-                                store,
-                                &format!("{name}.conv2"),
-                                planes,
-                                planes,
-                                3,
-                                kconv(s2).padding(dil).dilation(dil),
-                            ),
-                            bn2: BatchNorm2d::new(store, &format!("{name}.bn2"), planes),
-                            conv3: Some((
-                                Conv2d::new(
-                                    store,
-                                    &format!("{name}.conv3"),
-                                    planes,
-                                    planes * 4,
-                                    1,
-                                    kconv(1),
-                                ),
-                                BatchNorm2d::new(store, &format!("{name}.bn3"), planes * 4),
-                            )),
-                            downsample,
-                        }
-                    }
-                };
+                );
                 inplanes = planes * expansion;
                 blocks.push(block);
             }
@@ -190,7 +117,119 @@ impl ResNet {
     }
 }
 
+/// Stride and dilation of one residual block.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockGeom {
+    pub stride: usize,
+    pub dilation: usize,
+    /// Caffe / DeepLab-v2 bottleneck: stride on the first 1×1 conv instead of the 3×3.
+    pub stride_on_1x1: bool,
+}
+
+fn kconv(s: usize) -> ConvCfg {
+    ConvCfg::default()
+        .no_bias()
+        .init(Init::KaimingNormalFanOut)
+        .stride(s)
+}
+
 impl Block {
+    /// Registers one torchvision block under `name` (e.g. "layer3.0"); a `downsample` (1×1 conv
+    /// + BN) is added when the stride or the channel count changes.
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        kind: BlockKind,
+        inplanes: usize,
+        planes: usize,
+        g: BlockGeom,
+    ) -> Block {
+        let expansion = if kind == BlockKind::Basic { 1 } else { 4 };
+        let (s, dil) = (g.stride, g.dilation);
+        // Registered after the convs so the store follows PyTorch's state_dict order.
+        let mut block = match kind {
+            BlockKind::Basic => Block {
+                kind,
+                conv1: Conv2d::new(
+                    store,
+                    &format!("{name}.conv1"),
+                    inplanes,
+                    planes,
+                    3,
+                    kconv(s).padding(dil).dilation(dil),
+                ),
+                bn1: BatchNorm2d::new(store, &format!("{name}.bn1"), planes),
+                conv2: Conv2d::new(
+                    store,
+                    &format!("{name}.conv2"),
+                    planes,
+                    planes,
+                    3,
+                    kconv(1).padding(dil).dilation(dil),
+                ),
+                bn2: BatchNorm2d::new(store, &format!("{name}.bn2"), planes),
+                conv3: None,
+                downsample: None,
+            },
+            BlockKind::Bottleneck => {
+                let (s1, s2) = if g.stride_on_1x1 { (s, 1) } else { (1, s) };
+                Block {
+                    kind,
+                    conv1: Conv2d::new(
+                        store,
+                        &format!("{name}.conv1"),
+                        inplanes,
+                        planes,
+                        1,
+                        kconv(s1),
+                    ),
+                    bn1: BatchNorm2d::new(store, &format!("{name}.bn1"), planes),
+                    conv2: Conv2d::new(
+                        store,
+                        &format!("{name}.conv2"),
+                        planes,
+                        planes,
+                        3,
+                        kconv(s2).padding(dil).dilation(dil),
+                    ),
+                    bn2: BatchNorm2d::new(store, &format!("{name}.bn2"), planes),
+                    conv3: Some((
+                        Conv2d::new(
+                            store,
+                            &format!("{name}.conv3"),
+                            planes,
+                            planes * 4,
+                            1,
+                            kconv(1),
+                        ),
+                        BatchNorm2d::new(store, &format!("{name}.bn3"), planes * 4),
+                    )),
+                    downsample: None,
+                }
+            }
+        };
+        block.downsample = (s != 1 || inplanes != planes * expansion).then(|| {
+            (
+                Conv2d::new(
+                    store,
+                    &format!("{name}.downsample.0"),
+                    inplanes,
+                    planes * expansion,
+                    1,
+                    kconv(s),
+                ),
+                BatchNorm2d::new(store, &format!("{name}.downsample.1"), planes * expansion),
+            )
+        });
+        block
+    }
+
+    /// Output spatial size for an input size (shape inference without running the block).
+    pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let (h, w) = self.conv1.out_size(h, w);
+        self.conv2.out_size(h, w)
+    }
+
     pub fn forward(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
         let mut out = conv_bn_relu(&self.conv1, &self.bn1, x, mode)?;
         out = self.bn2.forward(&self.conv2.forward(&out)?, mode)?;
@@ -236,10 +275,30 @@ impl ResNet {
         Ok(outs)
     }
 
+    /// Spatial size of layer4's output for an input size, by the same layer geometry the
+    /// forward uses but without running anything (None when the input is too small).
+    pub fn out_size(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let (h, w) = self.conv1.out_size(h, w);
+        if h == 0 || w == 0 {
+            return None;
+        }
+        let pool = |x| ops::pool::pool_out_size(x, 3, 2, 1, self.cfg.stride_on_1x1);
+        let (mut h, mut w) = (pool(h)?, pool(w)?);
+        for b in self.layers.iter().flatten() {
+            (h, w) = b.out_size(h, w);
+        }
+        (h > 0 && w > 0).then_some((h, w))
+    }
+
     /// Classification logits [N, classes] (global average pooling + fc).
     pub fn forward(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
         let f = self.features(x, mode)?.pop().expect("four stages");
-        let pooled = ops::adaptive_avg_pool2d(&f, [1, 1])?;
+        self.head(&f)
+    }
+
+    /// GAP + fc on layer4 features: logits [N, classes] (pooled features without an fc).
+    pub fn head(&self, f: &Tensor) -> Result<Tensor> {
+        let pooled = ops::adaptive_avg_pool2d(f, [1, 1])?;
         let n = pooled.shape()[0];
         let flat = pooled.reshape(&[n, self.out_channels])?;
         match &self.fc {

@@ -59,6 +59,14 @@ impl Tiny {
         self.aspp.forward(&self.features(x, mode)?)
     }
 
+    pub fn out_size(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let (mut h, mut w) = (h, w);
+        for (c, _) in &self.stages {
+            (h, w) = c.out_size(h, w);
+        }
+        Some((h, w))
+    }
+
     pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {
         self.stages.iter().map(|(_, b)| b).collect()
     }

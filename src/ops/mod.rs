@@ -7,6 +7,7 @@ pub mod conv;
 pub mod dropout;
 pub mod elementwise;
 pub mod loss;
+pub mod minmax;
 pub mod pool;
 pub mod reduce;
 pub mod resize;
@@ -16,6 +17,7 @@ pub use batchnorm::batch_norm2d;
 pub use conv::{conv2d, linear, Conv2dParams};
 pub use dropout::{dropout, dropout2d};
 pub use elementwise::*;
+pub use minmax::{max_spatial, min_spatial};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices};
 pub use reduce::{mean, mean_dims, sum, sum_dims, sum_to_shape};
 pub use resize::{upsample_bilinear2d, upsample_nearest2d};
@@ -55,4 +57,5 @@ pub fn parity_op(name: &str) -> Option<crate::testing::parity::OpFn> {
         .or_else(|| resize::parity(name))
         .or_else(|| batchnorm::parity(name))
         .or_else(|| conv::parity(name))
+        .or_else(|| minmax::parity(name))
 }

@@ -1,0 +1,89 @@
+//! Per-plane minimum / maximum over H×W (per (n, c) map), for min–max normalising CAMs.
+//! The gradient goes to the first extremum of each plane, like `torch.max(x.flatten(2), 2)`.
+//! Shader: `shaders/minmax.wgsl`.
+
+use crate::error::{Error, Result};
+use crate::gpu::{r, w};
+use crate::tensor::{DType, Tensor};
+
+const SHADER: &str = "minmax";
+
+/// Mirrors `Params` in minmax.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    planes: u32,
+    hw: u32,
+    is_max: u32,
+    n: u32,
+}
+
+fn extreme(x: &Tensor, is_max: bool) -> Result<Tensor> {
+    let op = if is_max { "max_spatial" } else { "min_spatial" };
+    x.expect_f32(op)?;
+    x.expect_ndim(op, 4)?;
+    let s = x.shape().to_vec();
+    let planes = s[0] * s[1];
+    let hw = s[2] * s[3];
+    if hw == 0 {
+        return Err(Error::invalid(op, format!("empty planes in input {s:?}")));
+    }
+    let gpu = x.gpu();
+    let y = Tensor::empty(gpu, op, &[s[0], s[1], 1, 1], DType::F32)?;
+    let arg = Tensor::empty(gpu, op, &[planes], DType::I32)?;
+    let p = Params {
+        planes: planes as u32,
+        hw: hw as u32,
+        is_max: is_max as u32,
+        n: 0,
+    };
+    gpu.dispatch(
+        SHADER,
+        "extreme_fwd",
+        &[],
+        &p,
+        &[r(x.buffer()), w(y.buffer()), w(arg.buffer())],
+        gpu.grid_1d((planes * 256) as u64, 256),
+    )?;
+    Ok(Tensor::from_op(y, op, &[x], move || {
+        Box::new(move |g: &Tensor, _: &[bool]| {
+            let gpu = g.gpu();
+            let dx = Tensor::empty(gpu, op, &s, DType::F32)?;
+            let n = dx.numel();
+            let p = Params { n: n as u32, ..p };
+            gpu.dispatch(
+                SHADER,
+                "extreme_bwd",
+                &[],
+                &p,
+                &[r(g.buffer()), w(dx.buffer()), gpu.unused(), r(arg.buffer())],
+                gpu.grid_1d(n as u64, 256),
+            )?;
+            Ok(vec![Some(dx)])
+        })
+    }))
+}
+
+/// Maximum of each (n, c) plane of NCHW `x`: [N, C, 1, 1].
+pub fn max_spatial(x: &Tensor) -> Result<Tensor> {
+    extreme(x, true)
+}
+
+/// Minimum of each (n, c) plane of NCHW `x`: [N, C, 1, 1].
+pub fn min_spatial(x: &Tensor) -> Result<Tensor> {
+    extreme(x, false)
+}
+
+/// Parity-case evaluations of this module's ops.
+pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
+    use crate::testing::parity::{CaseCtx, Outputs};
+    Some(match name {
+        "max_spatial" => {
+            |c: &CaseCtx| -> Result<Outputs> { Ok(max_spatial(&c.input("x")?)?.into()) }
+        }
+        "min_spatial" => {
+            |c: &CaseCtx| -> Result<Outputs> { Ok(min_spatial(&c.input("x")?)?.into()) }
+        }
+        _ => return None,
+    })
+}
