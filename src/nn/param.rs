@@ -131,8 +131,8 @@ impl Slot {
                 (0..n).map(|_| rng.normal() * std as f32).collect()
             }
             Init::XavierUniform => {
-                let b = (6.0 / (fan_in + fan_out) as f64).sqrt();
-                (0..n).map(|_| rng.range(-b, b) as f32).collect()
+                let b = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+                (0..n).map(|_| rng.range(-b, b)).collect()
             }
             Init::TorchDefaultWeight => {
                 let b = 1.0 / (fan_in as f64).sqrt();
