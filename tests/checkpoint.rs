@@ -31,6 +31,20 @@ fn save_load_roundtrip_and_reports() {
     let rep = b.load(&gpu, &path, true).unwrap();
     assert!(rep.is_exact(), "{rep}");
     assert_eq!(a.to_host().unwrap(), b.to_host().unwrap());
+    // Same file → bit-identical outputs through a real model.
+    let m1 = advseg::nn::arch::build("tiny", 3).unwrap();
+    let m2 = advseg::nn::arch::build("tiny", 3).unwrap();
+    m1.materialize(&gpu, 7).unwrap();
+    m2.materialize(&gpu, 8).unwrap();
+    let tiny_path = dir.join("tiny.safetensors");
+    m1.store.save(&tiny_path, &HashMap::new()).unwrap();
+    m2.store.load(&gpu, &tiny_path, true).unwrap();
+    let x: Vec<f32> = (0..2 * 3 * 16 * 16).map(|i| (i % 17) as f32 / 8.0 - 1.0).collect();
+    let x = advseg::Tensor::from_f32(&gpu, &x, &[2, 3, 16, 16]).unwrap();
+    let mode = advseg::nn::BnMode::Frozen;
+    let (y1, y2) = (m1.forward(&x, mode).unwrap(), m2.forward(&x, mode).unwrap());
+    assert_eq!(y1.to_vec_f32().unwrap(), y2.to_vec_f32().unwrap());
+    std::fs::remove_file(&tiny_path).unwrap();
 
     // A model for 5 classes: conv1.weight differs in shape.
     let c = disc(5);
