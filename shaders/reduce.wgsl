@@ -81,3 +81,18 @@ fn sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
     }
 }
+
+// One invocation per output element, looping serially over a short reduced range. Used when
+// the reduction is too short to fill a workgroup (e.g. summing 21 channels per pixel), where
+// `sum` would leave most of each workgroup idle.
+@compute @workgroup_size(256)
+fn sum_serial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let o = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    if (o >= p.n_out) { return; }
+    let base = kept_offset(o);
+    var s = 0.0;
+    for (var r = 0u; r < p.n_red; r = r + 1u) {
+        s = s + x[base + reduced_offset(r)];
+    }
+    out[o] = s * p.scale;
+}

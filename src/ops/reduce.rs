@@ -23,6 +23,8 @@ struct Params {
 
 /// Smallest reduction one workgroup should handle before a reduction is split into chunks.
 const MIN_CHUNK: usize = 4096;
+/// Reductions this short with many outputs run one invocation per output (serial loop).
+const SERIAL_MAX: usize = 64;
 /// Aim for about this many workgroups in the first pass.
 const TARGET_GROUPS: usize = 1024;
 
@@ -52,6 +54,17 @@ fn reduce_raw(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> R
         scale,
         _pad: [0; 3],
     };
+    if n_red <= SERIAL_MAX && n_out >= 256 {
+        gpu.dispatch(
+            "reduce",
+            "sum_serial",
+            &[],
+            &base,
+            &[r(x.buffer()), w(out.buffer())],
+            gpu.grid_1d(n_out as u64, 256),
+        )?;
+        return Ok(out);
+    }
     if chunks == 1 {
         gpu.dispatch(
             "reduce",
