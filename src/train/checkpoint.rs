@@ -159,3 +159,22 @@ pub fn load_model(
     model.store.load_host(gpu, tensors, true, path)?;
     Ok(())
 }
+
+/// A method rebuilt from a training checkpoint for inference (eval, predict): every network
+/// loaded strictly, optimiser state ignored.
+pub fn load_method(
+    gpu: &Arc<Gpu>,
+    path: &Path,
+) -> Result<(Box<dyn Method>, super::config::RunConfig, CkptMeta)> {
+    let ck = Checkpoint::read(path)?;
+    let cfg = super::config::RunConfig::from_toml(&ck.meta.config_toml, path)?;
+    let init = |name: &str, m: &crate::nn::arch::Model| load_model(gpu, m, &ck.model(name), path);
+    let method = (super::methods::find(&ck.meta.method)?.build)(&super::methods::BuildEnv {
+        gpu,
+        cfg: &cfg,
+        classes: ck.meta.classes,
+        ignore: 255,
+        init: &init,
+    })?;
+    Ok((method, cfg, ck.meta))
+}

@@ -87,18 +87,34 @@ pub fn check_resume(cfg: &RunConfig, ck: &CkptMeta, path: &Path) -> std::result:
     Ok(())
 }
 
+/// Refuses `--load-from` of an advseg checkpoint of another arch before building anything.
+fn check_load_from(path: &Path, arch: &str) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        why: format!("not a safetensors checkpoint: {e}"),
+    })?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) == Some(checkpoint::FORMAT) {
+        if let Some(a) = meta.get("arch").filter(|a| *a != arch) {
+            return Err(TrainError::checkpoint(
+                path,
+                format!("holds arch {a:?} but the run uses --arch {arch:?}"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Loads `G` weights for `--load-from`: an advseg checkpoint's `G.*` tensors or a plain
 /// state_dict. Refuses a file from which nothing matches (another arch).
 fn load_pretrained(gpu: &Arc<Gpu>, g: &Model, path: &Path) -> Result<()> {
     let (mut t, meta) = crate::nn::read_safetensors(path)?;
     if meta.get("format").map(String::as_str) == Some(checkpoint::FORMAT) {
-        if let Some(a) = meta.get("arch").filter(|a| **a != g.arch) {
-            return Err(TrainError::checkpoint(
-                path,
-                format!("holds arch {a:?} but the run uses --arch {:?}", g.arch),
-            )
-            .into());
-        }
         t = t
             .into_iter()
             .filter_map(|(k, v)| k.strip_prefix("G.").map(|s| (s.to_string(), v)))
@@ -128,6 +144,9 @@ impl Trainer {
         let classes = train_ds.num_classes();
         let ignore = train_ds.ignore_index();
 
+        if let Some(p) = &opts.load_from {
+            check_load_from(p, &c.arch)?;
+        }
         let ckpt = match &opts.resume {
             Some(p) => {
                 let ck = Checkpoint::read(p)?;
