@@ -112,8 +112,22 @@ fn end_to_end(method: &str, extra: &[&str], iters: u64, maps: &[&str]) {
     let it = iters.to_string();
     let half = (iters / 2).to_string();
     let mut args = vec![
-        "train", "--method", method, "--data", DATA, "--iters", &it, "--eval-every", &half,
-        "--log-every", "10", "--out", d, "--quiet", "--set", "eval_at_start=true",
+        "train",
+        "--method",
+        method,
+        "--data",
+        DATA,
+        "--iters",
+        &it,
+        "--eval-every",
+        &half,
+        "--log-every",
+        "10",
+        "--out",
+        d,
+        "--quiet",
+        "--set",
+        "eval_at_start=true",
     ];
     args.extend(extra);
     ok(&args);
@@ -123,7 +137,10 @@ fn end_to_end(method: &str, extra: &[&str], iters: u64, maps: &[&str]) {
     let (first, last) = (e[0], *e.last().unwrap());
     assert_eq!(first.0, 0);
     assert_eq!(last.0, iters);
-    eprintln!("{method}: val mIoU {:.4} at init -> {:.4} after {iters} iters ({t_train:.1} s)", first.1, last.1);
+    eprintln!(
+        "{method}: val mIoU {:.4} at init -> {:.4} after {iters} iters ({t_train:.1} s)",
+        first.1, last.1
+    );
     assert!(
         last.1 > first.1 + 0.08 && last.1 > 1.8 * first.1,
         "{method} did not learn: mIoU {first:?} -> {last:?}"
@@ -143,7 +160,11 @@ fn end_to_end(method: &str, extra: &[&str], iters: u64, maps: &[&str]) {
     assert!(text.contains(&format!("steps {iters}..{more}")), "{text}");
     let m2 = lines(&dir);
     let steps2 = finite_steps(&m2);
-    assert_eq!(&steps2[..steps.len()], &steps[..], "resume rewrote earlier metrics");
+    assert_eq!(
+        &steps2[..steps.len()],
+        &steps[..],
+        "resume rewrote earlier metrics"
+    );
     assert_eq!(*steps2.last().unwrap(), iters + 10);
     let e2 = evals(&m2);
     assert_eq!(e2.last().unwrap().0, iters + 10);
@@ -160,14 +181,26 @@ fn end_to_end(method: &str, extra: &[&str], iters: u64, maps: &[&str]) {
         .find(|p| p.to_string_lossy().ends_with("_input.png"))
         .unwrap();
     ok(&[
-        "predict", "--checkpoint", dir.join("best.safetensors").to_str().unwrap(),
-        "--input", one.to_str().unwrap(), "--out", pred.to_str().unwrap(), "--maps",
+        "predict",
+        "--checkpoint",
+        dir.join("best.safetensors").to_str().unwrap(),
+        "--input",
+        one.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+        "--maps",
     ]);
     let stem = one.file_stem().unwrap().to_string_lossy().to_string();
     for suffix in ["", "_overlay", "_confidence"]
         .iter()
         .copied()
-        .chain(maps.iter().map(|m| if m.starts_with('d') { "_d_confidence" } else { "_semi_mask" }))
+        .chain(maps.iter().map(|m| {
+            if m.starts_with('d') {
+                "_d_confidence"
+            } else {
+                "_semi_mask"
+            }
+        }))
     {
         let f = pred.join(format!("{stem}{suffix}.png"));
         assert!(f.is_file(), "{} missing", f.display());
@@ -180,7 +213,14 @@ fn end_to_end(method: &str, extra: &[&str], iters: u64, maps: &[&str]) {
 fn supervised_learns_resumes_evals_predicts() {
     end_to_end(
         "supervised",
-        &["--batch", "8", "--labeled-fraction", "1", "--set", "lr=0.025"],
+        &[
+            "--batch",
+            "8",
+            "--labeled-fraction",
+            "1",
+            "--set",
+            "lr=0.025",
+        ],
         120,
         &[],
     );
@@ -191,8 +231,16 @@ fn advsemi_learns_resumes_evals_predicts() {
     end_to_end(
         "advsemi",
         &[
-            "--batch", "4", "--labeled-fraction", "1/2", "--ndf", "4", "--set", "lr=0.025",
-            "--set", "semi_start=40",
+            "--batch",
+            "4",
+            "--labeled-fraction",
+            "1/2",
+            "--ndf",
+            "4",
+            "--set",
+            "lr=0.025",
+            "--set",
+            "semi_start=40",
         ],
         80,
         &["d_confidence", "semi_mask"],
@@ -203,7 +251,14 @@ fn advsemi_learns_resumes_evals_predicts() {
 fn errors_are_clear() {
     let dir = tmp("errors");
     let d = dir.to_str().unwrap();
-    let base = ["train", "--data", "synthetic:size=16,n=8,val=4", "--out", d, "--quiet"];
+    let base = [
+        "train",
+        "--data",
+        "synthetic:size=16,n=8,val=4",
+        "--out",
+        d,
+        "--quiet",
+    ];
     let with = |extra: &[&str]| -> Vec<String> {
         base.iter().chain(extra).map(|s| s.to_string()).collect()
     };
@@ -213,8 +268,14 @@ fn errors_are_clear() {
     };
     run(&["--method", "nosuch"], "unknown method \"nosuch\"");
     run(&["--method", "rrm"], "planned but not implemented");
-    run(&["--method", "supervised", "--arch", "nosuch"], "unknown arch \"nosuch\"");
-    run(&["--method", "advsemi", "--set", "lamda_adv=1"], "unknown setting \"lamda_adv\"");
+    run(
+        &["--method", "supervised", "--arch", "nosuch"],
+        "unknown arch \"nosuch\"",
+    );
+    run(
+        &["--method", "advsemi", "--set", "lamda_adv=1"],
+        "unknown setting \"lamda_adv\"",
+    );
     run(
         &["--method", "supervised", "--set", "lambda_adv=0.1"],
         "belongs to method advsemi; it does not apply to method supervised",
@@ -227,26 +288,48 @@ fn errors_are_clear() {
     run(&["--method", "advsemi", "--set", "iters=0"], "iters");
 
     // A checkpoint of another arch.
-    ok(&with(&["--method", "supervised", "--iters", "2", "--batch", "2"])
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    ok(
+        &with(&["--method", "supervised", "--iters", "2", "--batch", "2"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     run(
-        &["--method", "supervised", "--resume", "auto", "--arch", "deeplabv2-resnet50"],
+        &[
+            "--method",
+            "supervised",
+            "--resume",
+            "auto",
+            "--arch",
+            "deeplabv2-resnet50",
+        ],
         "holds arch \"tiny\" but the run uses --arch \"deeplabv2-resnet50\"",
     );
     let other = tmp("errors_other");
     let ck = dir.join("last.safetensors");
     fails(
         &[
-            "train", "--data", "synthetic:size=16,n=8,val=4", "--quiet", "--method",
-            "supervised", "--out", other.to_str().unwrap(), "--arch", "deeplabv2-resnet50",
-            "--load-from", ck.to_str().unwrap(),
+            "train",
+            "--data",
+            "synthetic:size=16,n=8,val=4",
+            "--quiet",
+            "--method",
+            "supervised",
+            "--out",
+            other.to_str().unwrap(),
+            "--arch",
+            "deeplabv2-resnet50",
+            "--load-from",
+            ck.to_str().unwrap(),
         ],
         "holds arch \"tiny\" but the run uses --arch \"deeplabv2-resnet50\"",
     );
     fails(
-        &["eval", "--checkpoint", dir.join("config.toml").to_str().unwrap()],
+        &[
+            "eval",
+            "--checkpoint",
+            dir.join("config.toml").to_str().unwrap(),
+        ],
         "not a safetensors checkpoint",
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -260,9 +343,27 @@ fn resume_is_bit_exact() {
     let (a, b) = (tmp("exact_a"), tmp("exact_b"));
     let args = |dir: &Path, iters: &str| -> Vec<String> {
         [
-            "train", "--method", "advsemi", "--data", "synthetic:size=32,n=12,val=2", "--batch",
-            "2", "--ndf", "2", "--labeled-fraction", "1/2", "--set", "power=0", "--set",
-            "semi_start=2", "--set", "lr=0.01", "--quiet", "--iters", iters, "--out",
+            "train",
+            "--method",
+            "advsemi",
+            "--data",
+            "synthetic:size=32,n=12,val=2",
+            "--batch",
+            "2",
+            "--ndf",
+            "2",
+            "--labeled-fraction",
+            "1/2",
+            "--set",
+            "power=0",
+            "--set",
+            "semi_start=2",
+            "--set",
+            "lr=0.01",
+            "--quiet",
+            "--iters",
+            iters,
+            "--out",
             dir.to_str().unwrap(),
         ]
         .iter()
@@ -275,8 +376,12 @@ fn resume_is_bit_exact() {
     let mut r = args(&b, "6");
     r.extend(["--resume".to_string(), "auto".to_string()]);
     run(r);
-    let ta = advseg::nn::read_safetensors(&a.join("last.safetensors")).unwrap().0;
-    let tb = advseg::nn::read_safetensors(&b.join("last.safetensors")).unwrap().0;
+    let ta = advseg::nn::read_safetensors(&a.join("last.safetensors"))
+        .unwrap()
+        .0;
+    let tb = advseg::nn::read_safetensors(&b.join("last.safetensors"))
+        .unwrap()
+        .0;
     assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
     assert!(ta.keys().any(|k| k.starts_with("optim.D.")));
     for (k, v) in &ta {

@@ -59,7 +59,13 @@ fn semi_loss_with_empty_gate_is_zero() {
     assert_eq!(count.item().unwrap(), 0.0);
     assert_eq!(loss.item().unwrap(), 0.0);
     loss.backward().unwrap();
-    assert!(logits.grad().unwrap().to_vec_f32().unwrap().iter().all(|&v| v == 0.0));
+    assert!(logits
+        .grad()
+        .unwrap()
+        .to_vec_f32()
+        .unwrap()
+        .iter()
+        .all(|&v| v == 0.0));
 }
 
 #[test]
@@ -113,11 +119,17 @@ fn defaults_are_the_official_values() {
         (c.lambda_adv, c.lambda_semi, c.lambda_semi_adv, c.mask_t),
         (0.1, 0.1, 0.001, 0.2)
     );
-    assert_eq!((c.semi_start, c.semi_start_adv, c.d_remain), (5000, 0, true));
+    assert_eq!(
+        (c.semi_start, c.semi_start_adv, c.d_remain),
+        (5000, 0, true)
+    );
     assert_eq!((c.d_lr, c.d_beta1, c.d_beta2), (1e-4, 0.9, 0.99));
     let r = RunConfig::new("advsemi").unwrap();
     let k = &r.common;
-    assert_eq!((k.lr, k.momentum, k.weight_decay, k.power), (2.5e-4, 0.9, 5e-4, 0.9));
+    assert_eq!(
+        (k.lr, k.momentum, k.weight_decay, k.power),
+        (2.5e-4, 0.9, 5e-4, 0.9)
+    );
     assert_eq!((k.head_lr_mult, k.iters, k.batch), (10.0, 20_000, 10));
     assert_eq!(r.crop(), [64, 64]); // synthetic default size; 321x321 for datasets on disk
 }

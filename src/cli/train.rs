@@ -8,7 +8,7 @@ use advseg::train::checkpoint::{self, Checkpoint};
 use advseg::train::config::parse_value;
 use advseg::train::eval::{eval_batch, evaluate};
 use advseg::train::rundir::RunDirWriter;
-use advseg::train::{Event, EvalResult, Observer, Outcome, RunConfig, Trainer, TrainerOptions};
+use advseg::train::{EvalResult, Event, Observer, Outcome, RunConfig, Trainer, TrainerOptions};
 use advseg::{Gpu, Tensor};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -120,7 +120,10 @@ fn overrides(a: &TrainArgs) -> Result<Vec<(String, toml::Value)>> {
         v.push(("crop".into(), toml::Value::Array(p.map(int).to_vec())));
     }
     if let Some(f) = &a.labeled_fraction {
-        v.push(("labeled_fraction".into(), toml::Value::Float(parse_fraction(f)?)));
+        v.push((
+            "labeled_fraction".into(),
+            toml::Value::Float(parse_fraction(f)?),
+        ));
     }
     if let Some(x) = a.seed {
         v.push(("seed".into(), toml::Value::Integer(x as i64)));
@@ -146,7 +149,11 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         Some("auto") => Some(out.join("last.safetensors")).filter(|p| p.exists()),
         Some(p) => {
             let p = PathBuf::from(p);
-            Some(if p.is_dir() { p.join("last.safetensors") } else { p })
+            Some(if p.is_dir() {
+                p.join("last.safetensors")
+            } else {
+                p
+            })
         }
     };
     if resume.is_none() && out.join("last.safetensors").exists() {
@@ -289,7 +296,7 @@ impl Observer for Console {
                     .collect();
                 self.bar
                     .set_message(format!("{:.2} it/s {}", s.it_per_s, main.join(" ")));
-                if s.step % self.log_every == 0 || s.step == s.iters {
+                if s.step.is_multiple_of(self.log_every) || s.step == s.iters {
                     let all: Vec<String> = s
                         .scalars
                         .iter()
@@ -466,7 +473,9 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
             let hw = h * w;
             let conf: Vec<u8> = (0..hw)
                 .map(|j| {
-                    let m = (0..meta.classes).map(|c| probs[c * hw + j]).fold(0.0, f32::max);
+                    let m = (0..meta.classes)
+                        .map(|c| probs[c * hw + j])
+                        .fold(0.0, f32::max);
                     (m.clamp(0.0, 1.0) * 255.0).round() as u8
                 })
                 .collect();
@@ -480,6 +489,10 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
             }
         }
     }
-    println!("wrote predictions of {} image(s) to {}", files.len(), a.out.display());
+    println!(
+        "wrote predictions of {} image(s) to {}",
+        files.len(),
+        a.out.display()
+    );
     Ok(())
 }

@@ -270,9 +270,12 @@ impl RunConfig {
 
     /// Typed view of the method's table.
     pub fn method_config<T: serde::de::DeserializeOwned>(&self) -> Result<T, TrainError> {
-        self.method.clone().try_into().map_err(|e: toml::de::Error| {
-            TrainError::bad_value(self.common.method.clone(), e.message().to_string())
-        })
+        self.method
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                TrainError::bad_value(self.common.method.clone(), e.message().to_string())
+            })
     }
 
     /// The crop size, resolving the default.
@@ -318,7 +321,10 @@ impl RunConfig {
             ("head_lr_mult", c.head_lr_mult),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(TrainError::bad_value(k, format!("{v} must be finite and >= 0")));
+                return Err(TrainError::bad_value(
+                    k,
+                    format!("{v} must be finite and >= 0"),
+                ));
             }
         }
         if !["auto", "train", "frozen-affine", "frozen"].contains(&c.bn_mode.as_str()) {

@@ -30,9 +30,7 @@ pub enum TrainError {
     #[error("checkpoint {path}: {why}")]
     Checkpoint { path: PathBuf, why: String },
 
-    #[error(
-        "loss term {term:?} is {value} at step {step}: training stopped; {kept}"
-    )]
+    #[error("loss term {term:?} is {value} at step {step}: training stopped; {kept}")]
     NonFinite {
         term: String,
         value: f32,

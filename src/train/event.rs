@@ -84,8 +84,13 @@ pub enum Event {
         kind: &'static str,
     },
     /// Stopped early on request (Ctrl-C, app button); `last` was saved.
-    Interrupted { step: usize },
-    Finished { step: usize, seconds: f64 },
+    Interrupted {
+        step: usize,
+    },
+    Finished {
+        step: usize,
+        seconds: f64,
+    },
 }
 
 /// Receives every event, in order, on the training thread: keep handlers short.

@@ -21,6 +21,6 @@ pub mod trainer;
 
 pub use config::{RunConfig, TrainConfig};
 pub use error::TrainError;
-pub use event::{Event, EvalResult, Observer, Snapshot, StepScalars};
+pub use event::{EvalResult, Event, Observer, Snapshot, StepScalars};
 pub use method::Method;
 pub use trainer::{Outcome, Trainer, TrainerOptions};

@@ -56,7 +56,7 @@ impl RunDirWriter {
 
     fn handle(&mut self, e: &Event) -> Result<(), String> {
         match e {
-            Event::Step(s) if s.step % self.log_every == 0 || s.step == s.iters => {
+            Event::Step(s) if s.step.is_multiple_of(self.log_every) || s.step == s.iters => {
                 let mut v = json!({"type": "step", "step": s.step, "it_per_s": s.it_per_s});
                 for (k, x) in &s.scalars {
                     v[k] = json!(x);
@@ -123,7 +123,11 @@ pub fn write_snapshot(root: &Path, s: &Snapshot) -> Result<(), String> {
         save_overlay(&f("overlay"), &img, &p.pred, &s.colours, 0.5).map_err(err)?;
         let hw = p.h * p.w;
         let conf: Vec<f32> = (0..hw)
-            .map(|j| (0..s.classes).map(|c| p.probs[c * hw + j]).fold(0.0, f32::max))
+            .map(|j| {
+                (0..s.classes)
+                    .map(|c| p.probs[c * hw + j])
+                    .fold(0.0, f32::max)
+            })
             .collect();
         write_gray_png(&f("confidence"), p.w, p.h, &to_u8(&conf)).map_err(err)?;
         for (name, m) in &p.maps {

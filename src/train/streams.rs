@@ -72,7 +72,10 @@ impl Streams {
                 aug: setup.aug.clone(),
             };
             let start = positions.get(s.name).copied().unwrap_or(0);
-            loaders.insert(s.name, Loader::new_at(ds.clone(), Some(subset), cfg, start)?);
+            loaders.insert(
+                s.name,
+                Loader::new_at(ds.clone(), Some(subset), cfg, start)?,
+            );
         }
         Ok(Streams {
             gpu: gpu.clone(),
@@ -96,7 +99,10 @@ impl Streams {
 
     pub fn next(&mut self, name: &str) -> Result<GpuBatch> {
         let l = self.loaders.get_mut(name).ok_or_else(|| {
-            Error::invalid("train", format!("the method asked for missing stream {name:?}"))
+            Error::invalid(
+                "train",
+                format!("the method asked for missing stream {name:?}"),
+            )
         })?;
         let b = l
             .next()

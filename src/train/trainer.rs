@@ -7,7 +7,7 @@ use super::checkpoint::{self, Checkpoint, CkptMeta};
 use super::config::RunConfig;
 use super::error::TrainError;
 use super::eval::{eval_batch, evaluate};
-use super::event::{Event, EvalResult, Observer, ProbeSnapshot, Snapshot, StepScalars};
+use super::event::{EvalResult, Event, Observer, ProbeSnapshot, Snapshot, StepScalars};
 use super::method::{Method, StepCtx, StepLosses};
 use super::methods::{self, BuildEnv};
 use super::streams::{StreamSetup, Streams};
@@ -70,7 +70,11 @@ pub struct Trainer {
 }
 
 /// Reads the method's checkpoint header to check it against the run before building anything.
-pub fn check_resume(cfg: &RunConfig, ck: &CkptMeta, path: &Path) -> std::result::Result<(), TrainError> {
+pub fn check_resume(
+    cfg: &RunConfig,
+    ck: &CkptMeta,
+    path: &Path,
+) -> std::result::Result<(), TrainError> {
     let c = &cfg.common;
     if ck.method != c.method {
         return Err(TrainError::checkpoint(
@@ -81,7 +85,10 @@ pub fn check_resume(cfg: &RunConfig, ck: &CkptMeta, path: &Path) -> std::result:
     if ck.arch != c.arch {
         return Err(TrainError::checkpoint(
             path,
-            format!("holds arch {:?} but the run uses --arch {:?}", ck.arch, c.arch),
+            format!(
+                "holds arch {:?} but the run uses --arch {:?}",
+                ck.arch, c.arch
+            ),
         ));
     }
     Ok(())
@@ -207,7 +214,11 @@ impl Trainer {
         let (step, positions, best) = match (&ckpt, &opts.resume) {
             (Some(ck), Some(p)) => {
                 ck.load_optimizers(method.as_mut(), p)?;
-                (ck.meta.step, ck.meta.positions.clone(), ck.meta.best.clone())
+                (
+                    ck.meta.step,
+                    ck.meta.positions.clone(),
+                    ck.meta.best.clone(),
+                )
             }
             _ => (0, BTreeMap::new(), None),
         };
@@ -389,7 +400,7 @@ impl Trainer {
                 it_per_s,
             }));
             let step = self.step;
-            let at = |every: usize| every > 0 && step % every == 0;
+            let at = |every: usize| every > 0 && step.is_multiple_of(every);
             let last = self.step == c.iters;
             let eval_now = at(c.eval_every) || last;
             let mut improved = false;
@@ -420,8 +431,8 @@ impl Trainer {
         let (res, _) = evaluate(&self.gpu, self.method.as_ref(), &self.eval_ds, b, self.step)?;
         let metric = self.cfg.common.best_metric.clone();
         let v = metric_value(&res, &metric);
-        let improved = self.step > 0
-            && v.is_some_and(|v| self.best.as_ref().is_none_or(|b| v > b.1));
+        let improved =
+            self.step > 0 && v.is_some_and(|v| self.best.as_ref().is_none_or(|b| v > b.1));
         if improved {
             self.best = Some((metric, v.expect("checked"), self.step));
         }

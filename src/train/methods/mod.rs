@@ -55,7 +55,11 @@ const PLANNED: &[&str] = &["gan-cegu", "ssgan", "rrm", "eader"];
 
 pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, TrainError> {
     METHODS.iter().find(|m| m.name == name).ok_or_else(|| {
-        let known = METHODS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ");
+        let known = METHODS
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", ");
         TrainError::UnknownMethod {
             name: name.to_string(),
             known: if PLANNED.contains(&name) {
@@ -73,7 +77,9 @@ pub(crate) fn table<T: serde::Serialize>(c: &T) -> toml::Table {
 }
 
 /// Checks that a table deserialises into `T` (unknown keys and wrong types fail).
-pub(crate) fn check<T: serde::de::DeserializeOwned>(t: &toml::Table) -> std::result::Result<T, String> {
+pub(crate) fn check<T: serde::de::DeserializeOwned>(
+    t: &toml::Table,
+) -> std::result::Result<T, String> {
     t.clone()
         .try_into()
         .map_err(|e: toml::de::Error| e.message().to_string())
