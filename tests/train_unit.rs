@@ -1,4 +1,5 @@
-//! AdvSemiSeg's loss pieces on hand-made tensors, and the config rules.
+//! Training unit tests: AdvSemiSeg loss pieces on hand-made tensors, config rules, resumable
+//! data streams.
 
 use advseg::train::methods::advsemi::{d_bce, semi_gate, semi_loss, AdvSemiConfig};
 use advseg::train::methods::common::{cat_batch, masked_mean, valid_mask};
@@ -174,4 +175,39 @@ fn set_resolves_keys_per_method() {
         s.apply_toml(wrong, std::path::Path::new("f.toml")),
         Err(TrainError::KeyNotForMethod { .. })
     ));
+}
+
+/// A loader started at item k serves exactly what an uninterrupted one serves from k on.
+#[test]
+fn loader_new_at_continues_the_stream() {
+    use advseg::data::{open, AugConfig, Loader, LoaderConfig};
+    let ds = open(&"synthetic:size=16,n=7".parse().unwrap(), "train").unwrap();
+    let cfg = LoaderConfig {
+        batch: 2,
+        workers: 3,
+        shuffle: true,
+        infinite: true,
+        seed: 5,
+        aug: AugConfig {
+            flip: true,
+            crop: Some((8, 8)),
+            ..AugConfig::default()
+        },
+        ..LoaderConfig::default()
+    };
+    let whole: Vec<_> = Loader::new(ds.clone(), None, cfg.clone())
+        .unwrap()
+        .take(6)
+        .map(|b| b.unwrap())
+        .collect();
+    let mut l = Loader::new_at(ds, None, cfg, 4).unwrap();
+    assert_eq!(l.position(), 4);
+    let rest: Vec<_> = (&mut l).take(4).map(|b| b.unwrap()).collect();
+    assert_eq!(l.position(), 12);
+    for (a, b) in whole[2..].iter().zip(&rest) {
+        assert_eq!(
+            (&a.images, &a.labels, &a.indices),
+            (&b.images, &b.labels, &b.indices)
+        );
+    }
 }
