@@ -145,7 +145,7 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
     let cfg: AdvSemiConfig = env.cfg.method_config()?;
     let c = &env.cfg.common;
     let (g, bn, opt_g) = generator_and_sgd(env)?;
-    let d = models::discriminator(env.gpu, &c.disc, env.classes, c.ndf, c.seed)?;
+    let d = models::discriminator(env.gpu, &c.disc, env.classes, env.cfg.ndf(), c.seed)?;
     (env.init)("D", &d)?;
     let opt_d = Adam::new(
         vec![ParamGroup::new(d.store.trainable()?)],
