@@ -211,3 +211,39 @@ fn loader_new_at_continues_the_stream() {
         );
     }
 }
+
+/// Freezing D (AdvSemiSeg's G step) leaves its parameters without gradients while the
+/// adversarial gradient still reaches G's output through it; unfreezing restores training.
+#[test]
+fn frozen_discriminator_passes_gradients_through() {
+    use advseg::nn::{BnMode, Kind};
+    use advseg::train::models;
+    let gpu = Gpu::shared().unwrap();
+    let d = models::discriminator(&gpu, "fcdisc", 3, 2, 0).unwrap();
+    let pred = t(
+        &(0..3 * 32 * 32)
+            .map(|i| (i % 7) as f32 * 0.1)
+            .collect::<Vec<_>>(),
+        &[1, 3, 32, 32],
+    )
+    .into_param();
+    let adv = |d: &advseg::nn::arch::Model| {
+        let s = advseg::ops::softmax::softmax(&pred, 1).unwrap();
+        d_bce(&d.forward(&s, BnMode::Train).unwrap(), true, None).unwrap()
+    };
+    let params: Vec<Tensor> = d
+        .store
+        .slots()
+        .iter()
+        .filter(|s| s.kind == Kind::Param)
+        .map(|s| s.get().unwrap())
+        .collect();
+    models::set_trainable(&d, false).unwrap();
+    adv(&d).backward().unwrap();
+    assert!(params.iter().all(|p| p.grad().is_none()));
+    let g = pred.grad().unwrap().to_vec_f32().unwrap();
+    assert!(g.iter().any(|&v| v != 0.0) && g.iter().all(|v| v.is_finite()));
+    models::set_trainable(&d, true).unwrap();
+    adv(&d).backward().unwrap();
+    assert!(params.iter().all(|p| p.grad().is_some()));
+}
