@@ -42,6 +42,9 @@ pub struct TrainConfig {
     pub power: f32,
     /// LR multiplier of the classifier head (DeepLab's ×10).
     pub head_lr_mult: f32,
+    /// DeepLab-v2: sum only the rate-6/12 ASPP branches like the official code's early
+    /// `return` (false: all four).
+    pub aspp_quirk: bool,
     /// `auto` (frozen-affine for DeepLab as the official code, train otherwise), `train`,
     /// `frozen-affine`, `frozen`.
     pub bn_mode: String,
@@ -83,6 +86,7 @@ impl Default for TrainConfig {
             weight_decay: 5e-4,
             power: 0.9,
             head_lr_mult: 10.0,
+            aspp_quirk: true,
             bn_mode: "auto".into(),
             workers: 2,
             log_every: 10,

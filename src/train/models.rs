@@ -29,9 +29,19 @@ pub fn bn_mode(setting: &str, arch: &str) -> BnMode {
     }
 }
 
-/// Builds and initialises the segmentation network.
-pub fn generator(gpu: &Arc<Gpu>, arch: &str, classes: usize, seed: u64) -> Result<Model> {
-    let m = arch::build(arch, classes)?;
+/// Builds and initialises the segmentation network. `aspp_quirk`: DeepLab-v2 sums only its
+/// rate-6 and rate-12 ASPP branches, as the official AdvSemiSeg code does (methods.md §3.2).
+pub fn generator(
+    gpu: &Arc<Gpu>,
+    arch: &str,
+    classes: usize,
+    seed: u64,
+    aspp_quirk: bool,
+) -> Result<Model> {
+    let mut m = arch::build(arch, classes)?;
+    if let Net::DeepLabV2(d) = &mut m.net {
+        d.layer5.official_quirk = aspp_quirk;
+    }
     if matches!(m.net, Net::FcDisc(_)) {
         return Err(Error::invalid(
             "train",

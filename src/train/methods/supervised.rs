@@ -39,7 +39,7 @@ pub struct Supervised {
 /// The segmentation network with its SGD optimiser, as both methods here build it.
 pub fn generator_and_sgd(env: &BuildEnv<'_>) -> Result<(Model, BnMode, Sgd)> {
     let c = &env.cfg.common;
-    let g = models::generator(env.gpu, &c.arch, env.classes, c.seed)?;
+    let g = models::generator(env.gpu, &c.arch, env.classes, c.seed, c.aspp_quirk)?;
     (env.init)("G", &g)?;
     let bn = models::bn_mode(&c.bn_mode, &c.arch);
     g.apply_bn_mode(bn)?;
