@@ -285,6 +285,14 @@ fn errors_are_clear() {
         "does not apply to method supervised",
     );
     run(&["--method", "advsemi", "--set", "mask_t=abc"], "mask_t");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "iters = 3\n[advsemi]\nlambda_adv = 0.01\n").unwrap();
+    run(
+        &["--method", "supervised", "--config", cfg.to_str().unwrap()],
+        "does not apply to method supervised",
+    );
+    std::fs::remove_file(&cfg).unwrap();
     run(&["--method", "advsemi", "--set", "iters=0"], "iters");
 
     // A checkpoint of another arch.

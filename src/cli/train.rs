@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Training method: supervised, advsemi.
+    /// Training method: supervised, advsemi (default advsemi). Settings of every method are in
+    /// the run's config.toml.
     #[arg(long)]
     method: Option<String>,
     /// Dataset spec: synthetic[:k=v,..], camvid:PATH, voc:PATH, cityscapes:PATH, folder:PATH.
@@ -39,8 +40,10 @@ pub struct TrainArgs {
     /// Override any setting: key=value (shared or the method's), repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Training iterations (default 20000).
     #[arg(long)]
     iters: Option<usize>,
+    /// Images per batch and stream (default 10).
     #[arg(long)]
     batch: Option<usize>,
     /// Random crop H,W.
@@ -49,6 +52,7 @@ pub struct TrainArgs {
     /// Labelled share of the train split: 0.125, 1/8 or 1.
     #[arg(long)]
     labeled_fraction: Option<String>,
+    /// Seed of initialisation, split and data order.
     #[arg(long)]
     seed: Option<u64>,
     /// Run directory (default runs/<method>).
