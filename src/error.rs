@@ -53,6 +53,9 @@ pub enum Error {
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
 
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -1,7 +1,8 @@
 //! advseg: adversarial, semi-supervised and weakly-supervised semantic segmentation on any GPU.
 //!
 //! Layers, bottom up: [`gpu`] (wgpu device, buffers, kernel dispatch) → [`tensor`] and
-//! [`autograd`] → [`ops`] (differentiable ops over WGSL kernels) → [`optim`].
+//! [`autograd`] → [`ops`] (differentiable ops over WGSL kernels) → [`optim`] → [`nn`] → [`train`] (one trainer, methods as plug-ins,
+//! observers of its event stream).
 
 pub mod autograd;
 pub mod data;
@@ -14,6 +15,7 @@ pub mod optim;
 pub mod rng;
 pub mod tensor;
 pub mod testing;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::Gpu;

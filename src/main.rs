@@ -27,6 +27,12 @@ enum Command {
         #[command(subcommand)]
         what: cli::bench::BenchCmd,
     },
+    /// Train a segmentation network with a method (supervised, advsemi).
+    Train(Box<cli::train::TrainArgs>),
+    /// Evaluate a training checkpoint on a dataset split (mIoU table or --json).
+    Eval(cli::train::EvalArgs),
+    /// Segment images with a training checkpoint (palette PNG + overlay, --maps).
+    Predict(cli::train::PredictArgs),
     /// Dataset tools.
     Data {
         #[command(subcommand)]
@@ -52,5 +58,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { what } => cli::bench::run(what),
         Command::Model(a) => cli::model::run(a),
         Command::Data { what } => cli::data::run(what),
+        Command::Train(a) => cli::train::run_train(*a),
+        Command::Eval(a) => cli::train::run_eval(a),
+        Command::Predict(a) => cli::train::run_predict(a),
     }
 }

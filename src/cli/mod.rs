@@ -3,3 +3,4 @@ pub mod bench;
 pub mod data;
 pub mod info;
 pub mod model;
+pub mod train;

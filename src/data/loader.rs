@@ -70,6 +70,7 @@ pub struct Loader {
     rx: Vec<Receiver<Item>>,
     handles: Vec<JoinHandle<()>>,
     next: u64,
+    start: u64,
     total: Option<u64>,
     cfg: LoaderConfig,
     num_classes: usize,
@@ -106,6 +107,17 @@ impl Loader {
         indices: Option<Vec<usize>>,
         cfg: LoaderConfig,
     ) -> DataResult<Loader> {
+        Self::new_at(ds, indices, cfg, 0)
+    }
+
+    /// Like [`Loader::new`] but starts at stream item `start`, so a resumed run receives exactly
+    /// the items an uninterrupted one would have (items are a function of the seed and `k`).
+    pub fn new_at(
+        ds: Arc<dyn Dataset>,
+        indices: Option<Vec<usize>>,
+        cfg: LoaderConfig,
+        start: u64,
+    ) -> DataResult<Loader> {
         let subset = indices.unwrap_or_else(|| (0..ds.len()).collect());
         let what = format!("loader over {}/{}", ds.kind(), ds.split());
         if subset.is_empty() {
@@ -137,7 +149,7 @@ impl Loader {
                 perm: Vec::new(),
             };
             handles.push(std::thread::spawn(move || {
-                let mut k = wk as u64;
+                let mut k = start + wk as u64;
                 while total.is_none_or(|t| k < t) {
                     let idx = order.index(k);
                     let item = ds.get(idx).map_err(|e| DataError::Sample {
@@ -160,11 +172,17 @@ impl Loader {
         Ok(Loader {
             rx,
             handles,
-            next: 0,
+            next: start,
+            start,
             total,
             num_classes: ds.num_classes(),
             cfg,
         })
+    }
+
+    /// Stream items handed out so far, counting from item 0 (a resume point).
+    pub fn position(&self) -> u64 {
+        self.next
     }
 
     /// Samples per pass over the subset.
@@ -176,7 +194,7 @@ impl Loader {
         if self.total.is_some_and(|t| self.next >= t) {
             return None;
         }
-        let w = (self.next % self.cfg.workers as u64) as usize;
+        let w = ((self.next - self.start) % self.cfg.workers as u64) as usize;
         self.next += 1;
         self.rx[w].recv().ok()
     }

@@ -1,0 +1,502 @@
+//! `advseg train`, `advseg eval`, `advseg predict`: the headless front end of the trainer.
+//! The progress bar and the run directory are observers of the trainer's event stream.
+
+use advseg::data::io::{read_image, write_gray_png};
+use advseg::data::save::{save_overlay, save_prediction};
+use advseg::data::{self, DataSpec, Normalise};
+use advseg::train::checkpoint::{self, Checkpoint};
+use advseg::train::config::parse_value;
+use advseg::train::eval::{eval_batch, evaluate};
+use advseg::train::rundir::RunDirWriter;
+use advseg::train::{EvalResult, Event, Observer, Outcome, RunConfig, Trainer, TrainerOptions};
+use advseg::{Gpu, Tensor};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Training method: supervised, advsemi (default advsemi). Settings of every method are in
+    /// the run's config.toml.
+    #[arg(long)]
+    method: Option<String>,
+    /// Dataset spec: synthetic[:k=v,..], camvid:PATH, voc:PATH, cityscapes:PATH, folder:PATH.
+    #[arg(long)]
+    data: Option<String>,
+    /// Segmentation network (`advseg model --list`).
+    #[arg(long)]
+    arch: Option<String>,
+    /// Discriminator network (methods with one).
+    #[arg(long)]
+    disc: Option<String>,
+    /// Discriminator base width.
+    #[arg(long)]
+    ndf: Option<usize>,
+    /// TOML config: shared keys at the top level, the method's under [method].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override any setting: key=value (shared or the method's), repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Training iterations (default 20000).
+    #[arg(long)]
+    iters: Option<usize>,
+    /// Images per batch and stream (default 10).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Random crop H,W.
+    #[arg(long, value_name = "H,W")]
+    crop: Option<String>,
+    /// Labelled share of the train split: 0.125, 1/8 or 1.
+    #[arg(long)]
+    labeled_fraction: Option<String>,
+    /// Seed of initialisation, split and data order.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run directory (default runs/<method>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue a run: `auto` (OUT/last.safetensors if present) or a checkpoint path.
+    #[arg(long)]
+    resume: Option<String>,
+    /// Initialise the segmentation network from weights (advseg checkpoint or state_dict).
+    #[arg(long)]
+    load_from: Option<PathBuf>,
+    /// Print a log line every N steps.
+    #[arg(long)]
+    log_every: Option<usize>,
+    /// Evaluate every N steps.
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// No progress bar (log lines only).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_fraction(s: &str) -> Result<f64> {
+    match s.parse::<data::semi::Amount>()? {
+        data::semi::Amount::Fraction(f) => Ok(f),
+        data::semi::Amount::Count(1) => Ok(1.0),
+        data::semi::Amount::Count(n) => {
+            bail!("--labeled-fraction {n}: give a fraction in (0, 1], e.g. 0.125 or 1/8")
+        }
+    }
+}
+
+/// Explicit flags and `--set`s, in order of precedence (later wins).
+fn overrides(a: &TrainArgs) -> Result<Vec<(String, toml::Value)>> {
+    let mut v: Vec<(String, toml::Value)> = Vec::new();
+    let s = |x: &str| toml::Value::String(x.to_string());
+    let int = |x: usize| toml::Value::Integer(x as i64);
+    if let Some(x) = &a.data {
+        x.parse::<DataSpec>()?;
+        v.push(("data".into(), s(x)));
+    }
+    for (k, x) in [("arch", &a.arch), ("disc", &a.disc)] {
+        if let Some(x) = x {
+            v.push((k.into(), s(x)));
+        }
+    }
+    for (k, x) in [
+        ("ndf", a.ndf),
+        ("iters", a.iters),
+        ("batch", a.batch),
+        ("log_every", a.log_every),
+        ("eval_every", a.eval_every),
+    ] {
+        if let Some(x) = x {
+            v.push((k.into(), int(x)));
+        }
+    }
+    if let Some(c) = &a.crop {
+        let p: Vec<usize> = c
+            .split(',')
+            .map(|t| t.trim().parse::<usize>())
+            .collect::<std::result::Result<_, _>>()
+            .with_context(|| format!("--crop {c:?}: expected H,W"))?;
+        let p = match p.as_slice() {
+            [h, w] => [*h, *w],
+            [s] => [*s, *s],
+            _ => bail!("--crop {c:?}: expected H,W"),
+        };
+        v.push(("crop".into(), toml::Value::Array(p.map(int).to_vec())));
+    }
+    if let Some(f) = &a.labeled_fraction {
+        v.push((
+            "labeled_fraction".into(),
+            toml::Value::Float(parse_fraction(f)?),
+        ));
+    }
+    if let Some(x) = a.seed {
+        v.push(("seed".into(), toml::Value::Integer(x as i64)));
+    }
+    for kv in &a.set {
+        let (k, x) = kv
+            .split_once('=')
+            .with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
+        v.push((k.trim().to_string(), parse_value(x.trim())));
+    }
+    Ok(v)
+}
+
+pub fn run_train(a: TrainArgs) -> Result<()> {
+    // Which checkpoint, if any, this run continues.
+    let default_method = a.method.clone().unwrap_or_else(|| "advsemi".into());
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&default_method));
+    let resume: Option<PathBuf> = match a.resume.as_deref() {
+        None => None,
+        Some("auto") => Some(out.join("last.safetensors")).filter(|p| p.exists()),
+        Some(p) => {
+            let p = PathBuf::from(p);
+            Some(if p.is_dir() {
+                p.join("last.safetensors")
+            } else {
+                p
+            })
+        }
+    };
+    if resume.is_none() && out.join("last.safetensors").exists() {
+        bail!(
+            "{} already holds a run; pass --resume auto to continue it or choose another --out",
+            out.display()
+        );
+    }
+    let mut cfg = match &resume {
+        Some(p) => {
+            let ck = Checkpoint::read(p)?;
+            if let Some(m) = &a.method {
+                if *m != ck.meta.method {
+                    bail!(
+                        "{}: checkpoint of method {:?}, not --method {m:?}",
+                        p.display(),
+                        ck.meta.method
+                    );
+                }
+            }
+            RunConfig::from_toml(&ck.meta.config_toml, p)?
+        }
+        None => RunConfig::new(&default_method)?,
+    };
+    if let Some(f) = &a.config {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        cfg.apply_toml(&text, f)?;
+    }
+    for (k, v) in overrides(&a)? {
+        cfg.set(&k, v)?;
+    }
+    cfg.validate()?;
+    let resume_step = match &resume {
+        Some(p) => {
+            let ck = Checkpoint::read(p)?;
+            advseg::train::trainer::check_resume(&cfg, &ck.meta, p)?;
+            Some(ck.meta.step)
+        }
+        None => None,
+    };
+
+    let gpu = Gpu::shared()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("second interrupt: exiting without saving");
+                std::process::exit(130);
+            }
+            eprintln!("interrupt: saving `last` after the current step (Ctrl-C again to abort)");
+        })
+        .context("installing the Ctrl-C handler")?;
+    }
+    let log_every = cfg.common.log_every;
+    let mut trainer = Trainer::new(
+        &gpu,
+        cfg,
+        TrainerOptions {
+            run_dir: Some(out.clone()),
+            resume,
+            load_from: a.load_from.clone(),
+            stop: Some(stop),
+        },
+    )?;
+    trainer.add_observer(Box::new(
+        RunDirWriter::new(&out, log_every, resume_step)
+            .with_context(|| format!("run directory {}", out.display()))?,
+    ));
+    trainer.add_observer(Box::new(Console::new(log_every, a.quiet)));
+    match trainer.run()? {
+        Outcome::Finished => Ok(()),
+        Outcome::Interrupted => {
+            eprintln!(
+                "interrupted at step {}; continue with --resume auto --out {}",
+                trainer.step(),
+                out.display()
+            );
+            std::process::exit(130)
+        }
+    }
+}
+
+/// Progress bar and log lines.
+struct Console {
+    bar: ProgressBar,
+    log_every: usize,
+}
+
+impl Console {
+    fn new(log_every: usize, quiet: bool) -> Self {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(0)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+            )
+            .expect("valid template"),
+        );
+        Console {
+            bar,
+            log_every: log_every.max(1),
+        }
+    }
+    fn say(&self, s: String) {
+        self.bar.suspend(|| println!("{s}"));
+    }
+}
+
+/// The losses shown on the bar.
+const MAIN: &[&str] = &["loss_seg", "loss_adv", "loss_semi", "loss_d"];
+
+impl Observer for Console {
+    fn on_event(&mut self, e: &Event) {
+        match e {
+            Event::Started {
+                method,
+                start_step,
+                iters,
+                run_dir,
+            } => {
+                self.bar.set_length(*iters as u64);
+                self.bar.set_position(*start_step as u64);
+                self.bar.reset_eta();
+                let dir = run_dir
+                    .as_ref()
+                    .map(|d| format!(" -> {}", d.display()))
+                    .unwrap_or_default();
+                self.say(format!("{method}: steps {start_step}..{iters}{dir}"));
+            }
+            Event::Step(s) => {
+                self.bar.set_position(s.step as u64);
+                let main: Vec<String> = MAIN
+                    .iter()
+                    .filter_map(|k| s.get(k).map(|v| format!("{k} {v:.4}")))
+                    .collect();
+                self.bar
+                    .set_message(format!("{:.2} it/s {}", s.it_per_s, main.join(" ")));
+                if s.step.is_multiple_of(self.log_every) || s.step == s.iters {
+                    let all: Vec<String> = s
+                        .scalars
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v:.5}"))
+                        .collect();
+                    self.say(format!(
+                        "step {:>6}/{} {:.2} it/s {}",
+                        s.step,
+                        s.iters,
+                        s.it_per_s,
+                        all.join(" ")
+                    ));
+                }
+            }
+            Event::Eval(r) => self.say(eval_table(r)),
+            Event::Checkpoint { step, path, kind } if *kind == "best" => {
+                self.say(format!("step {step}: new best -> {}", path.display()))
+            }
+            Event::Finished { step, seconds } => {
+                self.bar.finish_and_clear();
+                self.say(format!("finished at step {step} in {seconds:.1} s"));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:6.2}", 100.0 * x))
+        .unwrap_or_else(|| "   n/a".into())
+}
+
+fn eval_table(r: &EvalResult) -> String {
+    let mut s = format!(
+        "eval step {} on {} ({} images, {:.1} s): mIoU {} pixel acc {} mean class acc {}\n",
+        r.step,
+        r.split,
+        r.images,
+        r.seconds,
+        pct(r.miou),
+        pct(r.pixel_acc),
+        pct(r.mean_class_acc)
+    );
+    for (n, v) in &r.per_class_iou {
+        s += &format!("  {n:<16} {}\n", pct(*v));
+    }
+    s.pop();
+    s
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Training checkpoint (last.safetensors / best.safetensors of a run).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dataset spec (default: the run's).
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long, default_value = "val")]
+    split: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_eval(a: EvalArgs) -> Result<()> {
+    let gpu = Gpu::shared()?;
+    let (method, cfg, meta) = checkpoint::load_method(&gpu, &a.checkpoint)?;
+    let spec: DataSpec = match &a.data {
+        Some(s) => s.parse()?,
+        None => cfg.common.data.clone(),
+    };
+    let ds = data::open(&spec, &a.split)?;
+    if ds.num_classes() != meta.classes {
+        bail!(
+            "{}: the checkpoint predicts {} classes but {spec} has {}",
+            a.checkpoint.display(),
+            meta.classes,
+            ds.num_classes()
+        );
+    }
+    let b = eval_batch(ds.as_ref(), cfg.common.eval_batch);
+    let (r, _) = evaluate(&gpu, method.as_ref(), &ds, b, meta.step)?;
+    if a.json {
+        let iou: serde_json::Map<String, serde_json::Value> = r
+            .per_class_iou
+            .iter()
+            .map(|(n, v)| (n.clone(), serde_json::json!(v)))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "checkpoint": a.checkpoint.display().to_string(), "method": meta.method,
+                "arch": meta.arch, "step": meta.step, "data": spec.to_string(), "split": r.split,
+                "images": r.images, "miou": r.miou, "pixel_acc": r.pixel_acc,
+                "mean_class_acc": r.mean_class_acc, "iou": iou,
+            })
+        );
+    } else {
+        println!("{}", eval_table(&r));
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// Training checkpoint.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// An image or a directory of images (.png, .jpg, .jpeg).
+    #[arg(long)]
+    input: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the confidence and the method's maps (e.g. D confidence) as grayscale PNGs.
+    #[arg(long)]
+    maps: bool,
+}
+
+fn images_in(p: &Path) -> Result<Vec<PathBuf>> {
+    if p.is_file() {
+        return Ok(vec![p.to_path_buf()]);
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+        .with_context(|| format!("reading {}", p.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|f| {
+            f.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    v.sort();
+    if v.is_empty() {
+        bail!("{}: no .png/.jpg images", p.display());
+    }
+    Ok(v)
+}
+
+pub fn run_predict(a: PredictArgs) -> Result<()> {
+    let gpu = Gpu::shared()?;
+    let (method, cfg, meta) = checkpoint::load_method(&gpu, &a.checkpoint)?;
+    let colours: Vec<[u8; 3]> = data::open(&cfg.common.data, "train")
+        .map(|d| d.colours().to_vec())
+        .unwrap_or_else(|_| (0..meta.classes).map(data::palette::voc_colour).collect());
+    let files = images_in(&a.input)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let norm = Normalise::BgrMean;
+    for f in &files {
+        let img = read_image(f)?;
+        let (h, w) = (img.h, img.w);
+        let mut x = vec![0f32; 3 * h * w];
+        for (i, px) in img.data.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                x[c * h * w + i] = norm.apply(c, px[c] as f32);
+            }
+        }
+        let out = method.probe(&Tensor::from_f32(&gpu, &x, &[1, 3, h, w])?)?;
+        let probs = out.probs.to_vec_f32()?;
+        let pred = advseg::metrics::argmax_chw(&probs, meta.classes, h, w);
+        let stem = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "image".into());
+        save_prediction(&a.out.join(format!("{stem}.png")), w, h, &pred, &colours)?;
+        save_overlay(
+            &a.out.join(format!("{stem}_overlay.png")),
+            &img,
+            &pred,
+            &colours,
+            0.5,
+        )?;
+        if a.maps {
+            let hw = h * w;
+            let conf: Vec<u8> = (0..hw)
+                .map(|j| {
+                    let m = (0..meta.classes)
+                        .map(|c| probs[c * hw + j])
+                        .fold(0.0, f32::max);
+                    (m.clamp(0.0, 1.0) * 255.0).round() as u8
+                })
+                .collect();
+            write_gray_png(&a.out.join(format!("{stem}_confidence.png")), w, h, &conf)?;
+            for (name, t) in &out.maps {
+                let v: Vec<u8> = t.to_vec_f32()?[..hw]
+                    .iter()
+                    .map(|x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
+                    .collect();
+                write_gray_png(&a.out.join(format!("{stem}_{name}.png")), w, h, &v)?;
+            }
+        }
+    }
+    println!(
+        "wrote predictions of {} image(s) to {}",
+        files.len(),
+        a.out.display()
+    );
+    Ok(())
+}

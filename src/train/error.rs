@@ -1,0 +1,55 @@
+//! Errors of the training layer: configuration, checkpoints, diverging losses.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("unknown method {name:?}; known: {known}")]
+    UnknownMethod { name: String, known: String },
+
+    #[error("unknown setting {key:?}; known settings of method {method}: {known}")]
+    UnknownKey {
+        key: String,
+        method: String,
+        known: String,
+    },
+
+    #[error("setting {key:?} belongs to method {owner}; it does not apply to method {method}")]
+    KeyNotForMethod {
+        key: String,
+        owner: String,
+        method: String,
+    },
+
+    #[error("setting {key:?}: {why}")]
+    BadValue { key: String, why: String },
+
+    #[error("config {path}: {why}")]
+    ConfigFile { path: PathBuf, why: String },
+
+    #[error("checkpoint {path}: {why}")]
+    Checkpoint { path: PathBuf, why: String },
+
+    #[error("loss term {term:?} is {value} at step {step}: training stopped; {kept}")]
+    NonFinite {
+        term: String,
+        value: f32,
+        step: usize,
+        kept: String,
+    },
+}
+
+impl TrainError {
+    pub fn bad_value(key: impl Into<String>, why: impl Into<String>) -> Self {
+        TrainError::BadValue {
+            key: key.into(),
+            why: why.into(),
+        }
+    }
+    pub fn checkpoint(path: &std::path::Path, why: impl Into<String>) -> Self {
+        TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            why: why.into(),
+        }
+    }
+}

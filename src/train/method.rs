@@ -1,0 +1,84 @@
+//! The interface between the trainer and a training method. A method owns its networks and
+//! optimisers and performs one iteration given its data streams; the trainer owns everything
+//! else (schedule, evaluation, probes, checkpoints, events). New methods are new impls plus a
+//! line in [`super::methods::METHODS`].
+
+use super::streams::{GpuBatch, Streams};
+use crate::error::Result;
+use crate::nn::arch::Model;
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+
+/// Which part of the training split a stream serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subset {
+    Labelled,
+    Unlabelled,
+    All,
+}
+
+/// A data stream a method draws batches from. Streams are independent, seeded, resumable.
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    pub name: &'static str,
+    pub subset: Subset,
+}
+
+/// An optimiser with the base learning rate its schedule decays.
+pub struct OptSlot<'a> {
+    pub name: &'static str,
+    pub opt: &'a mut dyn Optimizer,
+    pub base_lr: f32,
+}
+
+/// What a method sees of the trainer during a step.
+pub struct StepCtx<'a> {
+    /// 0-based index of the iteration being run.
+    pub step: usize,
+    pub iters: usize,
+    pub(crate) streams: &'a mut Streams,
+}
+
+impl StepCtx<'_> {
+    /// The next batch of a stream.
+    pub fn next(&mut self, stream: &str) -> Result<GpuBatch> {
+        self.streams.next(stream)
+    }
+    /// Whether a stream exists (an empty subset, e.g. no unlabelled data at fraction 1, has none).
+    pub fn has(&self, stream: &str) -> bool {
+        self.streams.has(stream)
+    }
+}
+
+/// Scalars of a step as GPU tensors of shape [1]; the trainer reads them back in one transfer.
+pub type StepLosses = Vec<(String, Tensor)>;
+
+/// Probabilities and method maps for probe images (and inference).
+pub struct ProbeOut {
+    /// Softmax of the logits at input size [N, C, H, W].
+    pub probs: Tensor,
+    /// Named per-pixel maps [N, 1, H, W] in [0, 1] (D confidence, gates, CAMs …).
+    pub maps: Vec<(String, Tensor)>,
+}
+
+pub trait Method {
+    fn name(&self) -> &'static str;
+    /// Streams the method draws from (all from the training split).
+    fn streams(&self) -> Vec<StreamSpec>;
+    /// Named networks in checkpoint order; the first is the segmentation network.
+    fn models(&self) -> Vec<(&'static str, &Model)>;
+    /// Named optimisers; the trainer sets their poly-scheduled lr before every step.
+    fn optimizers(&mut self) -> Vec<OptSlot<'_>>;
+    /// One iteration: zero grads, forward/backward, optimiser steps. Returns every loss term
+    /// (unscaled) and diagnostic scalars. Must not read anything back from the GPU.
+    fn step(&mut self, ctx: &mut StepCtx<'_>) -> Result<StepLosses>;
+    /// Segmentation logits at the input's size (inference mode, no graph).
+    fn segment(&self, x: &Tensor) -> Result<Tensor>;
+    /// Probabilities and method maps for probe images (inference mode, no graph).
+    fn probe(&self, x: &Tensor) -> Result<ProbeOut>;
+    /// Maps of the last training batch worth showing (e.g. the semi mask actually used):
+    /// (name, [N, 1, H, W] tensor). Kept on the GPU; read back only at snapshot time.
+    fn train_maps(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+}

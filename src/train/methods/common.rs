@@ -1,0 +1,64 @@
+//! Pieces several methods share.
+
+use crate::error::{Error, Result};
+use crate::nn::arch::Model;
+use crate::nn::BnMode;
+use crate::ops;
+use crate::tensor::{DType, Tensor};
+
+/// Logits of `g` upsampled bilinearly (align_corners = True) to the input size, as
+/// AdvSemiSeg does before every loss.
+pub fn seg_logits(g: &Model, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+    let s = x.shape();
+    let z = g.forward(x, mode)?;
+    if z.shape()[2..] == s[2..] {
+        return Ok(z);
+    }
+    ops::upsample_bilinear2d(&z, [s[2], s[3]], true)
+}
+
+/// 1 at labelled pixels, 0 at ignored ones: [N, H, W] labels → [N, 1, H, W].
+pub fn valid_mask(labels: &Tensor, classes: usize, ignore: i32) -> Result<Tensor> {
+    let oh = ops::softmax::one_hot(labels, classes, ignore)?;
+    // The channel sum as a 1×1 conv with unit weights: the GEMM path is far faster on
+    // software GPUs than the generic middle-dim reduction.
+    let ones = Tensor::full(labels.gpu(), &[1, classes, 1, 1], 1.0)?;
+    ops::conv2d(&oh, &ones, None, &ops::Conv2dParams::new(1, 0, 1))
+}
+
+/// Concatenates tensors along the batch dim (no gradient: used on detached predictions).
+pub fn cat_batch(xs: &[&Tensor]) -> Result<Tensor> {
+    let first = xs
+        .first()
+        .ok_or_else(|| Error::invalid("cat_batch", "no tensors"))?;
+    let rest = &first.shape()[1..];
+    if let Some(b) = xs.iter().find(|t| &t.shape()[1..] != rest) {
+        return Err(Error::shape(
+            "cat_batch",
+            first.shape(),
+            b.shape(),
+            "all but the batch dim must match",
+        ));
+    }
+    let n: usize = xs.iter().map(|t| t.shape()[0]).sum();
+    let mut shape = first.shape().to_vec();
+    shape[0] = n;
+    let gpu = first.gpu();
+    let out = Tensor::empty(gpu, "cat_batch", &shape, DType::F32)?;
+    let mut off = 0u64;
+    for t in xs {
+        let bytes = (t.numel() * 4) as u64;
+        gpu.copy(t.buffer(), 0, out.buffer(), off, bytes);
+        off += bytes;
+    }
+    Ok(out)
+}
+
+/// Mean of `x` over pixels where `mask` is 1 (0 when the mask is empty) → [1].
+pub fn masked_mean(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let one = Tensor::full(x.gpu(), &[1], 1.0)?;
+    ops::div(
+        &ops::sum(&ops::mul(x, mask)?)?,
+        &ops::maximum(&ops::sum(mask)?, &one)?,
+    )
+}

@@ -1,0 +1,86 @@
+//! The method registry: `--method` names, their settings and constructors.
+
+pub mod advsemi;
+pub mod common;
+pub mod supervised;
+
+use super::config::RunConfig;
+use super::error::TrainError;
+use super::method::Method;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::nn::arch::Model;
+use std::sync::Arc;
+
+/// What a constructor gets.
+pub struct BuildEnv<'a> {
+    pub gpu: &'a Arc<Gpu>,
+    pub cfg: &'a RunConfig,
+    pub classes: usize,
+    pub ignore: i32,
+    /// Called on each network (by its checkpoint name) after initialisation and before any
+    /// optimiser holds its parameters: loads resumed or pretrained weights.
+    pub init: &'a dyn Fn(&str, &Model) -> Result<()>,
+}
+
+pub struct MethodInfo {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// The method's own settings with their defaults.
+    pub defaults: fn() -> toml::Table,
+    /// Checks a (possibly edited) settings table.
+    pub validate: fn(&toml::Table) -> std::result::Result<(), String>,
+    pub build: fn(&BuildEnv<'_>) -> Result<Box<dyn Method>>,
+}
+
+pub const METHODS: &[MethodInfo] = &[
+    MethodInfo {
+        name: "supervised",
+        about: "cross-entropy baseline (SGD + poly, head lr x10)",
+        defaults: supervised::defaults,
+        validate: supervised::validate,
+        build: supervised::build,
+    },
+    MethodInfo {
+        name: "advsemi",
+        about: "Hung et al. BMVC 2018: adversarial + semi-supervised (D confidence gate)",
+        defaults: advsemi::defaults,
+        validate: advsemi::validate,
+        build: advsemi::build,
+    },
+];
+
+/// Methods of the issue that are not implemented yet (named in the error message).
+const PLANNED: &[&str] = &["gan-cegu", "ssgan", "rrm", "eader"];
+
+pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, TrainError> {
+    METHODS.iter().find(|m| m.name == name).ok_or_else(|| {
+        let known = METHODS
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", ");
+        TrainError::UnknownMethod {
+            name: name.to_string(),
+            known: if PLANNED.contains(&name) {
+                format!("{known} ({name} is planned but not implemented yet)")
+            } else {
+                known
+            },
+        }
+    })
+}
+
+/// Settings table of a serde config struct.
+pub(crate) fn table<T: serde::Serialize>(c: &T) -> toml::Table {
+    toml::Table::try_from(c).expect("serialisable settings")
+}
+
+/// Checks that a table deserialises into `T` (unknown keys and wrong types fail).
+pub(crate) fn check<T: serde::de::DeserializeOwned>(
+    t: &toml::Table,
+) -> std::result::Result<T, String> {
+    t.clone()
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())
+}

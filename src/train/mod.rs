@@ -1,0 +1,26 @@
+//! Training: one [`Trainer`] drives any [`Method`] (supervised, advsemi, …) and emits an
+//! [`Event`] stream that the CLI and the desktop app observe.
+//!
+//! Layout: `config` (shared settings + the method's table, TOML, `--set`), `method` (the
+//! trait), `methods/` (one module per method and the registry), `streams` (seeded resumable
+//! data streams), `models` (networks and optimiser groups), `trainer` (the loop), `eval`,
+//! `checkpoint` (one atomic safetensors file per checkpoint), `event` (observers), `rundir`
+//! (the run directory writer).
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod event;
+pub mod method;
+pub mod methods;
+pub mod models;
+pub mod rundir;
+pub mod streams;
+pub mod trainer;
+
+pub use config::{RunConfig, TrainConfig};
+pub use error::TrainError;
+pub use event::{EvalResult, Event, Observer, Snapshot, StepScalars};
+pub use method::Method;
+pub use trainer::{Outcome, Trainer, TrainerOptions};

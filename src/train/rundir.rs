@@ -1,0 +1,141 @@
+//! The run directory writer, an [`Observer`]: `metrics.jsonl` (step scalars every `log_every`
+//! steps, every evaluation) and probe snapshots as PNGs under `snapshots/step_NNNNNN/`.
+//! Checkpoints, `config.toml` and `split.txt` are written by the trainer itself.
+
+use super::event::{Event, Observer, Snapshot};
+use crate::data::io::{write_gray_png, write_palette_png};
+use crate::data::save::save_overlay;
+use crate::data::RgbImage;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct RunDirWriter {
+    dir: PathBuf,
+    log_every: usize,
+    warned: bool,
+}
+
+impl RunDirWriter {
+    /// With `resume_step`, lines of `metrics.jsonl` after that step (written after the
+    /// checkpoint the run resumes from) are dropped so the log continues seamlessly.
+    pub fn new(dir: &Path, log_every: usize, resume_step: Option<usize>) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("metrics.jsonl");
+        if let (Some(s), true) = (resume_step, path.exists()) {
+            let text = std::fs::read_to_string(&path)?;
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .ok()
+                        .and_then(|v| v["step"].as_u64())
+                        .is_some_and(|st| st as usize <= s)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            crate::nn::write_atomic(&path, kept.as_bytes())
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        } else if resume_step.is_none() && path.exists() {
+            std::fs::remove_file(&path)?;
+        }
+        Ok(RunDirWriter {
+            dir: dir.to_path_buf(),
+            log_every: log_every.max(1),
+            warned: false,
+        })
+    }
+
+    fn append(&mut self, v: serde_json::Value) -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("metrics.jsonl"))?;
+        writeln!(f, "{v}")
+    }
+
+    fn handle(&mut self, e: &Event) -> Result<(), String> {
+        match e {
+            Event::Step(s) if s.step.is_multiple_of(self.log_every) || s.step == s.iters => {
+                let mut v = json!({"type": "step", "step": s.step, "it_per_s": s.it_per_s});
+                for (k, x) in &s.scalars {
+                    v[k] = json!(x);
+                }
+                self.append(v).map_err(|e| e.to_string())
+            }
+            Event::Eval(r) => {
+                let iou: serde_json::Map<String, serde_json::Value> = r
+                    .per_class_iou
+                    .iter()
+                    .map(|(n, v)| (n.clone(), json!(v)))
+                    .collect();
+                self.append(json!({
+                    "type": "eval", "step": r.step, "split": r.split, "miou": r.miou,
+                    "pixel_acc": r.pixel_acc, "mean_class_acc": r.mean_class_acc,
+                    "iou": iou, "images": r.images, "seconds": r.seconds,
+                }))
+                .map_err(|e| e.to_string())
+            }
+            Event::Checkpoint { step, path, kind } => self
+                .append(json!({"type": "checkpoint", "step": step, "kind": kind,
+                               "path": path.display().to_string()}))
+                .map_err(|e| e.to_string()),
+            Event::Snapshot(s) => write_snapshot(&self.dir.join("snapshots"), s),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Observer for RunDirWriter {
+    fn on_event(&mut self, e: &Event) {
+        if let Err(why) = self.handle(e) {
+            if !self.warned {
+                eprintln!("warning: run directory {}: {why}", self.dir.display());
+                self.warned = true;
+            }
+        }
+    }
+}
+
+fn to_u8(v: &[f32]) -> Vec<u8> {
+    v.iter()
+        .map(|x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect()
+}
+
+/// Writes one snapshot: per probe the input, ground truth and prediction (palette PNGs),
+/// an overlay, the max-probability confidence and each method map (grayscale, 0..1 → 0..255).
+pub fn write_snapshot(root: &Path, s: &Snapshot) -> Result<(), String> {
+    let dir = root.join(format!("step_{:06}", s.step));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let err = |e: crate::data::DataError| e.to_string();
+    for (i, p) in s.probes.iter().enumerate() {
+        let base = format!("{i}_{}", p.name.replace(['/', '\\', ' '], "_"));
+        let f = |what: &str| dir.join(format!("{base}_{what}.png"));
+        let img = RgbImage {
+            w: p.w,
+            h: p.h,
+            data: p.input.clone(),
+        };
+        crate::data::io::write_rgb_png(&f("input"), &img).map_err(err)?;
+        write_palette_png(&f("gt"), p.w, p.h, &p.gt, &s.colours).map_err(err)?;
+        write_palette_png(&f("pred"), p.w, p.h, &p.pred, &s.colours).map_err(err)?;
+        save_overlay(&f("overlay"), &img, &p.pred, &s.colours, 0.5).map_err(err)?;
+        let hw = p.h * p.w;
+        let conf: Vec<f32> = (0..hw)
+            .map(|j| {
+                (0..s.classes)
+                    .map(|c| p.probs[c * hw + j])
+                    .fold(0.0, f32::max)
+            })
+            .collect();
+        write_gray_png(&f("confidence"), p.w, p.h, &to_u8(&conf)).map_err(err)?;
+        for (name, m) in &p.maps {
+            write_gray_png(&f(name), p.w, p.h, &to_u8(&m[..hw])).map_err(err)?;
+        }
+    }
+    for (name, h, w, m) in &s.train_maps {
+        write_gray_png(&dir.join(format!("train_{name}.png")), *w, *h, &to_u8(m)).map_err(err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,519 @@
+//! The one training loop. It sets the poly learning rates, asks the method for a step, reads
+//! the step's scalars back in one transfer (they are needed to stop on NaN/inf anyway),
+//! evaluates, snapshots the probe images and checkpoints on fixed intervals, and tells every
+//! observer. Whether observers exist never changes what the GPU does.
+
+use super::checkpoint::{self, Checkpoint, CkptMeta};
+use super::config::RunConfig;
+use super::error::TrainError;
+use super::eval::{eval_batch, evaluate};
+use super::event::{EvalResult, Event, Observer, ProbeSnapshot, Snapshot, StepScalars};
+use super::method::{Method, StepCtx, StepLosses};
+use super::methods::{self, BuildEnv};
+use super::streams::{StreamSetup, Streams};
+use crate::data::semi::{Amount, SemiSplit};
+use crate::data::{self, augment, AugConfig, Dataset};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::arch::Model;
+use crate::optim::poly_lr;
+use crate::tensor::{DType, Tensor};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where weights come from besides initialisation.
+#[derive(Clone, Debug, Default)]
+pub struct TrainerOptions {
+    /// Run directory (config, split, metrics, snapshots, checkpoints). `None`: nothing written.
+    pub run_dir: Option<PathBuf>,
+    /// Continue from this training checkpoint (networks, optimisers, step, stream positions).
+    pub resume: Option<PathBuf>,
+    /// Initialise the segmentation network from these weights (an advseg checkpoint's `G` or a
+    /// plain state_dict); tensors whose names/shapes match are copied, as the official code does.
+    pub load_from: Option<PathBuf>,
+    /// Set to stop after the current step (Ctrl-C, app button); `last` is saved first.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    Interrupted,
+}
+
+struct Probe {
+    name: String,
+    x: Tensor,
+    image: data::RgbImage,
+    label: Vec<u8>,
+}
+
+pub struct Trainer {
+    gpu: Arc<Gpu>,
+    cfg: RunConfig,
+    method: Box<dyn Method>,
+    streams: Streams,
+    eval_ds: Arc<dyn Dataset>,
+    probes: Vec<Probe>,
+    step: usize,
+    best: Option<(String, f64, usize)>,
+    last_saved: Option<(PathBuf, usize)>,
+    observers: Vec<Box<dyn Observer>>,
+    opts: TrainerOptions,
+    classes: usize,
+    colours: Vec<[u8; 3]>,
+    ignore: u8,
+    pub split: SemiSplit,
+}
+
+/// Reads the method's checkpoint header to check it against the run before building anything.
+pub fn check_resume(
+    cfg: &RunConfig,
+    ck: &CkptMeta,
+    path: &Path,
+) -> std::result::Result<(), TrainError> {
+    let c = &cfg.common;
+    if ck.method != c.method {
+        return Err(TrainError::checkpoint(
+            path,
+            format!("was written by method {:?}, not {:?}", ck.method, c.method),
+        ));
+    }
+    if ck.arch != c.arch {
+        return Err(TrainError::checkpoint(
+            path,
+            format!(
+                "holds arch {:?} but the run uses --arch {:?}",
+                ck.arch, c.arch
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses `--load-from` of an advseg checkpoint of another arch before building anything.
+fn check_load_from(path: &Path, arch: &str) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        why: format!("not a safetensors checkpoint: {e}"),
+    })?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) == Some(checkpoint::FORMAT) {
+        if let Some(a) = meta.get("arch").filter(|a| *a != arch) {
+            return Err(TrainError::checkpoint(
+                path,
+                format!("holds arch {a:?} but the run uses --arch {arch:?}"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Loads `G` weights for `--load-from`: an advseg checkpoint's `G.*` tensors or a plain
+/// state_dict. Refuses a file from which nothing matches (another arch).
+fn load_pretrained(gpu: &Arc<Gpu>, g: &Model, path: &Path) -> Result<()> {
+    let (mut t, meta) = crate::nn::read_safetensors(path)?;
+    if meta.get("format").map(String::as_str) == Some(checkpoint::FORMAT) {
+        t = t
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix("G.").map(|s| (s.to_string(), v)))
+            .collect();
+    }
+    let rep = g.store.load_host(gpu, &t, false, path)?;
+    if rep.loaded.is_empty() {
+        return Err(TrainError::checkpoint(
+            path,
+            format!(
+                "no tensor matches arch {:?} by name and shape ({rep}); is it from another arch?",
+                g.arch
+            ),
+        )
+        .into());
+    }
+    eprintln!("--load-from {}: {rep}", path.display());
+    Ok(())
+}
+
+impl Trainer {
+    pub fn new(gpu: &Arc<Gpu>, cfg: RunConfig, opts: TrainerOptions) -> Result<Trainer> {
+        cfg.validate()?;
+        let c = &cfg.common;
+        let train_ds = data::open(&c.data, "train")?;
+        let eval_ds = data::open(&c.data, &c.eval_split)?;
+        let classes = train_ds.num_classes();
+        let ignore = train_ds.ignore_index();
+
+        if let Some(p) = &opts.load_from {
+            check_load_from(p, &c.arch)?;
+        }
+        let ckpt = match &opts.resume {
+            Some(p) => {
+                let ck = Checkpoint::read(p)?;
+                check_resume(&cfg, &ck.meta, p)?;
+                if ck.meta.classes != classes {
+                    return Err(TrainError::checkpoint(
+                        p,
+                        format!("has {} classes, the data {classes}", ck.meta.classes),
+                    )
+                    .into());
+                }
+                Some(ck)
+            }
+            None => None,
+        };
+
+        // The labelled subset: a saved split file wins (a resumed run keeps its split).
+        let split_path = opts.run_dir.as_ref().map(|d| d.join("split.txt"));
+        let split = match (&c.split_file, &split_path) {
+            (Some(f), _) => SemiSplit::load(f, train_ds.as_ref())?,
+            (None, Some(p)) if ckpt.is_some() && p.exists() => {
+                SemiSplit::load(p, train_ds.as_ref())?
+            }
+            _ if c.labeled_fraction >= 1.0 => SemiSplit {
+                labelled: (0..train_ds.len()).collect(),
+                unlabelled: vec![],
+            },
+            _ => SemiSplit::draw(
+                train_ds.as_ref(),
+                Amount::Fraction(c.labeled_fraction),
+                c.seed,
+            )?,
+        };
+        if let Some(p) = &split_path {
+            split.save(
+                p,
+                train_ds.as_ref(),
+                &format!("labeled_fraction {} seed {}", c.labeled_fraction, c.seed),
+            )?;
+        }
+
+        let init = |name: &str, m: &Model| -> Result<()> {
+            if let (Some(ck), Some(p)) = (&ckpt, &opts.resume) {
+                return checkpoint::load_model(gpu, m, &ck.model(name), p);
+            }
+            if let (Some(p), "G") = (&opts.load_from, name) {
+                return load_pretrained(gpu, m, p);
+            }
+            Ok(())
+        };
+        let mut method = (methods::find(&c.method)?.build)(&BuildEnv {
+            gpu,
+            cfg: &cfg,
+            classes,
+            ignore: ignore as i32,
+            init: &init,
+        })?;
+        let (step, positions, best) = match (&ckpt, &opts.resume) {
+            (Some(ck), Some(p)) => {
+                ck.load_optimizers(method.as_mut(), p)?;
+                (
+                    ck.meta.step,
+                    ck.meta.positions.clone(),
+                    ck.meta.best.clone(),
+                )
+            }
+            _ => (0, BTreeMap::new(), None),
+        };
+
+        let crop = cfg.crop();
+        let aug = AugConfig {
+            scale: c.random_scale.then_some(crate::data::augment::ScaleRange {
+                min: 0.5,
+                max: 1.5,
+                step: 0.1,
+            }),
+            crop: Some((crop[0], crop[1])),
+            flip: c.random_mirror,
+            ..AugConfig::default()
+        };
+        let streams = Streams::open(
+            gpu,
+            train_ds.clone(),
+            &method.streams(),
+            &split.labelled,
+            &split.unlabelled,
+            &StreamSetup {
+                batch: c.batch,
+                workers: c.workers,
+                seed: c.seed,
+                aug,
+            },
+            &positions,
+        )?;
+
+        let mut probes = Vec::new();
+        for i in 0..c.probes.min(eval_ds.len()) {
+            let s = eval_ds.get(i)?;
+            let a = augment::augment(
+                &s,
+                &AugConfig::default(),
+                ignore,
+                &mut crate::data::rng::Rng::new(0),
+            );
+            probes.push(Probe {
+                name: s.name.clone(),
+                x: Tensor::from_f32(gpu, &a.image, &[1, 3, a.h, a.w])?,
+                image: s.image,
+                label: s.label.data,
+            });
+        }
+        if let Some(d) = &opts.run_dir {
+            crate::nn::write_atomic(&d.join("config.toml"), cfg.to_toml().as_bytes())?;
+        }
+        let colours = train_ds.colours().to_vec();
+        let last_saved = opts.resume.clone().map(|p| (p, step));
+        Ok(Trainer {
+            gpu: gpu.clone(),
+            method,
+            streams,
+            eval_ds,
+            probes,
+            step,
+            best,
+            last_saved,
+            observers: Vec::new(),
+            opts,
+            classes,
+            colours,
+            ignore,
+            split,
+            cfg,
+        })
+    }
+
+    pub fn add_observer(&mut self, o: Box<dyn Observer>) {
+        self.observers.push(o);
+    }
+    pub fn step(&self) -> usize {
+        self.step
+    }
+    pub fn config(&self) -> &RunConfig {
+        &self.cfg
+    }
+    pub fn method(&self) -> &dyn Method {
+        self.method.as_ref()
+    }
+
+    fn emit(&mut self, e: Event) {
+        for o in &mut self.observers {
+            o.on_event(&e);
+        }
+    }
+
+    /// Reads all step scalars with one GPU→host transfer.
+    fn read_scalars(&self, losses: &StepLosses) -> Result<Vec<f32>> {
+        if losses.is_empty() {
+            return Ok(vec![]);
+        }
+        let all = Tensor::zeros(&self.gpu, &[losses.len()], DType::F32)?;
+        for (i, (name, t)) in losses.iter().enumerate() {
+            if t.numel() != 1 || t.dtype() != DType::F32 {
+                return Err(Error::invalid(
+                    "train",
+                    format!("scalar {name:?} has shape {:?}", t.shape()),
+                ));
+            }
+            self.gpu
+                .copy(t.buffer(), 0, all.buffer(), (i * 4) as u64, 4);
+        }
+        all.to_vec_f32()
+    }
+
+    /// Trains until `iters` or a stop request.
+    pub fn run(&mut self) -> Result<Outcome> {
+        let c = self.cfg.common.clone();
+        let t_start = Instant::now();
+        self.emit(Event::Started {
+            method: c.method.clone(),
+            start_step: self.step,
+            iters: c.iters,
+            run_dir: self.opts.run_dir.clone(),
+        });
+        if self.step == 0 && c.eval_at_start {
+            self.evaluate()?;
+            self.snapshot()?;
+        }
+        let mut window = (Instant::now(), self.step);
+        while self.step < c.iters {
+            if self
+                .opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::SeqCst))
+            {
+                self.save("last")?;
+                self.emit(Event::Interrupted { step: self.step });
+                return Ok(Outcome::Interrupted);
+            }
+            let mut scalars = Vec::new();
+            for slot in self.method.optimizers() {
+                let lr = poly_lr(slot.base_lr, self.step, c.iters, c.power);
+                slot.opt.set_lr(lr);
+                scalars.push((format!("lr/{}", slot.name), lr));
+            }
+            let losses = {
+                let mut ctx = StepCtx {
+                    step: self.step,
+                    iters: c.iters,
+                    streams: &mut self.streams,
+                };
+                self.method.step(&mut ctx)?
+            };
+            let values = self.read_scalars(&losses)?;
+            for ((name, _), v) in losses.iter().zip(&values) {
+                if !v.is_finite() {
+                    let kept = match &self.last_saved {
+                        Some((p, s)) => format!(
+                            "the last good checkpoint (step {s}) is kept at {}",
+                            p.display()
+                        ),
+                        None => "no checkpoint had been written yet".to_string(),
+                    };
+                    return Err(TrainError::NonFinite {
+                        term: name.clone(),
+                        value: *v,
+                        step: self.step + 1,
+                        kept,
+                    }
+                    .into());
+                }
+            }
+            self.step += 1;
+            scalars.splice(0..0, losses.iter().map(|l| l.0.clone()).zip(values));
+            let dt = window.0.elapsed().as_secs_f64();
+            let it_per_s = (self.step - window.1) as f64 / dt.max(1e-9);
+            if dt > 2.0 {
+                window = (Instant::now(), self.step);
+            }
+            self.emit(Event::Step(StepScalars {
+                step: self.step,
+                iters: c.iters,
+                scalars,
+                it_per_s,
+            }));
+            let step = self.step;
+            let at = |every: usize| every > 0 && step.is_multiple_of(every);
+            let last = self.step == c.iters;
+            let eval_now = at(c.eval_every) || last;
+            let mut improved = false;
+            if eval_now {
+                improved = self.evaluate()?;
+            }
+            if eval_now || at(c.snapshot_every) {
+                self.snapshot()?;
+            }
+            if eval_now || at(c.checkpoint_every) {
+                self.save("last")?;
+            }
+            if improved {
+                self.save("best")?;
+            }
+        }
+        let seconds = t_start.elapsed().as_secs_f64();
+        self.emit(Event::Finished {
+            step: self.step,
+            seconds,
+        });
+        Ok(Outcome::Finished)
+    }
+
+    /// Evaluates on the evaluation split; returns whether the best score improved.
+    pub fn evaluate(&mut self) -> Result<bool> {
+        let b = eval_batch(self.eval_ds.as_ref(), self.cfg.common.eval_batch);
+        let (res, _) = evaluate(&self.gpu, self.method.as_ref(), &self.eval_ds, b, self.step)?;
+        let metric = self.cfg.common.best_metric.clone();
+        let v = metric_value(&res, &metric);
+        let improved =
+            self.step > 0 && v.is_some_and(|v| self.best.as_ref().is_none_or(|b| v > b.1));
+        if improved {
+            self.best = Some((metric, v.expect("checked"), self.step));
+        }
+        self.emit(Event::Eval(res));
+        Ok(improved)
+    }
+
+    /// Reads the probe images' outputs back and emits a snapshot.
+    pub fn snapshot(&mut self) -> Result<()> {
+        let mut probes = Vec::new();
+        for p in &self.probes {
+            let out = self.method.probe(&p.x)?;
+            let (h, w) = (p.image.h, p.image.w);
+            let probs = out.probs.to_vec_f32()?;
+            let pred = crate::metrics::argmax_chw(&probs, self.classes, h, w);
+            let maps = out
+                .maps
+                .iter()
+                .map(|(n, t)| Ok((n.clone(), t.to_vec_f32()?)))
+                .collect::<Result<_>>()?;
+            probes.push(ProbeSnapshot {
+                name: p.name.clone(),
+                h,
+                w,
+                input: p.image.data.clone(),
+                gt: p.label.clone(),
+                pred,
+                probs,
+                maps,
+            });
+        }
+        let mut train_maps = Vec::new();
+        for (n, t) in self.method.train_maps() {
+            let s = t.shape().to_vec();
+            let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+            let v = t.to_vec_f32()?;
+            train_maps.push((n, h, w, v[..h * w].to_vec()));
+        }
+        let snap = Snapshot {
+            step: self.step,
+            classes: self.classes,
+            colours: self.colours.clone(),
+            ignore: self.ignore,
+            probes,
+            train_maps,
+        };
+        self.emit(Event::Snapshot(Box::new(snap)));
+        Ok(())
+    }
+
+    fn save(&mut self, kind: &'static str) -> Result<()> {
+        let Some(dir) = self.opts.run_dir.clone() else {
+            return Ok(());
+        };
+        let path = dir.join(format!("{kind}.safetensors"));
+        let meta = CkptMeta {
+            method: self.cfg.common.method.clone(),
+            arch: self.cfg.common.arch.clone(),
+            classes: self.classes,
+            step: self.step,
+            positions: self.streams.positions(),
+            best: self.best.clone(),
+            config_toml: self.cfg.to_toml(),
+        };
+        checkpoint::save(&path, self.method.as_mut(), &meta)?;
+        if kind == "last" {
+            self.last_saved = Some((path.clone(), self.step));
+        }
+        self.emit(Event::Checkpoint {
+            step: self.step,
+            path,
+            kind,
+        });
+        Ok(())
+    }
+}
+
+/// The value of `metric` in an evaluation.
+pub fn metric_value(r: &EvalResult, metric: &str) -> Option<f64> {
+    match metric {
+        "pixel_acc" => r.pixel_acc,
+        _ => r.miou,
+    }
+}

@@ -1,0 +1,466 @@
+//! End-to-end `advseg train` / `eval` / `predict` on synthetic data with the `tiny` arch
+//! (lavapipe-sized), and the CLI's error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn advseg(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_advseg"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .expect("run advseg");
+    out
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = advseg(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "advseg {args:?} failed:\n{text}");
+    text
+}
+
+fn fails(args: &[&str], needle: &str) {
+    let o = advseg(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "advseg {args:?} should fail");
+    assert!(
+        err.contains(needle),
+        "advseg {args:?}: expected {needle:?} in:\n{err}"
+    );
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("advseg_train_{name}_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn lines(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn evals(m: &[serde_json::Value]) -> Vec<(u64, f64)> {
+    m.iter()
+        .filter(|v| v["type"] == "eval")
+        .map(|v| (v["step"].as_u64().unwrap(), v["miou"].as_f64().unwrap()))
+        .collect()
+}
+
+/// Every loss term of every logged step is finite; returns the logged steps.
+fn finite_steps(m: &[serde_json::Value]) -> Vec<u64> {
+    m.iter()
+        .filter(|v| v["type"] == "step")
+        .map(|v| {
+            for (k, x) in v.as_object().unwrap() {
+                if k.starts_with("loss") {
+                    let x = x.as_f64().unwrap_or(f64::NAN);
+                    assert!(x.is_finite(), "{k} = {x} in {v}");
+                }
+            }
+            v["step"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+fn complete_run_dir(dir: &Path, last_step: u64, maps: &[&str]) {
+    for f in [
+        "config.toml",
+        "split.txt",
+        "metrics.jsonl",
+        "last.safetensors",
+        "best.safetensors",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
+    }
+    let snap = dir.join(format!("snapshots/step_{last_step:06}"));
+    let names: Vec<String> = std::fs::read_dir(&snap)
+        .unwrap_or_else(|e| panic!("{}: {e}", snap.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    for want in ["input", "gt", "pred", "overlay", "confidence"]
+        .iter()
+        .chain(maps)
+    {
+        assert!(
+            names.iter().any(|n| n.ends_with(&format!("_{want}.png"))),
+            "no *_{want}.png in {names:?}"
+        );
+    }
+}
+
+fn eval_json(ckpt: &Path) -> serde_json::Value {
+    let s = ok(&["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json"]);
+    serde_json::from_str(s.lines().last().unwrap()).unwrap()
+}
+
+const DATA: &str = "synthetic:size=32,n=96,val=16";
+
+/// Trains, checks learning and the run directory, resumes, evaluates and predicts.
+fn end_to_end(method: &str, extra: &[&str], iters: u64, maps: &[&str]) {
+    let t0 = std::time::Instant::now();
+    let dir = tmp(method);
+    let d = dir.to_str().unwrap();
+    let it = iters.to_string();
+    let half = (iters / 2).to_string();
+    let mut args = vec![
+        "train",
+        "--method",
+        method,
+        "--data",
+        DATA,
+        "--iters",
+        &it,
+        "--eval-every",
+        &half,
+        "--log-every",
+        "10",
+        "--out",
+        d,
+        "--quiet",
+        "--set",
+        "eval_at_start=true",
+    ];
+    args.extend(extra);
+    ok(&args);
+    let t_train = t0.elapsed().as_secs_f64();
+    let m = lines(&dir);
+    let e = evals(&m);
+    let (first, last) = (e[0], *e.last().unwrap());
+    assert_eq!(first.0, 0);
+    assert_eq!(last.0, iters);
+    eprintln!(
+        "{method}: val mIoU {:.4} at init -> {:.4} after {iters} iters ({t_train:.1} s)",
+        first.1, last.1
+    );
+    assert!(
+        last.1 > first.1 + 0.08 && last.1 > 1.8 * first.1,
+        "{method} did not learn: mIoU {first:?} -> {last:?}"
+    );
+    let steps = finite_steps(&m);
+    assert_eq!(*steps.last().unwrap(), iters);
+    complete_run_dir(&dir, iters, maps);
+
+    // Resume: a rerun without --resume refuses to overwrite; --resume auto continues.
+    fails(&args, "--resume auto");
+    let more = (iters + 10).to_string();
+    let mut resume = args.clone();
+    let i = resume.iter().position(|a| *a == "--iters").unwrap();
+    resume[i + 1] = &more;
+    resume.extend(["--resume", "auto"]);
+    let text = ok(&resume);
+    assert!(text.contains(&format!("steps {iters}..{more}")), "{text}");
+    let m2 = lines(&dir);
+    let steps2 = finite_steps(&m2);
+    assert_eq!(
+        &steps2[..steps.len()],
+        &steps[..],
+        "resume rewrote earlier metrics"
+    );
+    assert_eq!(*steps2.last().unwrap(), iters + 10);
+    let e2 = evals(&m2);
+    assert_eq!(e2.last().unwrap().0, iters + 10);
+
+    // eval reproduces the run's last evaluation; predict writes its outputs.
+    let j = eval_json(&dir.join("last.safetensors"));
+    assert_eq!(j["step"], iters + 10);
+    assert!((j["miou"].as_f64().unwrap() - e2.last().unwrap().1).abs() < 1e-9);
+    let pred = dir.join("pred");
+    let inputs = dir.join(format!("snapshots/step_{:06}", iters + 10));
+    let one = std::fs::read_dir(&inputs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("_input.png"))
+        .unwrap();
+    ok(&[
+        "predict",
+        "--checkpoint",
+        dir.join("best.safetensors").to_str().unwrap(),
+        "--input",
+        one.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+        "--maps",
+    ]);
+    let stem = one.file_stem().unwrap().to_string_lossy().to_string();
+    for suffix in ["", "_overlay", "_confidence"]
+        .iter()
+        .copied()
+        .chain(maps.iter().map(|m| {
+            if m.starts_with('d') {
+                "_d_confidence"
+            } else {
+                "_semi_mask"
+            }
+        }))
+    {
+        let f = pred.join(format!("{stem}{suffix}.png"));
+        assert!(f.is_file(), "{} missing", f.display());
+    }
+    eprintln!("{method}: whole test {:.1} s", t0.elapsed().as_secs_f64());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn supervised_learns_resumes_evals_predicts() {
+    end_to_end(
+        "supervised",
+        &[
+            "--batch",
+            "8",
+            "--labeled-fraction",
+            "1",
+            "--set",
+            "lr=0.025",
+        ],
+        120,
+        &[],
+    );
+}
+
+#[test]
+fn advsemi_learns_resumes_evals_predicts() {
+    end_to_end(
+        "advsemi",
+        &[
+            "--batch",
+            "4",
+            "--labeled-fraction",
+            "1/2",
+            "--ndf",
+            "4",
+            "--set",
+            "lr=0.025",
+            "--set",
+            "semi_start=40",
+        ],
+        80,
+        &["d_confidence", "semi_mask"],
+    );
+}
+
+#[test]
+fn errors_are_clear() {
+    let dir = tmp("errors");
+    let d = dir.to_str().unwrap();
+    let base = [
+        "train",
+        "--data",
+        "synthetic:size=16,n=8,val=4",
+        "--out",
+        d,
+        "--quiet",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |extra: &[&str], needle: &str| {
+        let a = with(extra);
+        fails(&a.iter().map(String::as_str).collect::<Vec<_>>(), needle)
+    };
+    run(&["--method", "nosuch"], "unknown method \"nosuch\"");
+    run(&["--method", "rrm"], "planned but not implemented");
+    run(
+        &["--method", "supervised", "--arch", "nosuch"],
+        "unknown arch \"nosuch\"",
+    );
+    run(
+        &["--method", "advsemi", "--set", "lamda_adv=1"],
+        "unknown setting \"lamda_adv\"",
+    );
+    run(
+        &["--method", "supervised", "--set", "lambda_adv=0.1"],
+        "belongs to method advsemi; it does not apply to method supervised",
+    );
+    run(
+        &["--method", "supervised", "--set", "advsemi.mask_t=0.3"],
+        "does not apply to method supervised",
+    );
+    run(&["--method", "advsemi", "--set", "mask_t=abc"], "mask_t");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "iters = 3\n[advsemi]\nlambda_adv = 0.01\n").unwrap();
+    run(
+        &["--method", "supervised", "--config", cfg.to_str().unwrap()],
+        "does not apply to method supervised",
+    );
+    std::fs::remove_file(&cfg).unwrap();
+    run(&["--method", "advsemi", "--set", "iters=0"], "iters");
+
+    // A checkpoint of another arch.
+    ok(
+        &with(&["--method", "supervised", "--iters", "2", "--batch", "2"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    run(
+        &[
+            "--method",
+            "supervised",
+            "--resume",
+            "auto",
+            "--arch",
+            "deeplabv2-resnet50",
+        ],
+        "holds arch \"tiny\" but the run uses --arch \"deeplabv2-resnet50\"",
+    );
+    let other = tmp("errors_other");
+    let ck = dir.join("last.safetensors");
+    fails(
+        &[
+            "train",
+            "--data",
+            "synthetic:size=16,n=8,val=4",
+            "--quiet",
+            "--method",
+            "supervised",
+            "--out",
+            other.to_str().unwrap(),
+            "--arch",
+            "deeplabv2-resnet50",
+            "--load-from",
+            ck.to_str().unwrap(),
+        ],
+        "holds arch \"tiny\" but the run uses --arch \"deeplabv2-resnet50\"",
+    );
+    fails(
+        &[
+            "eval",
+            "--checkpoint",
+            dir.join("config.toml").to_str().unwrap(),
+        ],
+        "not a safetensors checkpoint",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other);
+}
+
+/// Stopping and resuming gives bit-identical networks and optimiser states to one
+/// uninterrupted run (constant lr so the schedule does not depend on --iters).
+#[test]
+fn resume_is_bit_exact() {
+    let (a, b) = (tmp("exact_a"), tmp("exact_b"));
+    let args = |dir: &Path, iters: &str| -> Vec<String> {
+        [
+            "train",
+            "--method",
+            "advsemi",
+            "--data",
+            "synthetic:size=32,n=12,val=2",
+            "--batch",
+            "2",
+            "--ndf",
+            "2",
+            "--labeled-fraction",
+            "1/2",
+            "--set",
+            "power=0",
+            "--set",
+            "semi_start=2",
+            "--set",
+            "lr=0.01",
+            "--quiet",
+            "--iters",
+            iters,
+            "--out",
+            dir.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |v: Vec<String>| ok(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    run(args(&a, "6"));
+    run(args(&b, "3"));
+    let mut r = args(&b, "6");
+    r.extend(["--resume".to_string(), "auto".to_string()]);
+    run(r);
+    let ta = advseg::nn::read_safetensors(&a.join("last.safetensors"))
+        .unwrap()
+        .0;
+    let tb = advseg::nn::read_safetensors(&b.join("last.safetensors"))
+        .unwrap()
+        .0;
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    assert!(ta.keys().any(|k| k.starts_with("optim.D.")));
+    for (k, v) in &ta {
+        assert!(v == &tb[k], "{k} differs after resume");
+    }
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}
+
+/// A diverging loss stops the run with the term's name and keeps the last good checkpoint.
+#[test]
+fn non_finite_loss_stops_and_keeps_last_good_checkpoint() {
+    let dir = tmp("nan");
+    let d = dir.to_str().unwrap();
+    fails(
+        &[
+            "train", "--method", "supervised", "--data", "synthetic:size=32,n=16,val=4",
+            "--iters", "20", "--batch", "2", "--out", d, "--quiet", "--set", "lr=1e20", "--set",
+            "checkpoint_every=1",
+        ],
+        "loss term \"loss_seg\" is NaN at step 2: training stopped; the last good checkpoint (step 1)",
+    );
+    assert_eq!(eval_json(&dir.join("last.safetensors"))["step"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Ctrl-C (SIGINT) saves `last` and exits with 130; the run resumes from there.
+#[test]
+fn interrupt_saves_last() {
+    let dir = tmp("sigint");
+    let d = dir.to_str().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_advseg"))
+        .args([
+            "train",
+            "--method",
+            "supervised",
+            "--data",
+            "synthetic:size=32,n=16,val=4",
+            "--iters",
+            "100000",
+            "--batch",
+            "2",
+            "--out",
+            d,
+            "--quiet",
+            "--log-every",
+            "1",
+        ])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|s| s.lines().count() >= 3)
+    {
+        assert!(t0.elapsed().as_secs() < 60, "training never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("--resume auto"), "{err}");
+    let step = eval_json(&dir.join("last.safetensors"))["step"]
+        .as_u64()
+        .unwrap();
+    assert!(step >= 3, "saved step {step}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
