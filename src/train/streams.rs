@@ -67,7 +67,7 @@ impl Streams {
                 infinite: true,
                 drop_last: false,
                 // Streams over the same subset must not draw identical batches.
-                seed: crate::rng::Rng::derive(setup.seed, &format!("stream{i}:{}", s.name))
+                seed: crate::rng::Rng::derive_named(setup.seed, &format!("stream{i}:{}", s.name))
                     .next_u64(),
                 aug: setup.aug.clone(),
             };

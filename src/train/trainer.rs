@@ -256,7 +256,7 @@ impl Trainer {
                 &s,
                 &AugConfig::default(),
                 ignore,
-                &mut crate::data::rng::Rng::new(0),
+                &mut crate::rng::Rng::new(0),
             );
             probes.push(Probe {
                 name: s.name.clone(),
