@@ -2,11 +2,11 @@
 // img [N, 3, H, W]:  out_i = Σ_j k(i, j) q_j,
 //   k = exp(−|p_i − p_j|² · inv2sxy − |I_i − I_j|² · inv2srgb)   (colour term only if RGB flag).
 //
-// The grid of pixels is cut into stride×stride blocks. The 3×3 blocks around the one holding
-// pixel i (the near field) are summed exactly; every other block within `radius` blocks is
-// represented by its centre pixel, weighted by the block's pixel count (a point-sampled
-// quadrature). stride 1 with radius ≥ max(H, W) is
-// the exact brute-force filter. Pure gathers: deterministic, no atomics.
+// The grid of pixels is cut into stride×stride cells. Cells within `near` cells of the one
+// holding pixel i (the near field) are summed exactly; every other cell within `radius` cells is
+// represented by its centre pixel, weighted by its pixel count (midpoint quadrature, unbiased
+// for odd strides). stride 1 with radius ≥ max(H, W) is the exact brute-force filter. Pure
+// gathers: deterministic, no atomics.
 //
 // One invocation owns one (n, channel group of CG, pixel); the kernel value is recomputed per
 // channel group, which keeps the per-invocation accumulator array small.
@@ -17,12 +17,12 @@ struct Params {
     h: u32,
     w: u32,
     groups: u32,     // ceil(c / CG)
-    stride: u32,     // block side in pixels (1 = every pixel)
-    radius: u32,     // window half-size in blocks
+    stride: u32,     // cell side in pixels (1 = every pixel)
+    radius: u32,     // window half-size in cells
     flags: u32,      // bit 0: use the colour term, bit 1: include the self term j = i
     inv2sxy: f32,    // 1 / (2 σ_xy²)
     inv2srgb: f32,   // 1 / (2 σ_rgb²)
-    _pad0: u32,
+    near: u32,       // cells within this Chebyshev distance of i's cell are summed exactly
     _pad1: u32,
 };
 
@@ -64,31 +64,31 @@ fn filter_map(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     var acc: array<f32, 8>;
     for (var k = 0u; k < CG; k = k + 1u) { acc[k] = 0.0; }
 
-    let s = p.stride;
-    let nbx = (p.w + s - 1u) / s;
-    let nby = (p.h + s - 1u) / s;
-    let obx = xi / s;
-    let oby = yi / s;
-    let bx0 = select(0u, obx - p.radius, obx >= p.radius);
-    let by0 = select(0u, oby - p.radius, oby >= p.radius);
-    let bx1 = min(nbx - 1u, obx + p.radius);
-    let by1 = min(nby - 1u, oby + p.radius);
+    let f = p.stride;
+    let ncx = (p.w + f - 1u) / f;
+    let ncy = (p.h + f - 1u) / f;
+    let ocx = xi / f;
+    let ocy = yi / f;
+    let cx0 = select(0u, ocx - p.radius, ocx >= p.radius);
+    let cy0 = select(0u, ocy - p.radius, ocy >= p.radius);
+    let cx1 = min(ncx - 1u, ocx + p.radius);
+    let cy1 = min(ncy - 1u, ocy + p.radius);
 
-    for (var by = by0; by <= by1; by = by + 1u) {
-        let y0 = by * s;
-        let bh = min(s, p.h - y0);
-        for (var bx = bx0; bx <= bx1; bx = bx + 1u) {
-            let x0 = bx * s;
-            let bw = min(s, p.w - x0);
-            var ya = y0 + (bh - 1u) / 2u;
+    for (var cy = cy0; cy <= cy1; cy = cy + 1u) {
+        let y0 = cy * f;
+        let ch = min(f, p.h - y0);
+        let near_y = cy + p.near >= ocy && cy <= ocy + p.near;
+        for (var cx = cx0; cx <= cx1; cx = cx + 1u) {
+            let x0 = cx * f;
+            let cw = min(f, p.w - x0);
+            // Near cells: every pixel, weight 1. Far cells: the centre pixel, weight = pixel count.
+            var ya = y0 + (ch - 1u) / 2u;
             var yb = ya;
-            var xa = x0 + (bw - 1u) / 2u;
+            var xa = x0 + (cw - 1u) / 2u;
             var xb = xa;
-            var wt = f32(bw * bh);
-            let near = bx + 1u >= obx && bx <= obx + 1u && by + 1u >= oby && by <= oby + 1u;
-            if (near) {
-                // Near field (own block and its 8 neighbours): every pixel, weight 1.
-                ya = y0; yb = y0 + bh - 1u; xa = x0; xb = x0 + bw - 1u; wt = 1.0;
+            var wt = f32(cw * ch);
+            if (near_y && cx + p.near >= ocx && cx <= ocx + p.near) {
+                ya = y0; yb = y0 + ch - 1u; xa = x0; xb = x0 + cw - 1u; wt = 1.0;
             }
             for (var yj = ya; yj <= yb; yj = yj + 1u) {
                 let dy = f32(yj) - f32(yi);

@@ -175,6 +175,27 @@ fn rel_err(a: &[f32], e: &[f32]) -> (f64, f64) {
     )
 }
 
+fn fast_method() -> Method {
+    let env = |k: &str, d: u32| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    match Method::FAST {
+        Method::Fast {
+            stride,
+            near,
+            truncate,
+        } => Method::Fast {
+            stride: env("CRF_STRIDE", stride),
+            near: env("CRF_NEAR", near),
+            truncate,
+        },
+        m => m,
+    }
+}
+
 /// The numbers quoted in src/ops/bilateral.rs come from this test (`--nocapture`).
 #[test]
 fn fast_filter_error_vs_exact() {
@@ -189,7 +210,8 @@ fn fast_filter_error_vs_exact() {
         .map(|e| {
             let (ch, y, x) = (e / (h * w), (e / w % h) as f64, (e % w) as f64);
             let ph = &phases[3 * ch..3 * ch + 3];
-            2.0 * (0.13 * x + ph[0]).sin() * (0.11 * y + ph[1]).cos() + (0.07 * (x - y) + ph[2]).sin()
+            2.0 * (0.13 * x + ph[0]).sin() * (0.11 * y + ph[1]).cos()
+                + (0.07 * (x - y) + ph[2]).sin()
         })
         .collect();
     for i in 0..h * w {
@@ -204,42 +226,50 @@ fn fast_filter_error_vs_exact() {
         let img = image(kind, h, w, &mut rng);
         let it = Tensor::from_f32(&gpu, &f32s(&img), &[1, 3, h, w]).unwrap();
         for (qi, q) in [&noise, &smooth].into_iter().enumerate() {
-        let qt = Tensor::from_f32(&gpu, &f32s(q), &[1, c, h, w]).unwrap();
-        for (ki, srgb) in [Some(13.0), None].into_iter().enumerate() {
-            let exact = FilterCfg {
-                sigma_xy: 12.0,
-                sigma_rgb: srgb,
-                include_self: true,
-                method: Method::Exact,
-            };
-            let e = ops::bilateral_filter(&qt, &it, &exact)
-                .unwrap()
-                .to_vec_f32()
-                .unwrap();
-            let a = ops::bilateral_filter(&qt, &it, &exact.with_method(Method::FAST))
-                .unwrap()
-                .to_vec_f32()
-                .unwrap();
-            let (mean, max) = rel_err(&a, &e);
-            println!(
-                "image {kind} {} q {}: mean rel err {:.3}%, max {:.3}%",
-                if srgb.is_some() { "bilateral" } else { "gaussian" },
-                if qi == 0 { "noise" } else { "smooth" },
-                100.0 * mean,
-                100.0 * max
-            );
-            let wv = &mut worst[ki][qi];
-            wv.0 = wv.0.max(mean);
-            wv.1 = wv.1.max(max);
-        }
+            let qt = Tensor::from_f32(&gpu, &f32s(q), &[1, c, h, w]).unwrap();
+            for (ki, srgb) in [Some(13.0), None].into_iter().enumerate() {
+                let exact = FilterCfg {
+                    sigma_xy: 12.0,
+                    sigma_rgb: srgb,
+                    include_self: true,
+                    method: Method::Exact,
+                };
+                let e = ops::bilateral_filter(&qt, &it, &exact)
+                    .unwrap()
+                    .to_vec_f32()
+                    .unwrap();
+                let a = ops::bilateral_filter(&qt, &it, &exact.with_method(fast_method()))
+                    .unwrap()
+                    .to_vec_f32()
+                    .unwrap();
+                let (mean, max) = rel_err(&a, &e);
+                println!(
+                    "image {kind} {} q {}: mean rel err {:.3}%, max {:.3}%",
+                    if srgb.is_some() {
+                        "bilateral"
+                    } else {
+                        "gaussian"
+                    },
+                    if qi == 0 { "noise" } else { "smooth" },
+                    100.0 * mean,
+                    100.0 * max
+                );
+                let wv = &mut worst[ki][qi];
+                wv.0 = wv.0.max(mean);
+                wv.1 = wv.1.max(max);
+            }
         }
     }
     println!("worst (mean, max) [bilateral, gaussian] x [noise q, smooth q]: {worst:?}");
-    let bounds = [[(0.03, 0.3), (0.03, 0.3)], [(0.03, 0.3), (0.03, 0.3)]];
+    // Measured (see src/ops/bilateral.rs) plus a margin; image 3's colour noise dominates.
+    let bounds = [[(0.15, 2.0), (0.16, 2.5)], [(0.03, 0.11), (0.0025, 0.011)]];
     for (ki, row) in worst.iter().enumerate() {
         for (qi, &(mean, max)) in row.iter().enumerate() {
             let (bm, bx) = bounds[ki][qi];
-            assert!(mean < bm && max < bx, "kernel {ki} q {qi}: mean {mean}, max {max}");
+            assert!(
+                mean < bm && max < bx,
+                "kernel {ki} q {qi}: mean {mean}, max {max}"
+            );
         }
     }
 }
@@ -270,16 +300,30 @@ fn crf_ref(
         }
     };
     let kernels = [
-        (cfg.app_sxy as f64, Some(cfg.app_srgb as f64), cfg.app_w as f64),
+        (
+            cfg.app_sxy as f64,
+            Some(cfg.app_srgb as f64),
+            cfg.app_w as f64,
+        ),
         (cfg.smooth_sxy as f64, None, cfg.smooth_w as f64),
     ];
     let norms: Vec<Vec<f64>> = kernels
         .iter()
         .map(|&(sxy, srgb, _)| {
-            filter_ref(&vec![1.0; n * hw], img, n, 1, h, w, sxy, srgb, cfg.include_self)
-                .iter()
-                .map(|v| 1.0 / (v + 1e-20).sqrt())
-                .collect()
+            filter_ref(
+                &vec![1.0; n * hw],
+                img,
+                n,
+                1,
+                h,
+                w,
+                sxy,
+                srgb,
+                cfg.include_self,
+            )
+            .iter()
+            .map(|v| 1.0 / (v + 1e-20).sqrt())
+            .collect()
         })
         .collect();
     let mut q = logp.clone();
@@ -321,7 +365,10 @@ fn crf_matches_f64_reference() {
             include_self: self_in,
             ..CrfCfg::rrm_labels().with_method(Method::Exact)
         };
-        let got = ops::dense_crf(&pt, &it, &cfg).unwrap().to_vec_f32().unwrap();
+        let got = ops::dense_crf(&pt, &it, &cfg)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         let want = crf_ref(&p, &img, n, c, h, w, &cfg);
         let err = got
             .iter()
@@ -344,8 +391,8 @@ fn crf_snaps_noisy_unaries_to_colour_regions() {
     // Noisy unaries: the true class is favoured only on average.
     let mut p = vec![0.0; c * hw];
     for i in 0..hw {
-        let z0 = 0.5 * (truth[i] == 0) as u8 as f64 + 1.2 * rng.next();
-        let z1 = 0.5 * (truth[i] == 1) as u8 as f64 + 1.2 * rng.next();
+        let z0 = 0.3 * (truth[i] == 0) as u8 as f64 + 1.2 * rng.next();
+        let z1 = 0.3 * (truth[i] == 1) as u8 as f64 + 1.2 * rng.next();
         let (e0, e1) = (z0.exp(), z1.exp());
         p[i] = e0 / (e0 + e1);
         p[hw + i] = e1 / (e0 + e1);
@@ -360,12 +407,69 @@ fn crf_snaps_noisy_unaries_to_colour_regions() {
     let it = Tensor::from_f32(&gpu, &f32s(&img), &[1, 3, h, w]).unwrap();
     let before = acc(&f32s(&p));
     for cfg in [CrfCfg::rrm_labels(), CrfCfg::rrm_infer()] {
-        let q = ops::dense_crf(&pt, &it, &cfg).unwrap().to_vec_f32().unwrap();
+        let q = ops::dense_crf(&pt, &it, &cfg)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
         let after = acc(&q);
         println!("crf accuracy {before:.3} -> {after:.3} ({cfg:?})");
         assert!(before < 0.8, "unaries too easy: {before}");
         assert!(after > 0.97, "crf accuracy {before} -> {after}");
     }
+}
+
+/// Fast vs exact filtering inside the CRF: how often the refined labels agree.
+#[test]
+fn crf_fast_agrees_with_exact() {
+    let gpu = Gpu::shared().unwrap();
+    let (c, h, w) = (3, 40, 40);
+    let hw = h * w;
+    let mut rng = Rng(21);
+    let mut worst = (1.0f64, 0.0f64);
+    for kind in 0..4 {
+        let img = image(kind, h, w, &mut rng);
+        // Unaries: a smooth random field (defines the consensus) plus per-pixel noise.
+        let ph = rng.vec(2 * c, 0.0, 6.0);
+        let mut p: Vec<f64> = (0..c * hw)
+            .map(|e| {
+                let (ch, y, x) = (e / hw, (e / w % h) as f64, (e % w) as f64);
+                (1.5 * (0.15 * x + ph[2 * ch]).sin() * (0.12 * y + ph[2 * ch + 1]).cos()
+                    + 1.5 * rng.next())
+                .exp()
+            })
+            .collect();
+        for i in 0..hw {
+            let z: f64 = (0..c).map(|ch| p[ch * hw + i]).sum();
+            (0..c).for_each(|ch| p[ch * hw + i] /= z);
+        }
+        let pt = Tensor::from_f32(&gpu, &f32s(&p), &[1, c, h, w]).unwrap();
+        let it = Tensor::from_f32(&gpu, &f32s(&img), &[1, 3, h, w]).unwrap();
+        let cfg = CrfCfg {
+            app_sxy: 12.0,
+            ..CrfCfg::rrm_labels()
+        };
+        let run = |m: Method| {
+            ops::dense_crf(&pt, &it, &cfg.with_method(m))
+                .unwrap()
+                .to_vec_f32()
+                .unwrap()
+        };
+        let (e, a) = (run(Method::Exact), run(fast_method()));
+        let arg = |q: &[f32], i: usize| {
+            (0..c)
+                .max_by(|&x, &y| q[x * hw + i].total_cmp(&q[y * hw + i]))
+                .unwrap()
+        };
+        let agree = (0..hw).filter(|&i| arg(&e, i) == arg(&a, i)).count() as f64 / hw as f64;
+        let dmax = e
+            .iter()
+            .zip(&a)
+            .map(|(x, y)| (x - y).abs() as f64)
+            .fold(0.0, f64::max);
+        println!("crf fast vs exact, image {kind}: label agreement {agree:.4}, max |Δq| {dmax:.3}");
+        worst = (worst.0.min(agree), worst.1.max(dmax));
+    }
+    assert!(worst.0 > 0.9, "label agreement {}", worst.0);
 }
 
 struct EnergyCase {
@@ -394,7 +498,12 @@ fn energy_ref(s: &[f64], cs: &EnergyCase, sxy: f64, srgb: f64, lambda: f64) -> f
             let m = (0..k)
                 .map(|c| s[(b * k + c) * hw + i])
                 .fold(f64::MIN, f64::max);
-            let g = if cs.lab[pi] == 255 { 1.0 } else { cs.roi[pi] - m }.max(0.0);
+            let g = if cs.lab[pi] == 255 {
+                1.0
+            } else {
+                cs.roi[pi] - m
+            }
+            .max(0.0);
             for c in 0..k {
                 let e = (b * k + c) * hw + i;
                 total += st[e] * g * a0[e];
@@ -470,7 +579,12 @@ fn energy_loss_forward_and_gradients() {
             let m = (0..k)
                 .map(|c| s[(b * k + c) * hw + i])
                 .fold(f64::MIN, f64::max);
-            let g = if cs.lab[pi] == 255 { 1.0 } else { cs.roi[pi] - m }.max(0.0);
+            let g = if cs.lab[pi] == 255 {
+                1.0
+            } else {
+                cs.roi[pi] - m
+            }
+            .max(0.0);
             -2.0 * lambda * g * a0[e] * cs.roi[pi] / n as f64
         })
         .collect();
@@ -503,7 +617,11 @@ fn energy_loss_forward_and_gradients() {
             .map(|&v| v as f64)
             .collect();
         let scale = fd.iter().cloned().fold(0.0, |a: f64, b| a.max(b.abs()));
-        let reference = if mode == EnergyGrad::Exact { &fd } else { &rloss };
+        let reference = if mode == EnergyGrad::Exact {
+            &fd
+        } else {
+            &rloss
+        };
         let r = worst_ratio(&g, reference, 1e-5 * scale, 1e-4);
         println!("energy {mode:?}: loss {got:.6e} (f64 {want:.6e}), grad worst ratio {r:.3}");
         assert!(r <= 1.0, "{mode:?} gradient: worst ratio {r}");

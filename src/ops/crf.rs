@@ -122,14 +122,27 @@ fn normaliser(image: &Tensor, kcfg: &FilterCfg, p: &Params, n: usize) -> Result<
         "norm",
         &p,
         p.n_el,
-        &[r(k1.buffer()), gpu.unused(), gpu.unused(), gpu.unused(), gpu.unused(), w(nrm.buffer())],
+        &[
+            r(k1.buffer()),
+            gpu.unused(),
+            gpu.unused(),
+            gpu.unused(),
+            gpu.unused(),
+            w(nrm.buffer()),
+        ],
         gpu,
     )?;
     Ok(nrm)
 }
 
 /// `K̂ Q = nrm · K(nrm · Q)`; the outer `nrm` is applied in `update`.
-fn message(q: &Tensor, image: &Tensor, kcfg: &FilterCfg, nrm: &Tensor, p: &Params) -> Result<Tensor> {
+fn message(
+    q: &Tensor,
+    image: &Tensor,
+    kcfg: &FilterCfg,
+    nrm: &Tensor,
+    p: &Params,
+) -> Result<Tensor> {
     let gpu = q.gpu();
     let scaled = Tensor::empty(gpu, "dense_crf", q.shape(), DType::F32)?;
     dispatch_px(

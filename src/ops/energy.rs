@@ -224,7 +224,9 @@ pub fn dense_energy_loss(
                         gpu,
                     )?;
                     let b = bilateral::filter_raw(&gs, &image, &kcfg)?;
-                    let lb = labels.as_ref().map_or_else(|| gpu.unused(), |t| r(t.buffer()));
+                    let lb = labels
+                        .as_ref()
+                        .map_or_else(|| gpu.unused(), |t| r(t.buffer()));
                     run(
                         "grad_exact",
                         &p,

@@ -18,8 +18,8 @@ pub mod softmax;
 
 pub use batchnorm::batch_norm2d;
 pub use bilateral::{bilateral_filter, FilterCfg};
-pub use crf::{dense_crf, CrfCfg};
 pub use conv::{conv2d, linear, Conv2dParams};
+pub use crf::{dense_crf, CrfCfg};
 pub use dropout::{dropout, dropout2d};
 pub use elementwise::*;
 pub use energy::{dense_energy_loss, DenseEnergyCfg};
