@@ -1,7 +1,7 @@
 // Dense-CRF mean-field helpers (Krähenbühl & Koltun, pydensecrf semantics). Per-pixel kernels;
 // the pairwise filtering itself is shaders/bilateral.wgsl.
 //
-//   init:    logp = log(max(p, EPS)) (= −unary), Q = softmax_c(logp)
+//   init:    logp = log(clamp(p, lo, hi)) (= −unary), Q = softmax_c(logp)
 //   norm:    nrm = 1 / sqrt(x + 1e-20)             (NORMALIZE_SYMMETRIC from filter(1))
 //   scale:   out[n, c, i] = q[n, c, i] · nrm[n, i]
 //   update:  Q = softmax_c(logp + w_a·nrm_a·fa + w_s·nrm_s·fs)   (Potts: message −(−w)·filtered)
@@ -13,8 +13,8 @@ struct Params {
     n_el: u32,    // elements of the tensor the entry writes
     w_app: f32,
     w_smooth: f32,
-    _pad0: u32,
-    _pad1: u32,
+    lo: f32,      // probability clip (pydensecrf unary_from_softmax: [1e-5, 1])
+    hi: f32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -27,8 +27,6 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> out2: array<f32>;
 
 const WG: u32 = 256u;
-// Smallest probability turned into a unary; −log(0) would give inf − inf in the softmax.
-const EPS: f32 = 1e-30;
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid.x;
@@ -47,7 +45,7 @@ fn init(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var m = -3.4e38;
     for (var c = 0u; c < p.c; c = c + 1u) {
         let k = base + c * p.hw;
-        let l = log(max(a[k], EPS));
+        let l = log(clamp(a[k], p.lo, p.hi));
         out[k] = l;
         m = max(m, l);
     }

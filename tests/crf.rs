@@ -315,7 +315,13 @@ fn crf_ref(
     cfg: &CrfCfg,
 ) -> Vec<f64> {
     let hw = h * w;
-    let logp: Vec<f64> = p.iter().map(|&v| v.max(1e-30).ln()).collect();
+    let logp: Vec<f64> = p
+        .iter()
+        .map(|&v| match cfg.clip {
+            Some(c) => v.clamp(c as f64, 1.0).ln(),
+            None => v.max(1e-30).ln(),
+        })
+        .collect();
     let softmax = |z: &mut [f64]| {
         for b in 0..n {
             for i in 0..hw {
@@ -387,11 +393,12 @@ fn crf_matches_f64_reference() {
     img.extend(image(3, h, w, &mut rng));
     let pt = Tensor::from_f32(&gpu, &f32s(&p), &[n, c, h, w]).unwrap();
     let it = Tensor::from_f32(&gpu, &f32s(&img), &[n, 3, h, w]).unwrap();
-    for self_in in [true, false] {
+    for (self_in, clip) in [(true, Some(1e-5)), (false, None), (true, Some(0.2))] {
         let cfg = CrfCfg {
             iters: 5,
             app_sxy: 6.0,
             include_self: self_in,
+            clip,
             ..CrfCfg::rrm_labels().with_method(Method::Exact)
         };
         let got = ops::dense_crf(&pt, &it, &cfg)
@@ -404,7 +411,7 @@ fn crf_matches_f64_reference() {
             .zip(&want)
             .map(|(&a, b)| (a as f64 - b).abs())
             .fold(0.0, f64::max);
-        println!("crf self {self_in}: max abs err vs f64 {err:.2e}");
+        println!("crf self {self_in} clip {clip:?}: max abs err vs f64 {err:.2e}");
         assert!(err < 2e-4, "self {self_in}: max abs err {err}");
     }
 }

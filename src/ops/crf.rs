@@ -1,8 +1,9 @@
 //! Dense CRF mean-field inference (Krähenbühl & Koltun 2011) on the GPU, forward only, with
 //! pydensecrf's semantics as RRM calls it (methods.md §4.2, §4.5):
 //!
-//! * unary `U = −log p` (p clamped at 1e-30, so zero scores stay finite); scores are not
-//!   renormalised beforehand.
+//! * unary `U = −log clip(p)`, clip to [1e-5, 1] as pydensecrf's `unary_from_softmax` (used by
+//!   PSA/RRM's `crf_inference`); `clip = None` keeps p (floored at 1e-30 so zero scores stay
+//!   finite). Scores are not renormalised beforehand.
 //! * `Q⁰ = softmax(−U)`; each iteration `Q = softmax(−U + Σ_m w_m · K̂_m Q)` with Potts
 //!   compatibility (pydensecrf `compat = w_m`).
 //! * Each kernel is symmetric-normalised as pydensecrf's default `NORMALIZE_SYMMETRIC`:
@@ -34,7 +35,8 @@ struct Params {
     n_el: u32,
     w_app: f32,
     w_smooth: f32,
-    _pad: [u32; 2],
+    lo: f32,
+    hi: f32,
 }
 
 /// Mean-field settings. Defaults are RRM's label-generation CRF (methods.md §4.2, `tool/myTool.py`):
@@ -50,6 +52,8 @@ pub struct CrfCfg {
     pub app_srgb: f32,
     pub app_w: f32,
     pub include_self: bool,
+    /// Lower probability clip of the unary (upper clip 1); `None` = no clip.
+    pub clip: Option<f32>,
     pub method: Method,
 }
 
@@ -70,6 +74,7 @@ impl CrfCfg {
             app_srgb: 13.0,
             app_w: 10.0,
             include_self: true,
+            clip: Some(1e-5),
             method: Method::FAST,
         }
     }
@@ -171,6 +176,12 @@ pub fn dense_crf(probs: &Tensor, image: &Tensor, cfg: &CrfCfg) -> Result<Tensor>
     if !(cfg.smooth_w.is_finite() && cfg.app_w.is_finite()) {
         return Err(Error::invalid(op, "Potts weights must be finite"));
     }
+    if cfg.clip.is_some_and(|c| !(c > 0.0 && c < 1.0)) {
+        return Err(Error::invalid(
+            op,
+            format!("clip must be in (0, 1), got {:?}", cfg.clip),
+        ));
+    }
     autograd::no_grad(|| {
         let gpu = probs.gpu();
         let (app, smooth) = cfg.kernels();
@@ -182,7 +193,8 @@ pub fn dense_crf(probs: &Tensor, image: &Tensor, cfg: &CrfCfg) -> Result<Tensor>
             n_el: (n * c * hw) as u32,
             w_app: cfg.app_w,
             w_smooth: cfg.smooth_w,
-            _pad: [0; 2],
+            lo: cfg.clip.unwrap_or(1e-30),
+            hi: if cfg.clip.is_some() { 1.0 } else { f32::MAX },
         };
         let logp = Tensor::empty(gpu, op, probs.shape(), DType::F32)?;
         let mut q = Tensor::empty(gpu, op, probs.shape(), DType::F32)?;
