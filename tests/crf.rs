@@ -716,3 +716,65 @@ fn bad_shapes_are_errors() {
     let roi = Tensor::zeros(&gpu, &[1, 4, 5], advseg::tensor::DType::F32).unwrap();
     assert!(ops::dense_energy_loss(&q, &img, &roi, None, &DenseEnergyCfg::default()).is_err());
 }
+
+/// The loss and its (rloss) gradient with the fast filter against the exact filter on a
+/// 40×40 grid where the fast path uses far-cell summaries (σ_xy 12 → stride 3).
+#[test]
+fn energy_fast_filter_error() {
+    let gpu = Gpu::shared().unwrap();
+    let (n, k, h, w) = (1, 3, 40, 40);
+    let hw = h * w;
+    let mut rng = Rng(23);
+    let img = image(1, h, w, &mut rng);
+    let ph = rng.vec(2 * k, 0.0, 6.0);
+    let mut s: Vec<f64> = (0..k * hw)
+        .map(|e| {
+            let (c, y, x) = (e / hw, (e / w % h) as f64, (e % w) as f64);
+            (2.0 * (0.15 * x + ph[2 * c]).sin() * (0.12 * y + ph[2 * c + 1]).cos()).exp()
+        })
+        .collect();
+    for i in 0..hw {
+        let z: f64 = (0..k).map(|c| s[c * hw + i]).sum();
+        (0..k).for_each(|c| s[c * hw + i] /= z);
+    }
+    let roi: Vec<f32> = (0..hw).map(|i| (i % w < w - 4) as u8 as f32).collect();
+    let lab: Vec<i32> = (0..hw)
+        .map(|i| if i % 5 < 2 { (i % k) as i32 } else { 255 })
+        .collect();
+    let img_t = Tensor::from_f32(&gpu, &f32s(&img), &[n, 3, h, w]).unwrap();
+    let roi_t = Tensor::from_f32(&gpu, &roi, &[n, h, w]).unwrap();
+    let lab_t = Tensor::from_i32(&gpu, &lab, &[n, h, w]).unwrap();
+    let run = |m: Method| {
+        let cfg = DenseEnergyCfg {
+            sigma_xy: 12.0,
+            weight: 1.0,
+            method: m,
+            ..DenseEnergyCfg::default()
+        };
+        let st = Tensor::from_f32(&gpu, &f32s(&s), &[n, k, h, w])
+            .unwrap()
+            .into_param();
+        let loss = ops::dense_energy_loss(&st, &img_t, &roi_t, Some(&lab_t), &cfg).unwrap();
+        loss.backward().unwrap();
+        (
+            loss.item().unwrap(),
+            st.grad().unwrap().to_vec_f32().unwrap(),
+        )
+    };
+    let (le, ge) = run(Method::Exact);
+    let (lf, gf) = run(Method::FAST);
+    let rel_loss = ((lf - le) / le).abs();
+    let gmax = ge.iter().fold(0.0f32, |a, b| a.max(b.abs()));
+    let (mut dmean, mut dmax) = (0.0f64, 0.0f32);
+    for (a, b) in gf.iter().zip(&ge) {
+        dmean += ((a - b).abs() / gmax) as f64;
+        dmax = dmax.max((a - b).abs() / gmax);
+    }
+    dmean /= ge.len() as f64;
+    println!(
+        "energy fast vs exact: loss rel err {rel_loss:.2e}, grad err / max|grad|: mean {dmean:.2e}, max {dmax:.2e}"
+    );
+    // Measured 0.97 %: cells mixing three colours are under-counted by the two-cluster model.
+    assert!(rel_loss < 0.02, "loss rel err {rel_loss}");
+    assert!(dmax < 0.05, "grad max err {dmax}");
+}

@@ -14,6 +14,10 @@
 //! `∂L/∂S = −2λ A R / N` (gate constant, W taken as symmetric). `Exact` is the true gradient of
 //! the forward above, `−λ/N · (R (G·A0 + W(G·S̃)) − 1{argmax, gate open} Σ_k S̃ A0)`, exact for the
 //! symmetric `Method::Exact` filter (the fast filter is only nearly symmetric).
+//! Filter: `ops::bilateral` (default `Method::FAST`). Measured against the exact filter
+//! (tests/crf.rs `energy_fast_filter_error`, 40×40 rectangles image, σ_xy 12, σ_rgb 15, K = 3):
+//! loss within 0.97 % (fast is smaller in magnitude: cells mixing three colours are
+//! under-counted), rloss gradient error mean 0.3 % / max 3 % of max |∂L/∂S|.
 //! Shaders: `shaders/energy.wgsl` + `shaders/bilateral.wgsl`.
 
 use crate::error::{Error, Result};
