@@ -778,3 +778,42 @@ fn energy_fast_filter_error() {
     assert!(rel_loss < 0.02, "loss rel err {rel_loss}");
     assert!(dmax < 0.05, "grad max err {dmax}");
 }
+
+/// The fast path (far-cell summaries) indexes batch and channel groups correctly: a batch of two
+/// with C = 10 equals the two images filtered one by one.
+#[test]
+fn fast_filter_batch_and_channel_groups() {
+    let gpu = Gpu::shared().unwrap();
+    let (c, h, w) = (10, 30, 26);
+    let hw = h * w;
+    let mut rng = Rng(29);
+    let q = rng.vec(2 * c * hw, 0.0, 1.0);
+    let mut img = image(1, h, w, &mut rng);
+    img.extend(image(2, h, w, &mut rng));
+    let cfg = FilterCfg::bilateral(12.0, 13.0);
+    let both = ops::bilateral_filter(
+        &Tensor::from_f32(&gpu, &f32s(&q), &[2, c, h, w]).unwrap(),
+        &Tensor::from_f32(&gpu, &f32s(&img), &[2, 3, h, w]).unwrap(),
+        &cfg,
+    )
+    .unwrap()
+    .to_vec_f32()
+    .unwrap();
+    for b in 0..2 {
+        let one = ops::bilateral_filter(
+            &Tensor::from_f32(&gpu, &f32s(&q[b * c * hw..(b + 1) * c * hw]), &[1, c, h, w])
+                .unwrap(),
+            &Tensor::from_f32(
+                &gpu,
+                &f32s(&img[b * 3 * hw..(b + 1) * 3 * hw]),
+                &[1, 3, h, w],
+            )
+            .unwrap(),
+            &cfg,
+        )
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+        assert_eq!(&both[b * c * hw..(b + 1) * c * hw], &one[..], "image {b}");
+    }
+}
