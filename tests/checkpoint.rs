@@ -39,9 +39,7 @@ fn save_load_roundtrip_and_reports() {
     let tiny_path = dir.join("tiny.safetensors");
     m1.store.save(&tiny_path, &HashMap::new()).unwrap();
     m2.store.load(&gpu, &tiny_path, true).unwrap();
-    let x: Vec<f32> = (0..2 * 3 * 16 * 16)
-        .map(|i| (i % 17) as f32 / 8.0 - 1.0)
-        .collect();
+    let x: Vec<f32> = (0..2 * 3 * 16 * 16).map(|i| (i % 17) as f32 / 8.0 - 1.0).collect();
     let x = advseg::Tensor::from_f32(&gpu, &x, &[2, 3, 16, 16]).unwrap();
     let mode = advseg::nn::BnMode::Frozen;
     let (y1, y2) = (m1.forward(&x, mode).unwrap(), m2.forward(&x, mode).unwrap());
