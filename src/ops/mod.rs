@@ -2,10 +2,13 @@
 //! dispatch side by side; the WGSL lives in `shaders/<module>.wgsl` unless noted.
 
 pub mod batchnorm;
+pub mod bilateral;
 pub mod concat;
 pub mod conv;
+pub mod crf;
 pub mod dropout;
 pub mod elementwise;
+pub mod energy;
 pub mod loss;
 pub mod minmax;
 pub mod pool;
@@ -14,9 +17,12 @@ pub mod resize;
 pub mod softmax;
 
 pub use batchnorm::batch_norm2d;
+pub use bilateral::{bilateral_filter, FilterCfg};
 pub use conv::{conv2d, linear, Conv2dParams};
+pub use crf::{dense_crf, CrfCfg};
 pub use dropout::{dropout, dropout2d};
 pub use elementwise::*;
+pub use energy::{dense_energy_loss, DenseEnergyCfg};
 pub use minmax::{max_spatial, min_spatial};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices};
 pub use reduce::{mean, mean_dims, sum, sum_dims, sum_to_shape};
