@@ -231,3 +231,118 @@ fn ssgan_learns_resumes_evals_predicts() {
         &[],
     );
 }
+
+const EADER: &[&str] = &[
+    "--method",
+    "eader",
+    "--data",
+    DATA,
+    "--batch",
+    "2",
+    "--set",
+    "output_stride=8",
+    "--set",
+    "loc_steps=2",
+    "--set",
+    "adv_steps=2",
+];
+
+/// ResNet-18 localizer and adversary cost ~4 s per step on lavapipe, so CI runs a smoke run:
+/// both phases, finite losses, a complete run dir with the CAM / mask / erased maps, resume,
+/// eval and predict. Learning is checked by `eader_learns` (ignored: minutes on lavapipe).
+#[test]
+fn eader_runs_resumes_evals_predicts() {
+    let t0 = std::time::Instant::now();
+    let dir = tmp("eader");
+    let d = dir.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--iters",
+        "4",
+        "--eval-every",
+        "4",
+        "--out",
+        d,
+        "--quiet",
+    ];
+    args.extend(EADER);
+    ok(&args);
+    let m = lines(&dir);
+    assert_eq!(*finite_steps(&m).last().unwrap(), 4);
+    let phases: Vec<f64> = m
+        .iter()
+        .filter(|v| v["type"] == "step")
+        .map(|v| v["phase_localizer"].as_f64().unwrap())
+        .collect();
+    assert_eq!(phases, [1.0, 1.0, 0.0, 0.0]);
+    assert!(m.iter().any(|v| v["loss_am"].is_number()));
+    assert!(m.iter().any(|v| v["loss_adv"].is_number()));
+    complete_run_dir(&dir, 4, &["cam_1", "cam_5", "mask", "erased"]);
+    for tm in ["mask", "attention", "erased"] {
+        assert!(dir
+            .join(format!("snapshots/step_000004/train_{tm}.png"))
+            .is_file());
+    }
+    let mut resume = args.clone();
+    let i = resume.iter().position(|a| *a == "--iters").unwrap();
+    resume[i + 1] = "5";
+    resume.extend(["--resume", "auto"]);
+    let text = ok(&resume);
+    assert!(text.contains("steps 4..5"), "{text}");
+    let j = eval_json(&dir.join("last.safetensors"));
+    assert_eq!(j["step"], 5);
+    let pred = dir.join("pred");
+    let one = std::fs::read_dir(dir.join("snapshots/step_000005"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("_input.png"))
+        .unwrap();
+    ok(&[
+        "predict",
+        "--checkpoint",
+        dir.join("last.safetensors").to_str().unwrap(),
+        "--input",
+        one.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+        "--maps",
+    ]);
+    let stem = one.file_stem().unwrap().to_string_lossy().to_string();
+    assert!(pred.join(format!("{stem}_cam_1.png")).is_file());
+    eprintln!("eader smoke: {:.1} s", t0.elapsed().as_secs_f64());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The full learning check (about 5 min on lavapipe): `cargo test --test train_methods_cli
+/// -- --ignored`.
+#[test]
+#[ignore]
+fn eader_learns() {
+    let dir = tmp("eader_learns");
+    let d = dir.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--iters",
+        "60",
+        "--eval-every",
+        "30",
+        "--out",
+        d,
+        "--quiet",
+        "--set",
+        "eval_at_start=true",
+        "--set",
+        "loc_steps=8",
+        "--set",
+        "adv_steps=2",
+    ];
+    args.extend(&EADER[..EADER.len() - 4]);
+    ok(&args);
+    let m = lines(&dir);
+    finite_steps(&m);
+    let e = evals(&m);
+    let (first, last) = (e[0], *e.last().unwrap());
+    eprintln!("eader: val mIoU {:.4} -> {:.4}", first.1, last.1);
+    assert!(last.1 > first.1 + 0.02, "{first:?} -> {last:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -107,3 +107,50 @@ fn luc_gt_scaling() {
     // Pixel 0: ȳ_0 = 0.9, others S_c·0.1/0.5. Pixel 1: S_1 ≥ τ keeps S. Pixel 2: zero.
     close_all(&g, &[0.9, 0.02, 0.0, 0.06, 0.95, 0.0, 0.04, 0.03, 0.0]);
 }
+
+use advseg::train::methods::eader::{erase, erase_mask, localizer_phase, pair_rounds, seed_scores};
+
+#[test]
+fn erasing_mask_is_a_steep_sigmoid_around_sigma_t() {
+    let a = t(&[0.0, 0.5, 0.51, 1.0], &[1, 1, 2, 2]);
+    let m = erase_mask(&a, 100.0, 0.5).unwrap();
+    let s = |v: f32| 1.0 / (1.0 + (-v).exp());
+    close_all(&m.to_vec_f32().unwrap(), &[s(-50.0), 0.5, s(1.0), s(50.0)]);
+    // x ⊙ (1 − M): erased where attention is high, per pixel for every channel.
+    let x = t(&[1.0; 12], &[1, 3, 2, 2]);
+    let e = erase(&x, &m).unwrap().to_vec_f32().unwrap();
+    for c in 0..3 {
+        close_all(
+            &e[c * 4..c * 4 + 4],
+            &[1.0 - s(-50.0), 0.5, 1.0 - s(1.0), 1.0 - s(50.0)],
+        );
+    }
+}
+
+#[test]
+fn alternating_phases() {
+    let p: Vec<bool> = (0..7).map(|g| localizer_phase(g, 2, 3)).collect();
+    assert_eq!(p, [true, true, false, false, false, true, true]);
+}
+
+#[test]
+fn pairs_are_rounds_of_positive_foreground_labels() {
+    // 3 images, 4 classes (0 = background): {1, 3}, {}, {2}.
+    let l = [1., 1., 0., 1., 1., 0., 0., 0., 0., 0., 1., 0.];
+    let (sels, valid) = pair_rounds(&l, 3, 4);
+    assert_eq!(sels.len(), 2);
+    assert_eq!(sels[0], [1., 0., 0., 0., 0., 0., 0., 1., 0.]);
+    assert_eq!(valid[0], [1., 0., 1.]);
+    assert_eq!(sels[1], [0., 0., 1., 0., 0., 0., 0., 0., 0.]);
+    assert_eq!(valid[1], [1., 0., 0.]);
+}
+
+#[test]
+fn seed_scores_threshold_and_background() {
+    // 2 foreground maps of 2 pixels; class 2 absent.
+    let maps = t(&[0.2, 0.9, 0.8, 0.4], &[1, 2, 1, 2]);
+    let present = t(&[1.0, 0.0], &[1, 2]);
+    let s = seed_scores(&maps, &present, 0.3).unwrap();
+    assert_eq!(s.shape(), &[1, 3, 1, 2]);
+    close_all(&s.to_vec_f32().unwrap(), &[1e-5, 1e-5, 0.0, 0.9, 0.0, 0.0]);
+}

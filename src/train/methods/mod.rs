@@ -2,6 +2,7 @@
 
 pub mod advsemi;
 pub mod common;
+pub mod eader;
 pub mod gan_cegu;
 pub mod ssgan;
 pub mod supervised;
@@ -64,10 +65,25 @@ pub const METHODS: &[MethodInfo] = &[
         validate: ssgan::validate,
         build: ssgan::build,
     },
+    MethodInfo {
+        name: "eader",
+        about: "EADER (Stammes et al. 2021): adversarial erasing of Grad-CAM maps, image labels only",
+        defaults: eader::defaults,
+        validate: eader::validate,
+        build: eader::build,
+    },
 ];
 
+/// Shared settings whose defaults differ for a method (its official optimiser and arch).
+pub fn common_defaults(method: &str, mut c: super::TrainConfig) -> super::TrainConfig {
+    if method == "eader" {
+        eader::common_defaults(&mut c);
+    }
+    c
+}
+
 /// Methods of the issue that are not implemented yet (named in the error message).
-const PLANNED: &[&str] = &["rrm", "eader"];
+const PLANNED: &[&str] = &["rrm"];
 
 pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, TrainError> {
     METHODS.iter().find(|m| m.name == name).ok_or_else(|| {
