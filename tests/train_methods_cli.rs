@@ -261,6 +261,8 @@ fn eader_runs_resumes_evals_predicts() {
         "4",
         "--eval-every",
         "4",
+        "--log-every",
+        "1",
         "--out",
         d,
         "--quiet",

@@ -188,18 +188,19 @@ fn resnet(
     output_stride: usize,
     seed: u64,
 ) -> Result<Model> {
-    let depth =
-        match arch {
-            "resnet18" => 18,
-            "resnet50" => 50,
-            "resnet101" => 101,
-            _ => return Err(Error::invalid(
+    let depth = match arch {
+        "resnet18" => 18,
+        "resnet50" => 50,
+        "resnet101" => 101,
+        _ => {
+            return Err(Error::invalid(
                 "eader",
                 format!(
                     "{arch:?} has no image-level classifier; use resnet18, resnet50 or resnet101"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let mut store = ParamStore::new();
     let r = ResNet::new(
         &mut store,
