@@ -154,3 +154,34 @@ fn seed_scores_threshold_and_background() {
     assert_eq!(s.shape(), &[1, 3, 1, 2]);
     close_all(&s.to_vec_f32().unwrap(), &[1e-5, 1e-5, 0.0, 0.9, 0.0, 0.0]);
 }
+
+#[test]
+fn defaults_and_keys_of_the_new_methods() {
+    use advseg::train::RunConfig;
+    let c = RunConfig::new("gan-cegu").unwrap();
+    assert_eq!(c.method["encoding"].as_str(), Some("basic"));
+    assert_eq!(c.method["weight"].as_str(), Some("one_plus"));
+    assert_eq!(c.method["lambda_u"].as_float(), Some(1.0));
+    assert_eq!(c.method["lambda_adv"].as_float(), Some(0.0));
+    let mut c = RunConfig::new("ssgan").unwrap();
+    assert_eq!(c.method["encoding"].as_str(), Some("concat"));
+    assert_eq!(c.method["lambda_adv"].as_float(), Some(1.0));
+    c.set("encoding", "product".into()).unwrap();
+    assert!(c.set("encoding", "sum".into()).is_err());
+    assert!(
+        c.set("lambda_u", 2.0.into()).is_err(),
+        "gan-cegu key on ssgan"
+    );
+    let mut c = RunConfig::new("eader").unwrap();
+    assert_eq!(c.common.arch, "resnet18");
+    assert_eq!(c.common.lr, 0.01);
+    assert_eq!(c.common.weight_decay, 1e-4);
+    assert_eq!(c.common.power, 0.0);
+    assert_eq!(c.method["alpha"].as_float(), Some(0.05f32 as f64));
+    assert_eq!(c.method["omega"].as_float(), Some(100.0));
+    assert_eq!(c.method["loc_steps"].as_integer(), Some(200));
+    c.set("attention", "cam".into()).unwrap();
+    assert!(c.set("attention", "saliency".into()).is_err());
+    // Other methods keep the AdvSemiSeg optimiser defaults.
+    assert_eq!(RunConfig::new("ssgan").unwrap().common.lr, 2.5e-4);
+}
