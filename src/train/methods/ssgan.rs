@@ -45,6 +45,8 @@ pub struct SsGanConfig {
     pub gt_scaling: bool,
     /// D works at G's output resolution (Luc) instead of the input size.
     pub d_at_output: bool,
+    /// Zero the predictions fed to D at ignored pixels, as the one-hot ground truth is.
+    pub mask_ignored: bool,
     /// τ of the GT scaling.
     pub tau: f32,
     pub d_lr: f32,
@@ -59,6 +61,7 @@ impl Default for SsGanConfig {
             lambda_adv: 1.0,
             gt_scaling: false,
             d_at_output: true,
+            mask_ignored: true,
             tau: 0.9,
             d_lr: 1e-4,
             d_beta1: 0.9,
@@ -199,6 +202,18 @@ impl Method for SsGan {
             ops::upsample_bilinear2d(&z, [s[2], s[3]], true)?
         };
         let probs = softmax(if self.cfg.d_at_output { &z } else { &pred }, 1)?;
+        let mut real = ops::softmax::one_hot(&b.labels, self.classes, self.ignore)?;
+        let ps = probs.shape();
+        if ps[2..] != s[2..] {
+            real = ops::upsample_nearest2d(&real, [ps[2], ps[3]])?;
+        }
+        // Real maps are all-zero at ignored pixels; zeroing the fakes there too keeps that
+        // from being a trivial real/fake cue [ASSUME].
+        let probs = if self.cfg.mask_ignored {
+            ops::mul(&probs, &channel_sum(&real)?)?
+        } else {
+            probs
+        };
         let l_seg = cross_entropy(&pred, &b.labels, self.ignore, None)?;
         let d_g = self.d.discriminate(&probs, Some(x))?;
         let l_adv = adv_bce(&d_g, true)?;
@@ -208,11 +223,6 @@ impl Method for SsGan {
         let probs = probs.detach();
         let d_fake = self.d.discriminate(&probs, Some(x))?;
         let l_d_fake = adv_bce(&d_fake, false)?;
-        let mut real = ops::softmax::one_hot(&b.labels, self.classes, self.ignore)?;
-        let ps = probs.shape();
-        if ps[2..] != s[2..] {
-            real = ops::upsample_nearest2d(&real, [ps[2], ps[3]])?;
-        }
         if self.cfg.gt_scaling {
             real = scale_gt(&real, &probs, self.cfg.tau)?;
         }
