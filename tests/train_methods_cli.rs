@@ -315,8 +315,11 @@ fn eader_runs_resumes_evals_predicts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The full learning check (about 5 min on lavapipe): `cargo test --test train_methods_cli
-/// -- --ignored`.
+/// The learning check (about 9 min on a loaded lavapipe): `cargo test --test
+/// train_methods_cli -- --ignored`. KNOWN TO FAIL at this budget: with random-initialised
+/// ResNet-18s on 32×32 synthetic images the seed mIoU went 0.063 → 0.034 (step 30) → 0.056
+/// (step 60): the predicted-present classes' normalised maps cover most of the image and
+/// swamp the background. Open work, see the report of the `methods` branch.
 #[test]
 #[ignore]
 fn eader_learns() {
