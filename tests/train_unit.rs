@@ -164,7 +164,7 @@ fn set_resolves_keys_per_method() {
         Err(TrainError::BadValue { .. })
     ));
     assert!(matches!(
-        RunConfig::new("ssgan"),
+        RunConfig::new("no-such-method"),
         Err(TrainError::UnknownMethod { .. })
     ));
     let file = "iters = 5\n[supervised]\n";

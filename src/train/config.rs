@@ -132,10 +132,13 @@ impl RunConfig {
     pub fn new(method: &str) -> Result<RunConfig, TrainError> {
         let info = methods::find(method)?;
         Ok(RunConfig {
-            common: TrainConfig {
-                method: method.to_string(),
-                ..TrainConfig::default()
-            },
+            common: methods::common_defaults(
+                method,
+                TrainConfig {
+                    method: method.to_string(),
+                    ..TrainConfig::default()
+                },
+            ),
             method: (info.defaults)(),
         })
     }

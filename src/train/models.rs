@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::arch::{self, Model, Net};
 use crate::nn::disc::FcDiscriminator;
+use crate::nn::imgdisc::{Encoding, ImgDisc};
 use crate::nn::{BnMode, Kind, ParamStore};
 use crate::optim::ParamGroup;
 use std::sync::Arc;
@@ -106,4 +107,26 @@ pub fn set_trainable(m: &Model, on: bool) -> Result<()> {
         .iter()
         .filter(|s| s.kind == Kind::Param)
         .try_for_each(|s| s.set_trainable(on))
+}
+
+/// Builds and initialises SS-GAN's image-conditioned adversary (`imgdisc`) of base width `ndf`.
+pub fn img_discriminator(
+    gpu: &Arc<Gpu>,
+    classes: usize,
+    ndf: usize,
+    encoding: Encoding,
+    seed: u64,
+) -> Result<Model> {
+    let mut store = ParamStore::new();
+    let net = Net::ImgDisc(Box::new(ImgDisc::new(
+        &mut store, "", classes, ndf, encoding,
+    )));
+    let m = Model {
+        arch: "imgdisc".to_string(),
+        classes,
+        store,
+        net,
+    };
+    m.materialize(gpu, seed ^ 0x1d15c)?;
+    Ok(m)
 }

@@ -19,6 +19,9 @@ pub struct GpuBatch {
     pub labels: Tensor,
     /// [N, classes] multi-hot image-level labels.
     pub image_labels: Tensor,
+    /// The same multi-hot labels on the host (weak methods plan per-class work from them
+    /// without a GPU read-back).
+    pub image_labels_host: Vec<f32>,
     pub names: Vec<String>,
 }
 
@@ -112,6 +115,7 @@ impl Streams {
             images: Tensor::from_f32(&self.gpu, &b.images, &[b.n, 3, b.h, b.w])?,
             labels: Tensor::from_i32(&self.gpu, &b.labels, &[b.n, b.h, b.w])?,
             image_labels: Tensor::from_f32(&self.gpu, &b.image_labels, &[b.n, b.num_classes])?,
+            image_labels_host: b.image_labels,
             names: b.names,
         })
     }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::nn::arch::Model;
+use crate::nn::imgdisc::Encoding;
 use crate::nn::BnMode;
 use crate::ops;
 use crate::tensor::{DType, Tensor};
@@ -61,4 +62,45 @@ pub fn masked_mean(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         &ops::sum(&ops::mul(x, mask)?)?,
         &ops::maximum(&ops::sum(mask)?, &one)?,
     )
+}
+
+/// The input encodings of a discriminator over class maps (methods.md §1.2 item 2, §2.2):
+/// `basic` = the C-channel map itself (probabilities S, or one-hot Y for real inputs),
+/// `product` = every class channel times every RGB channel (3C channels, channel k·C + c is
+/// `S_c ⊙ x_k`, as `imgdisc`), `concat` = `[S, x]` (C + 3 channels).
+pub fn encode_maps(encoding: Encoding, s: &Tensor, x: &Tensor) -> Result<Tensor> {
+    match encoding {
+        Encoding::Basic => Ok(s.clone()),
+        Encoding::Concat => ops::concat::concat(&[s, x], 1),
+        Encoding::Product => {
+            let rgb = ops::concat::split(x, &[1, 1, 1], 1)?;
+            let prods = rgb
+                .iter()
+                .map(|k| ops::mul(s, k))
+                .collect::<Result<Vec<_>>>()?;
+            let refs: Vec<&Tensor> = prods.iter().collect();
+            ops::concat::concat(&refs, 1)
+        }
+    }
+}
+
+/// Parses an encoding setting (`basic`, `product`, `concat`) for a config check.
+pub fn parse_encoding(s: &str) -> std::result::Result<Encoding, String> {
+    Encoding::parse(s).map_err(|_| format!("encoding {s:?} is not one of basic, product, concat"))
+}
+
+/// Per-pixel channel sum [N, C, H, W] → [N, 1, H, W] as a 1×1 conv (see [`valid_mask`]).
+pub fn channel_sum(x: &Tensor) -> Result<Tensor> {
+    let ones = Tensor::full(x.gpu(), &[1, x.shape()[1], 1, 1], 1.0)?;
+    ops::conv2d(x, &ones, None, &ops::Conv2dParams::new(1, 0, 1))
+}
+
+/// 1 where `argmax pred` equals the label, 0 elsewhere and at ignored pixels → [N, 1, H, W].
+pub fn correct_mask(pred: &Tensor, labels: &Tensor, ignore: i32) -> Result<Tensor> {
+    let c = pred.shape()[1];
+    let am = ops::softmax::argmax_channels(&pred.detach())?;
+    channel_sum(&ops::mul(
+        &ops::softmax::one_hot(&am, c, -1)?,
+        &ops::softmax::one_hot(labels, c, ignore)?,
+    )?)
 }
