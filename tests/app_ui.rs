@@ -77,7 +77,7 @@ fn tiny_run_gate_hover_and_class_toggle() {
         .expect("advsemi has a D confidence")
         .1;
     assert_eq!(total, 32 * 32);
-    h.get_by_label("T_semi").set_value_accesskit(0.0);
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "T_semi").set_value_accesskit(0.0);
     h.run_steps(3);
     assert_eq!(h.state().st.t_semi, 0.0);
     assert_eq!(
@@ -85,7 +85,7 @@ fn tiny_run_gate_hover_and_class_toggle() {
         total,
         "every pixel passes T=0"
     );
-    h.get_by_label("T_semi").set_value_accesskit(1.0);
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "T_semi").set_value_accesskit(1.0);
     h.run_steps(3);
     let at1 = h.state().viewer.pass_count.unwrap().0;
     assert!(at1 < total, "T=1 passes {at1} of {total}");
@@ -110,7 +110,7 @@ fn tiny_run_gate_hover_and_class_toggle() {
         .history
         .class_names(h.state().history.snapshots[0].classes)[1]
         .clone();
-    h.get_by_label(&name).click();
+    h.get_by_role_and_label(egui::accesskit::Role::CheckBox, &name).click();
     h.run_steps(2);
     assert_eq!(h.state().st.hidden_classes, vec![1]);
 
@@ -134,7 +134,7 @@ fn errors_are_messages_and_stop_pause_work() {
     h.run_steps(2);
     let e = h.state().error.clone().expect("error shown");
     assert!(e.contains("iters"), "{e}");
-    h.get_by_label_contains("iters");
+    h.get_by_label_contains("Error: iters");
 
     // A missing dataset fails on the training thread and comes back as a message.
     let mut h = harness(app(&[("data", "camvid:/nonexistent/camvid")]));

@@ -117,14 +117,17 @@ impl Infer {
         egui::Grid::new("infer_paths")
             .num_columns(2)
             .show(ui, |ui| {
-                ui.label("checkpoint");
-                ui.add(egui::TextEdit::singleline(&mut st.checkpoint).desired_width(360.0));
+                let l = ui.label("checkpoint");
+                ui.add(egui::TextEdit::singleline(&mut st.checkpoint).desired_width(360.0))
+                    .labelled_by(l.id);
                 ui.end_row();
-                ui.label("image");
-                ui.add(egui::TextEdit::singleline(&mut st.image).desired_width(360.0));
+                let l = ui.label("image");
+                ui.add(egui::TextEdit::singleline(&mut st.image).desired_width(360.0))
+                    .labelled_by(l.id);
                 ui.end_row();
-                ui.label("export folder");
-                ui.add(egui::TextEdit::singleline(&mut st.export_dir).desired_width(360.0));
+                let l = ui.label("export folder");
+                ui.add(egui::TextEdit::singleline(&mut st.export_dir).desired_width(360.0))
+                    .labelled_by(l.id);
                 ui.end_row();
             });
         ui.horizontal(|ui| {

@@ -243,15 +243,16 @@ impl AdvsegApp {
         self.controls(ui);
         if let Some(e) = self.error.clone() {
             ui.horizontal_wrapped(|ui| {
-                ui.colored_label(egui::Color32::LIGHT_RED, format!("⚠ {e}"));
+                ui.colored_label(egui::Color32::LIGHT_RED, format!("Error: {e}"));
                 if ui.small_button("dismiss").clicked() {
                     self.error = None;
                 }
             });
         }
         ui.horizontal(|ui| {
-            ui.label("config");
-            ui.add(egui::TextEdit::singleline(&mut self.st.config_path).desired_width(130.0));
+            let l = ui.label("config");
+            ui.add(egui::TextEdit::singleline(&mut self.st.config_path).desired_width(130.0))
+                .labelled_by(l.id);
             if ui.small_button("Save").clicked() {
                 let fields = self
                     .st

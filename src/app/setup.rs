@@ -186,7 +186,8 @@ pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) {
             .show(ui, |ui| {
                 for (k, d) in &defaults {
                     let label = k.strip_prefix(&format!("{method}.")).unwrap_or(k);
-                    ui.label(label)
+                    let l = ui
+                        .label(label)
                         .on_hover_text(format!("--set {k}=…  (default {d})"));
                     let v = fields.entry(k.clone()).or_insert_with(|| d.clone());
                     if k == "arch" || k == "disc" {
@@ -197,13 +198,16 @@ pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) {
                                     ui.selectable_value(v, a.to_string(), *a)
                                         .on_hover_text(*about);
                                 }
-                            });
+                            })
+                            .response
+                            .labelled_by(l.id);
                     } else {
                         ui.add(
                             egui::TextEdit::singleline(v)
                                 .desired_width(180.0)
                                 .id_salt(k.as_str()),
-                        );
+                        )
+                        .labelled_by(l.id);
                     }
                     ui.end_row();
                 }
@@ -211,15 +215,17 @@ pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) {
         if ui.button("Reset to defaults").clicked() {
             *fields = defaults.into_iter().collect();
         }
-        ui.label("extra settings (KEY=VALUE per line, as --set):");
+        let l = ui.label("extra settings (KEY=VALUE per line, as --set):");
         ui.add(
             egui::TextEdit::multiline(&mut st.extra_set)
                 .desired_rows(2)
                 .desired_width(260.0),
-        );
+        )
+        .labelled_by(l.id);
         ui.horizontal(|ui| {
-            ui.label("run dir");
+            let l = ui.label("run dir");
             ui.add(egui::TextEdit::singleline(&mut st.run_dir).desired_width(180.0))
+                .labelled_by(l.id)
                 .on_hover_text("empty: keep the run in memory (no checkpoints)");
         });
     });
