@@ -77,7 +77,8 @@ fn tiny_run_gate_hover_and_class_toggle() {
         .expect("advsemi has a D confidence")
         .1;
     assert_eq!(total, 32 * 32);
-    h.get_by_role_and_label(egui::accesskit::Role::Slider, "T_semi").set_value_accesskit(0.0);
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "T_semi")
+        .set_value_accesskit(0.0);
     h.run_steps(3);
     assert_eq!(h.state().st.t_semi, 0.0);
     assert_eq!(
@@ -85,7 +86,8 @@ fn tiny_run_gate_hover_and_class_toggle() {
         total,
         "every pixel passes T=0"
     );
-    h.get_by_role_and_label(egui::accesskit::Role::Slider, "T_semi").set_value_accesskit(1.0);
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "T_semi")
+        .set_value_accesskit(1.0);
     h.run_steps(3);
     let at1 = h.state().viewer.pass_count.unwrap().0;
     assert!(at1 < total, "T=1 passes {at1} of {total}");
@@ -110,7 +112,8 @@ fn tiny_run_gate_hover_and_class_toggle() {
         .history
         .class_names(h.state().history.snapshots[0].classes)[1]
         .clone();
-    h.get_by_role_and_label(egui::accesskit::Role::CheckBox, &name).click();
+    h.get_by_role_and_label(egui::accesskit::Role::CheckBox, &name)
+        .click();
     h.run_steps(2);
     assert_eq!(h.state().st.hidden_classes, vec![1]);
 

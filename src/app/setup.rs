@@ -41,6 +41,15 @@ fn show_value(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
         toml::Value::Array(a) => a.iter().map(show_value).collect::<Vec<_>>().join(","),
+        // Settings are f32: print the f32, not the widened f64's noise digits.
+        toml::Value::Float(f) => {
+            let s = (*f as f32).to_string();
+            if s.contains(['.', 'e', 'i', 'N']) {
+                s
+            } else {
+                format!("{s}.0")
+            }
+        }
         v => v.to_string(),
     }
 }

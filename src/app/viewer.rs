@@ -288,68 +288,76 @@ impl Viewer {
         let mut hover = None;
         let mut new_center = c;
         let mut new_mag = self.mag;
-        egui::ScrollArea::both().id_salt("views").show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                for v in &shown {
-                    ui.vertical(|ui| {
-                        ui.label(v.as_str());
-                        let k = key((
-                            s.step,
-                            st.probe,
-                            v,
-                            st.opacity.to_bits(),
-                            st.cam_alpha.to_bits(),
-                            &st.hidden_classes,
-                            (v == GATE_VIEW).then_some(st.t_semi.to_bits()),
-                        ));
-                        let tex =
-                            self.texture(ui.ctx(), v, k, p.w, p.h, || view_rgba(&s, p, v, st));
-                        let (rect, resp) =
-                            ui.allocate_exact_size(size, egui::Sense::click_and_drag());
-                        resp.widget_info(|| {
-                            egui::WidgetInfo::labeled(egui::Role::Image, true, format!("view {v}"))
-                        });
-                        if let Some(t) = tex {
-                            ui.painter().image(t, rect, uv, egui::Color32::WHITE);
-                        }
-                        if resp.dragged() {
-                            let d = resp.drag_delta() / rect.size() / self.mag;
-                            new_center = c - d;
-                        }
-                        if let Some(pos) = resp.hover_pos() {
-                            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-                            if scroll != 0.0 {
-                                new_mag = (self.mag * (1.0 + scroll * 0.005)).clamp(1.0, 32.0);
-                            }
-                            let f = (pos - rect.min) / rect.size();
-                            let u = uv.min + f * uv.size();
-                            let x = ((u.x * p.w as f32) as usize).min(p.w - 1);
-                            let y = ((u.y * p.h as f32) as usize).min(p.h - 1);
-                            hover = Some((x, y));
-                        }
-                        if ui
-                            .small_button("export PNG")
-                            .on_hover_text("write this view to the export folder")
-                            .clicked()
-                        {
-                            let path = std::path::Path::new(&st.export_dir).join(format!(
-                                "{}_step{}_{}.png",
-                                p.name,
+        egui::ScrollArea::vertical()
+            .id_salt("views")
+            .show(ui, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    for v in &shown {
+                        ui.vertical(|ui| {
+                            ui.label(v.as_str());
+                            let k = key((
                                 s.step,
-                                v.replace(['@', '/'], "_")
+                                st.probe,
+                                v,
+                                st.opacity.to_bits(),
+                                st.cam_alpha.to_bits(),
+                                &st.hidden_classes,
+                                (v == GATE_VIEW).then_some(st.t_semi.to_bits()),
                             ));
-                            self.message = Some(match view_rgba(&s, p, v, st) {
-                                Some(px) => match compose::write_png_atomic(&path, p.w, p.h, &px) {
-                                    Ok(()) => format!("wrote {}", path.display()),
-                                    Err(e) => format!("export failed: {e}"),
-                                },
-                                None => format!("{v}: nothing to export"),
+                            let tex =
+                                self.texture(ui.ctx(), v, k, p.w, p.h, || view_rgba(&s, p, v, st));
+                            let (rect, resp) =
+                                ui.allocate_exact_size(size, egui::Sense::click_and_drag());
+                            resp.widget_info(|| {
+                                egui::WidgetInfo::labeled(
+                                    egui::Role::Image,
+                                    true,
+                                    format!("view {v}"),
+                                )
                             });
-                        }
-                    });
-                }
+                            if let Some(t) = tex {
+                                ui.painter().image(t, rect, uv, egui::Color32::WHITE);
+                            }
+                            if resp.dragged() {
+                                let d = resp.drag_delta() / rect.size() / self.mag;
+                                new_center = c - d;
+                            }
+                            if let Some(pos) = resp.hover_pos() {
+                                let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+                                if scroll != 0.0 {
+                                    new_mag = (self.mag * (1.0 + scroll * 0.005)).clamp(1.0, 32.0);
+                                }
+                                let f = (pos - rect.min) / rect.size();
+                                let u = uv.min + f * uv.size();
+                                let x = ((u.x * p.w as f32) as usize).min(p.w - 1);
+                                let y = ((u.y * p.h as f32) as usize).min(p.h - 1);
+                                hover = Some((x, y));
+                            }
+                            if ui
+                                .small_button("export PNG")
+                                .on_hover_text("write this view to the export folder")
+                                .clicked()
+                            {
+                                let path = std::path::Path::new(&st.export_dir).join(format!(
+                                    "{}_step{}_{}.png",
+                                    p.name,
+                                    s.step,
+                                    v.replace(['@', '/'], "_")
+                                ));
+                                self.message = Some(match view_rgba(&s, p, v, st) {
+                                    Some(px) => {
+                                        match compose::write_png_atomic(&path, p.w, p.h, &px) {
+                                            Ok(()) => format!("wrote {}", path.display()),
+                                            Err(e) => format!("export failed: {e}"),
+                                        }
+                                    }
+                                    None => format!("{v}: nothing to export"),
+                                });
+                            }
+                        });
+                    }
+                });
             });
-        });
         self.center = new_center;
         self.mag = new_mag;
         let readout_now = hover.map(|(x, y)| readout(&s, p, &names, x, y, st.t_semi));
