@@ -179,3 +179,62 @@ fn ui_state_defaults_fill_missing_fields() {
     let back: UiState = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
     assert_eq!(back.t_semi, 0.7);
 }
+
+#[test]
+fn run_dir_then_inference_and_export() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("app_infer");
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = dir.join("run");
+    let mut a = app(&[("iters", "2"), ("eval_every", "2")]);
+    a.st.run_dir = run.display().to_string();
+    a.st.export_dir = dir.join("exports").display().to_string();
+    let mut h = harness(a);
+    h.get_by_label("Start").click();
+    wait(&mut h, 60, |a| a.history.finished);
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    let ckpt = run.join("last.safetensors");
+    assert!(ckpt.exists());
+
+    // Any RGB image: the probe's input, written with the app's own PNG writer.
+    let s = h.state().history.snapshots.last().unwrap().clone();
+    let p = &s.probes[0];
+    let img = dir.join("probe.png");
+    advseg::app::compose::write_png_atomic(
+        &img,
+        p.w,
+        p.h,
+        &advseg::app::compose::rgb_to_rgba(&p.input),
+    )
+    .unwrap();
+
+    h.state_mut().st.tab = Tab::Inference;
+    h.state_mut().st.checkpoint = ckpt.display().to_string();
+    h.state_mut().st.image = img.display().to_string();
+    h.run_steps(2);
+    h.get_by_label("Run inference").click();
+    wait(&mut h, 60, |a| {
+        a.infer.result.is_some() || a.infer.error.is_some()
+    });
+    assert!(
+        h.state().infer.error.is_none(),
+        "{:?}",
+        h.state().infer.error
+    );
+    h.run_steps(2);
+    h.get_by_label("view prediction");
+    h.get_by_label("advsemi / tiny at step 2");
+    let n = h.query_all_by_label("export PNG").count();
+    assert!(n >= 3);
+    h.query_all_by_label("export PNG").next().unwrap().click();
+    h.run_steps(2);
+    let msg = h.state().infer.viewer.message.clone().unwrap();
+    assert!(msg.starts_with("wrote "), "{msg}");
+    let f: Vec<_> = std::fs::read_dir(dir.join("exports")).unwrap().collect();
+    assert_eq!(f.len(), 1, "one PNG, no temporary left");
+
+    // A missing checkpoint is a message, not a crash.
+    h.state_mut().st.checkpoint = dir.join("missing.safetensors").display().to_string();
+    h.get_by_label("Run inference").click();
+    wait(&mut h, 30, |a| a.infer.error.is_some());
+}
