@@ -80,6 +80,55 @@ impl History {
         }
     }
 
+    /// Reads a run directory's `metrics.jsonl` (step scalars every `log_every` steps and
+    /// evaluations), so an existing run's curves show before or without resuming it.
+    pub fn load_metrics(dir: &std::path::Path) -> Result<History, String> {
+        let path = dir.join("metrics.jsonl");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut h = History::default();
+        for (n, line) in text.lines().enumerate().filter(|l| !l.1.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+            let step = v["step"].as_u64().unwrap_or(0) as usize;
+            h.step = h.step.max(step);
+            match v["type"].as_str() {
+                Some("step") => {
+                    for (k, x) in v.as_object().into_iter().flatten() {
+                        if let (false, Some(x)) = (
+                            ["type", "step", "it_per_s"].contains(&k.as_str()),
+                            x.as_f64(),
+                        ) {
+                            h.scalars
+                                .entry(k.clone())
+                                .or_default()
+                                .push([step as f64, x]);
+                        }
+                    }
+                }
+                Some("eval") => h.evals.push(EvalResult {
+                    step,
+                    split: v["split"].as_str().unwrap_or("").to_string(),
+                    miou: v["miou"].as_f64(),
+                    pixel_acc: v["pixel_acc"].as_f64(),
+                    mean_class_acc: v["mean_class_acc"].as_f64(),
+                    per_class_iou: v["iou"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, x)| (k.clone(), x.as_f64()))
+                        .collect(),
+                    images: v["images"].as_u64().unwrap_or(0) as usize,
+                    seconds: v["seconds"].as_f64().unwrap_or(0.0),
+                }),
+                _ => {}
+            }
+        }
+        h.log
+            .push(format!("loaded {} (up to step {})", path.display(), h.step));
+        Ok(h)
+    }
+
     /// Class names from the latest evaluation (snapshots carry colours only).
     pub fn class_names(&self, classes: usize) -> Vec<String> {
         match self.evals.last() {

@@ -166,8 +166,24 @@ impl AdvsegApp {
         }
     }
 
+    /// Shows an existing run directory's metrics (without training).
+    pub fn open_run_dir(&mut self) {
+        match History::load_metrics(std::path::Path::new(self.st.run_dir.trim())) {
+            Ok(h) => {
+                self.history = h;
+                self.error = None;
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
     fn launch(&mut self, req: RunRequest, wake: Option<egui::Context>) {
-        self.history = History::default();
+        let resumed = req.resume.is_some();
+        self.history = match (&req.run_dir, resumed) {
+            // A resumed run's curves continue from its logged history.
+            (Some(d), true) => History::load_metrics(d).unwrap_or_default(),
+            _ => History::default(),
+        };
         self.viewer.snap_index = None;
         self.run = Some(Run::start(req, wake));
     }
@@ -218,6 +234,16 @@ impl AdvsegApp {
                 .clicked()
             {
                 self.resume(Some(ctx.clone()));
+            }
+            if ui
+                .add_enabled(
+                    !running && !self.st.run_dir.trim().is_empty(),
+                    egui::Button::new("Open run dir"),
+                )
+                .on_hover_text("show the run directory's logged metrics")
+                .clicked()
+            {
+                self.open_run_dir();
             }
         });
         let h = &self.history;
