@@ -170,7 +170,7 @@ impl Viewer {
         }
         let n = snaps.len();
         let mut idx = self.snap_index.unwrap_or(n - 1).min(n - 1);
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let mut follow = self.snap_index.is_none();
             let moved = ui
                 .add_enabled(
@@ -213,7 +213,7 @@ impl Viewer {
         if let Some(c) = map(p, CONF_MAP) {
             let (_, k) = compose::semi_gate(c, st.t_semi);
             self.pass_count = Some((k, hw));
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 ui.add(egui::Slider::new(&mut st.t_semi, 0.0..=1.0).text("T_semi"));
                 // Recomputed after the slider moved, so the label matches the new T.
                 let (_, k) = compose::semi_gate(c, st.t_semi);
