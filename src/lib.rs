@@ -4,6 +4,7 @@
 //! [`autograd`] → [`ops`] (differentiable ops over WGSL kernels) → [`optim`] → [`nn`] → [`train`] (one trainer, methods as plug-ins,
 //! observers of its event stream).
 
+pub mod app;
 pub mod autograd;
 pub mod data;
 pub mod error;

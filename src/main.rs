@@ -1,7 +1,7 @@
 //! The `advseg` command line.
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli;
 
@@ -12,12 +12,15 @@ mod cli;
     about = "Adversarial, semi- and weakly-supervised semantic segmentation on any GPU"
 )]
 struct Cli {
+    /// Without a subcommand: the desktop app when a display is available, else this help.
     #[command(subcommand)]
-    cmd: Command,
+    cmd: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Desktop app: set up, run and inspect training live (plots, maps, T_semi gate, inference).
+    App(cli::app::AppArgs),
     /// List GPU adapters and the one advseg would use (ADVSEG_BACKEND / ADVSEG_ADAPTER choose).
     Info,
     /// Print an architecture's layer table and parameter count; optionally save an initialised checkpoint.
@@ -53,7 +56,15 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.cmd {
+    let Some(cmd) = cli.cmd else {
+        if advseg::app::display_available() {
+            return cli::app::run(Default::default());
+        }
+        Cli::command().print_help()?;
+        return Ok(());
+    };
+    match cmd {
+        Command::App(a) => cli::app::run(a),
         Command::Info => cli::info::run(),
         Command::Bench { what } => cli::bench::run(what),
         Command::Model(a) => cli::model::run(a),

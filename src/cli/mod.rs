@@ -1,4 +1,5 @@
 //! Subcommand implementations of the `advseg` binary.
+pub mod app;
 pub mod bench;
 pub mod data;
 pub mod info;

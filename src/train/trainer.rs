@@ -63,6 +63,8 @@ pub struct Trainer {
     last_saved: Option<(PathBuf, usize)>,
     observers: Vec<Box<dyn Observer>>,
     opts: TrainerOptions,
+    /// While set, the loop waits between iterations (the app's Pause); a stop request still ends it.
+    pause: Option<Arc<AtomicBool>>,
     classes: usize,
     colours: Vec<[u8; 3]>,
     ignore: u8,
@@ -281,12 +283,18 @@ impl Trainer {
             last_saved,
             observers: Vec::new(),
             opts,
+            pause: None,
             classes,
             colours,
             ignore,
             split,
             cfg,
         })
+    }
+
+    /// Installs a pause flag checked between iterations.
+    pub fn set_pause(&mut self, pause: Arc<AtomicBool>) {
+        self.pause = Some(pause);
     }
 
     pub fn add_observer(&mut self, o: Box<dyn Observer>) {
@@ -343,6 +351,22 @@ impl Trainer {
         }
         let mut window = (Instant::now(), self.step);
         while self.step < c.iters {
+            let stopping = |t: &Self| {
+                t.opts
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(Ordering::SeqCst))
+            };
+            while self
+                .pause
+                .as_ref()
+                .is_some_and(|p| p.load(Ordering::SeqCst))
+                && !stopping(self)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                // The pause is not training time.
+                window = (Instant::now(), self.step);
+            }
             if self
                 .opts
                 .stop

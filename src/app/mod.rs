@@ -1,0 +1,454 @@
+//! The desktop app (`advseg app`): eframe + egui on the wgpu renderer, drawing the trainer's
+//! event stream. All egui code lives under this module.
+//!
+//! Layout: `state` (persisted UI state), `runner` (the training thread), `history` (what the
+//! run has reported), `setup` (run setup through `RunConfig::set`), `plots`, `viewer` (maps,
+//! T_semi gate, hover), `compose` (pixel work, PNG export), `infer` (inference tab).
+
+pub mod compose;
+pub mod history;
+pub mod infer;
+pub mod plots;
+pub mod runner;
+pub mod setup;
+pub mod state;
+pub mod viewer;
+
+use history::History;
+use runner::{Msg, Run, RunRequest};
+use state::{Tab, UiState};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Launch options from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct AppOptions {
+    /// Start training as soon as the window opens.
+    pub start: bool,
+    /// Setup fields to preset (`key=value`, the panel's keys).
+    pub preset: Vec<(String, String)>,
+    pub method: Option<String>,
+    /// Save a screenshot of the window here after `after_secs`, then quit.
+    pub screenshot: Option<PathBuf>,
+    pub after_secs: f64,
+    /// Ignore the persisted UI state (fresh defaults).
+    pub fresh: bool,
+}
+
+struct ScreenshotPlan {
+    path: PathBuf,
+    after_secs: f64,
+    requested: bool,
+    done: Arc<AtomicBool>,
+}
+
+pub struct AdvsegApp {
+    pub st: UiState,
+    pub run: Option<Run>,
+    pub history: History,
+    /// The last error (bad setting, failing run), shown until dismissed.
+    pub error: Option<String>,
+    pub viewer: viewer::Viewer,
+    pub infer: infer::Infer,
+    screenshot: Option<ScreenshotPlan>,
+    autostart: bool,
+    opened: Instant,
+}
+
+impl AdvsegApp {
+    pub fn new(st: UiState, opts: &AppOptions) -> Self {
+        let mut st = if opts.fresh { UiState::default() } else { st };
+        if let Some(m) = &opts.method {
+            st.method = m.clone();
+        }
+        setup::ensure_fields(&mut st);
+        let method = st.method.clone();
+        for (k, v) in &opts.preset {
+            let k = if setup::COMMON.contains(&k.as_str()) || k.contains('.') {
+                k.clone()
+            } else {
+                format!("{method}.{k}")
+            };
+            st.fields
+                .entry(method.clone())
+                .or_default()
+                .insert(k, v.clone());
+        }
+        AdvsegApp {
+            st,
+            run: None,
+            history: History::default(),
+            error: None,
+            viewer: Default::default(),
+            infer: Default::default(),
+            screenshot: opts.screenshot.clone().map(|path| ScreenshotPlan {
+                path,
+                after_secs: opts.after_secs,
+                requested: false,
+                done: Arc::new(AtomicBool::new(false)),
+            }),
+            autostart: opts.start,
+            opened: Instant::now(),
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| !r.is_finished())
+    }
+
+    /// Starts a run from the setup panel; a bad setting becomes `self.error`.
+    pub fn start(&mut self, wake: Option<egui::Context>) {
+        if self.running() {
+            return;
+        }
+        self.error = None;
+        let fields = self
+            .st
+            .fields
+            .get(&self.st.method)
+            .cloned()
+            .unwrap_or_default();
+        let cfg = match setup::build_config(&self.st.method, &fields, &self.st.extra_set) {
+            Ok(c) => c,
+            Err(e) => {
+                self.error = Some(e);
+                return;
+            }
+        };
+        let run_dir = Some(self.st.run_dir.trim())
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
+        if let Some(d) = &run_dir {
+            if d.join("last.safetensors").exists() {
+                self.error = Some(format!(
+                    "{} already holds a run: use \"Resume run dir\" or choose another run dir",
+                    d.display()
+                ));
+                return;
+            }
+        }
+        self.launch(
+            RunRequest {
+                cfg,
+                run_dir,
+                resume: None,
+            },
+            wake,
+        );
+    }
+
+    /// Continues the run in the run directory from its `last` checkpoint, with its own config.
+    pub fn resume(&mut self, wake: Option<egui::Context>) {
+        if self.running() {
+            return;
+        }
+        self.error = None;
+        let dir = PathBuf::from(self.st.run_dir.trim());
+        let ck = dir.join("last.safetensors");
+        let cfg = crate::train::checkpoint::Checkpoint::read(&ck)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|c| {
+                crate::train::RunConfig::from_toml(&c.meta.config_toml, &ck)
+                    .map_err(|e| e.to_string())
+            });
+        match cfg {
+            Ok(cfg) => self.launch(
+                RunRequest {
+                    cfg,
+                    run_dir: Some(dir),
+                    resume: Some(ck),
+                },
+                wake,
+            ),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Shows an existing run directory's metrics (without training).
+    pub fn open_run_dir(&mut self) {
+        match History::load_metrics(std::path::Path::new(self.st.run_dir.trim())) {
+            Ok(h) => {
+                self.history = h;
+                self.error = None;
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn launch(&mut self, req: RunRequest, wake: Option<egui::Context>) {
+        let resumed = req.resume.is_some();
+        self.history = match (&req.run_dir, resumed) {
+            // A resumed run's curves continue from its logged history.
+            (Some(d), true) => History::load_metrics(d).unwrap_or_default(),
+            _ => History::default(),
+        };
+        self.viewer.snap_index = None;
+        self.run = Some(Run::start(req, wake));
+    }
+
+    /// Drains the training thread's messages.
+    pub fn poll(&mut self) {
+        let Some(run) = &self.run else { return };
+        while let Ok(m) = run.rx.try_recv() {
+            match m {
+                Msg::Event(e) => self.history.apply(e),
+                Msg::Failed(e) => {
+                    self.history.log.push(format!("run failed: {e}"));
+                    self.error = Some(format!("run failed: {e}"));
+                }
+                Msg::Exited => self.history.finished = true,
+            }
+        }
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        ui.horizontal(|ui| {
+            let running = self.running();
+            if ui
+                .add_enabled(!running, egui::Button::new("Start"))
+                .clicked()
+            {
+                self.start(Some(ctx.clone()));
+            }
+            if let Some(r) = self.run.as_ref().filter(|_| running) {
+                if r.paused() {
+                    if ui.button("Resume").clicked() {
+                        r.set_paused(false);
+                    }
+                } else if ui.button("Pause").clicked() {
+                    r.set_paused(true);
+                }
+                if ui.button("Stop").clicked() {
+                    r.request_stop();
+                }
+            }
+            let has_ckpt = !self.st.run_dir.trim().is_empty()
+                && PathBuf::from(self.st.run_dir.trim())
+                    .join("last.safetensors")
+                    .exists();
+            if ui
+                .add_enabled(!running && has_ckpt, egui::Button::new("Resume run dir"))
+                .clicked()
+            {
+                self.resume(Some(ctx.clone()));
+            }
+            if ui
+                .add_enabled(
+                    !running && !self.st.run_dir.trim().is_empty(),
+                    egui::Button::new("Open run dir"),
+                )
+                .on_hover_text("show the run directory's logged metrics")
+                .clicked()
+            {
+                self.open_run_dir();
+            }
+        });
+        let h = &self.history;
+        if h.iters > 0 {
+            let paused = self
+                .run
+                .as_ref()
+                .is_some_and(|r| r.paused() && self.running());
+            ui.add(
+                egui::ProgressBar::new(h.step as f32 / h.iters as f32).text(format!(
+                    "step {}/{}  {:.2} it/s{}",
+                    h.step,
+                    h.iters,
+                    h.it_per_s,
+                    if paused { "  (paused)" } else { "" }
+                )),
+            );
+        }
+    }
+
+    fn side_panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Run setup");
+        self.controls(ui);
+        if let Some(e) = self.error.clone() {
+            ui.horizontal_wrapped(|ui| {
+                ui.colored_label(egui::Color32::LIGHT_RED, format!("Error: {e}"));
+                if ui.small_button("dismiss").clicked() {
+                    self.error = None;
+                }
+            });
+        }
+        ui.horizontal(|ui| {
+            let l = ui.label("config");
+            ui.add(egui::TextEdit::singleline(&mut self.st.config_path).desired_width(130.0))
+                .labelled_by(l.id);
+            if ui.small_button("Save").clicked() {
+                let fields = self
+                    .st
+                    .fields
+                    .get(&self.st.method)
+                    .cloned()
+                    .unwrap_or_default();
+                let path = PathBuf::from(&self.st.config_path);
+                self.error = setup::build_config(&self.st.method, &fields, &self.st.extra_set)
+                    .and_then(|c| {
+                        std::fs::write(&path, c.to_toml())
+                            .map_err(|e| format!("{}: {e}", path.display()))
+                    })
+                    .err();
+                if self.error.is_none() {
+                    self.history
+                        .log
+                        .push(format!("saved config to {}", path.display()));
+                }
+            }
+            if ui
+                .add_enabled(!self.running(), egui::Button::new("Load").small())
+                .clicked()
+            {
+                let path = PathBuf::from(&self.st.config_path);
+                self.error = setup::load_config_file(&mut self.st, &path).err();
+            }
+        });
+        ui.separator();
+        let editable = !self.running();
+        egui::ScrollArea::vertical()
+            .id_salt("setup")
+            .show(ui, |ui| {
+                setup::setup_ui(ui, &mut self.st, editable);
+                ui.separator();
+                ui.label("log");
+                for l in self.history.log.iter().rev().take(12) {
+                    ui.small(l);
+                }
+            });
+    }
+
+    /// The whole UI into `ui` (eframe's root or a test harness).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.poll();
+        self.infer.poll();
+        if self.autostart {
+            self.autostart = false;
+            self.start(Some(ui.ctx().clone()));
+        }
+        egui::Panel::left("setup_panel")
+            .default_size(330.0)
+            .resizable(true)
+            .show(ui, |ui| self.side_panel(ui));
+        egui::Panel::top("tabs").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                for (t, name) in [
+                    (Tab::Overview, "Overview"),
+                    (Tab::Plots, "Plots"),
+                    (Tab::Maps, "Maps"),
+                    (Tab::Inference, "Inference"),
+                ] {
+                    ui.selectable_value(&mut self.st.tab, t, name);
+                }
+            });
+        });
+        egui::CentralPanel::default().show(ui, |ui| {
+            let names = |c: usize| self.history.class_names(c);
+            match self.st.tab {
+                Tab::Overview => {
+                    let h = ui.available_height();
+                    ui.columns(2, |cols| {
+                        egui::ScrollArea::vertical()
+                            .id_salt("ov_plots")
+                            .show(&mut cols[0], |ui| {
+                                plots::plots_ui(
+                                    ui,
+                                    &self.history,
+                                    &mut self.st.smoothing,
+                                    (h / 4.0).max(90.0),
+                                );
+                            });
+                        self.viewer
+                            .ui(&mut cols[1], &self.history.snapshots, &names, &mut self.st);
+                    });
+                }
+                Tab::Plots => {
+                    egui::ScrollArea::vertical()
+                        .id_salt("plots")
+                        .show(ui, |ui| {
+                            plots::plots_ui(ui, &self.history, &mut self.st.smoothing, 200.0);
+                        });
+                }
+                Tab::Maps => self
+                    .viewer
+                    .ui(ui, &self.history.snapshots, &names, &mut self.st),
+                Tab::Inference => self.infer.ui(ui, &mut self.st),
+            }
+        });
+        if self.running() {
+            // Events wake the UI; this only keeps the it/s and pause state fresh.
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(250));
+        }
+        self.screenshot_step(ui.ctx());
+    }
+
+    fn screenshot_step(&mut self, ctx: &egui::Context) {
+        let Some(p) = &mut self.screenshot else {
+            return;
+        };
+        if p.done.load(Ordering::SeqCst) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        }
+        ctx.request_repaint_after(std::time::Duration::from_millis(100));
+        if !p.requested && self.opened.elapsed().as_secs_f64() >= p.after_secs {
+            p.requested = true;
+            let (path, done) = (p.path.clone(), p.done.clone());
+            let wake = ctx.clone();
+            ctx.request_screenshot(move |img| {
+                let [w, h] = img.size;
+                let px: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
+                match compose::write_png_atomic(&path, w, h, &px) {
+                    Ok(()) => eprintln!("screenshot written to {}", path.display()),
+                    Err(e) => eprintln!("screenshot failed: {e}"),
+                }
+                done.store(true, Ordering::SeqCst);
+                wake.request_repaint();
+            });
+        }
+    }
+}
+
+impl eframe::App for AdvsegApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.st);
+    }
+}
+
+/// Whether a window can be opened (X11 or Wayland display).
+pub fn display_available() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
+/// Opens the window and runs until it is closed.
+pub fn run_native(opts: AppOptions) -> anyhow::Result<()> {
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("advseg")
+            .with_inner_size([1400.0, 860.0]),
+        persist_window: true,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "advseg",
+        native,
+        Box::new(move |cc| {
+            let st: UiState = cc
+                .storage
+                .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+                .unwrap_or_default();
+            Ok(Box::new(AdvsegApp::new(st, &opts)))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("the app window failed: {e}"))
+}

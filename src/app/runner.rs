@@ -1,0 +1,153 @@
+//! The training thread: the trainer owns its GPU work there; the UI thread only drains
+//! messages, so drawing never slows a step and a failing run becomes a message, not a crash.
+
+use crate::train::rundir::RunDirWriter;
+use crate::train::{Event, Observer, RunConfig, Trainer, TrainerOptions};
+use crate::Gpu;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// What the training thread tells the UI.
+#[derive(Debug)]
+pub enum Msg {
+    Event(Event),
+    /// The run could not start or failed; the text is the full chain of causes.
+    Failed(String),
+    /// The thread has ended (after `Finished`, `Interrupted` or `Failed`).
+    Exited,
+}
+
+/// Forwards events and wakes the UI so it redraws without polling.
+struct UiObserver {
+    tx: Sender<Msg>,
+    wake: Option<egui::Context>,
+}
+
+impl Observer for UiObserver {
+    fn on_event(&mut self, e: &Event) {
+        let _ = self.tx.send(Msg::Event(e.clone()));
+        if let Some(c) = &self.wake {
+            c.request_repaint();
+        }
+    }
+}
+
+pub struct RunRequest {
+    pub cfg: RunConfig,
+    /// Where checkpoints and metrics go; `None` keeps the run in memory only.
+    pub run_dir: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
+}
+
+pub struct Run {
+    pub rx: Receiver<Msg>,
+    pub stop: Arc<AtomicBool>,
+    pub pause: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Run {
+    pub fn start(req: RunRequest, wake: Option<egui::Context>) -> Run {
+        let (tx, rx) = channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let pause = Arc::new(AtomicBool::new(false));
+        let (s, p) = (stop.clone(), pause.clone());
+        let handle = std::thread::Builder::new()
+            .name("advseg-train".into())
+            .spawn(move || {
+                let tx2 = tx.clone();
+                let w2 = wake.clone();
+                // A panic in the engine must not take the window down with it.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    train(req, s, p, UiObserver { tx: tx2, wake: w2 })
+                }));
+                let failure = match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(format!("{e:#}")),
+                    Err(p) => Some(format!(
+                        "training thread panicked: {}",
+                        p.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default()
+                    )),
+                };
+                if let Some(f) = failure {
+                    let _ = tx.send(Msg::Failed(f));
+                }
+                let _ = tx.send(Msg::Exited);
+                if let Some(c) = &wake {
+                    c.request_repaint();
+                }
+            })
+            .expect("spawning the training thread");
+        Run {
+            rx,
+            stop,
+            pause,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn set_paused(&self, on: bool) {
+        self.pause.store(on, Ordering::SeqCst);
+    }
+
+    pub fn paused(&self) -> bool {
+        self.pause.load(Ordering::SeqCst)
+    }
+
+    /// Asks for a stop after the current step (`last` is saved first).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.pause.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(|h| h.is_finished())
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // Closing the window stops training cleanly (its `last` checkpoint is written).
+        self.request_stop();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn train(
+    req: RunRequest,
+    stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
+    ui: UiObserver,
+) -> anyhow::Result<()> {
+    let gpu = Gpu::shared()?;
+    let log_every = req.cfg.common.log_every;
+    let resume_step = match &req.resume {
+        Some(p) => Some(crate::train::checkpoint::Checkpoint::read(p)?.meta.step),
+        None => None,
+    };
+    let mut t = Trainer::new(
+        &gpu,
+        req.cfg,
+        TrainerOptions {
+            run_dir: req.run_dir.clone(),
+            resume: req.resume.clone(),
+            load_from: None,
+            stop: Some(stop),
+        },
+    )?;
+    t.set_pause(pause);
+    if let Some(d) = &req.run_dir {
+        t.add_observer(Box::new(RunDirWriter::new(d, log_every, resume_step)?));
+    }
+    t.add_observer(Box::new(ui));
+    t.run()?;
+    Ok(())
+}
