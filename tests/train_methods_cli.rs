@@ -1,98 +1,14 @@
 //! End-to-end `advseg train` / `eval` / `predict` of `gan-cegu`, `ssgan` and `eader` on
 //! synthetic data (lavapipe-sized), with the helpers and settings of `train_cli.rs`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn advseg(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_advseg"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .expect("run advseg");
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = advseg(args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "advseg {args:?} failed:\n{text}");
-    text
-}
+use common::*;
+use std::path::PathBuf;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("advseg_mtrain_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmp("mtrain", name)
 }
-
-fn lines(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn evals(m: &[serde_json::Value]) -> Vec<(u64, f64)> {
-    m.iter()
-        .filter(|v| v["type"] == "eval")
-        .map(|v| (v["step"].as_u64().unwrap(), v["miou"].as_f64().unwrap()))
-        .collect()
-}
-
-/// Every loss term of every logged step is finite; returns the logged steps.
-fn finite_steps(m: &[serde_json::Value]) -> Vec<u64> {
-    m.iter()
-        .filter(|v| v["type"] == "step")
-        .map(|v| {
-            for (k, x) in v.as_object().unwrap() {
-                if k.starts_with("loss") {
-                    let x = x.as_f64().unwrap_or(f64::NAN);
-                    assert!(x.is_finite(), "{k} = {x} in {v}");
-                }
-            }
-            v["step"].as_u64().unwrap()
-        })
-        .collect()
-}
-
-fn complete_run_dir(dir: &Path, last_step: u64, maps: &[&str]) {
-    for f in [
-        "config.toml",
-        "split.txt",
-        "metrics.jsonl",
-        "last.safetensors",
-        "best.safetensors",
-    ] {
-        assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
-    }
-    let snap = dir.join(format!("snapshots/step_{last_step:06}"));
-    let names: Vec<String> = std::fs::read_dir(&snap)
-        .unwrap_or_else(|e| panic!("{}: {e}", snap.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    for want in ["input", "gt", "pred", "overlay", "confidence"]
-        .iter()
-        .chain(maps)
-    {
-        assert!(
-            names.iter().any(|n| n.ends_with(&format!("_{want}.png"))),
-            "no *_{want}.png in {names:?}"
-        );
-    }
-}
-
-fn eval_json(ckpt: &Path) -> serde_json::Value {
-    let s = ok(&["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json"]);
-    serde_json::from_str(s.lines().last().unwrap()).unwrap()
-}
-
-const DATA: &str = "synthetic:size=32,n=96,val=16";
 
 /// Trains, checks learning, finite losses and the run directory, resumes for 10 more steps,
 /// evaluates and predicts with the method's maps.
