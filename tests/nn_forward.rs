@@ -68,3 +68,57 @@ fn fcdisc_output_is_input_sized_logit_map() {
     assert_eq!(d.forward_logits(&x).unwrap().shape(), &[1, 1, 2, 1]);
     assert_eq!(d.forward(&x).unwrap().shape(), &[1, 1, 64, 48]);
 }
+
+/// `tiny-cls` is GAP + linear on its features, so the mean over positions of its un-ReLU'd
+/// class maps plus the bias equals the logits: what makes its CAMs (EADER, weak methods) mean
+/// what they should. Gradients reach every parameter.
+#[test]
+fn tiny_cls_cams_average_to_logits() {
+    let gpu = Gpu::shared().unwrap();
+    let m = arch::build("tiny-cls", 4).unwrap();
+    m.materialize(&gpu, 2).unwrap();
+    let x = input(&gpu, &[2, 3, 20, 24]);
+    let (f, logits) = m.features_and_logits(&x, BnMode::Train, None).unwrap();
+    assert_eq!(f.shape(), &[2, 32, 5, 6]);
+    assert_eq!(logits.shape(), &[2, 4]);
+    let w = m.cam_weight().unwrap();
+    assert_eq!(w.shape(), &[4, 32]);
+    let maps = ops::conv2d(
+        &f,
+        &w.reshape(&[4, 32, 1, 1]).unwrap(),
+        None,
+        &ops::Conv2dParams::new(1, 0, 1),
+    )
+    .unwrap();
+    let avg = ops::mean_dims(&maps, &[2, 3])
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let bias = m
+        .store
+        .slots()
+        .iter()
+        .find(|s| s.name == "fc.bias")
+        .unwrap()
+        .get()
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let l = logits.to_vec_f32().unwrap();
+    for (i, (a, z)) in avg.iter().zip(&l).enumerate() {
+        let want = a + bias[i % 4];
+        assert!(
+            (want - z).abs() <= 1e-5 + 1e-4 * z.abs(),
+            "{i}: {want} vs {z}"
+        );
+    }
+    ops::mean(&ops::square(&logits).unwrap())
+        .unwrap()
+        .backward()
+        .unwrap();
+    for s in m.store.slots() {
+        if s.trainable() {
+            assert!(s.get().unwrap().grad().is_some(), "no grad for {}", s.name);
+        }
+    }
+}

@@ -185,3 +185,41 @@ fn defaults_and_keys_of_the_new_methods() {
     // Other methods keep the AdvSemiSeg optimiser defaults.
     assert_eq!(RunConfig::new("ssgan").unwrap().common.lr, 2.5e-4);
 }
+
+/// EADER's evaluation keeps only the ground-truth image classes (§5.4, `eval_classes = "gt"`):
+/// every pixel's pseudo-label is the background or one of them, whatever the localizer thinks.
+#[test]
+fn eader_eval_uses_gt_image_classes() {
+    use advseg::nn::arch::Model;
+    use advseg::ops::softmax::argmax_channels;
+    use advseg::train::methods::{find, BuildEnv};
+    use advseg::train::RunConfig;
+    let gpu = Gpu::shared().unwrap();
+    let mut cfg = RunConfig::new("eader").unwrap();
+    cfg.common.arch = "tiny-cls".into();
+    cfg.set("adversary", "tiny-cls".into()).unwrap();
+    let init = |_: &str, _: &Model| Ok(());
+    let env = BuildEnv {
+        gpu: &gpu,
+        cfg: &cfg,
+        classes: 5,
+        ignore: 255,
+        init: &init,
+    };
+    let m = (find("eader").unwrap().build)(&env).unwrap();
+    let x: Vec<f32> = (0..2 * 3 * 16 * 16)
+        .map(|i| ((i * 29 % 97) as f32 / 48.0) - 1.0)
+        .collect();
+    let x = Tensor::from_f32(&gpu, &x, &[2, 3, 16, 16]).unwrap();
+    // Image 0 holds class 2, image 1 classes 1 and 4.
+    let y = Tensor::from_f32(&gpu, &[1., 0., 1., 0., 0., 1., 1., 0., 0., 1.], &[2, 5]).unwrap();
+    let pred = argmax_channels(&m.segment_labeled(&x, &y).unwrap())
+        .unwrap()
+        .to_vec_i32()
+        .unwrap();
+    let (a, b) = pred.split_at(256);
+    assert!(a.iter().all(|&c| c == 0 || c == 2), "{a:?}");
+    assert!(b.iter().all(|&c| [0, 1, 4].contains(&c)), "{b:?}");
+    // A min–max normalised map exceeds the 0.3 seed threshold somewhere: foreground appears.
+    assert!(a.contains(&2) && (b.contains(&1) || b.contains(&4)));
+}

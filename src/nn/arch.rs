@@ -42,6 +42,10 @@ pub const ARCHS: &[(&str, &str)] = &[
     ),
     ("tiny", "small encoder-decoder for tests and demos (OS 4)"),
     (
+        "tiny-cls",
+        "tiny's encoder + GAP + fc: image-level classifier with CAMs at OS 4 (weak methods' tests)",
+    ),
+    (
         "fcdisc",
         "AdvSemiSeg FCDiscriminator (4x4/2 convs, LeakyReLU 0.2)",
     ),
@@ -79,6 +83,7 @@ pub enum Net {
     DeepLabV2(DeepLabV2),
     FcDisc(Box<FcDiscriminator>),
     Tiny(super::tiny::Tiny),
+    TinyCls(super::tiny::TinyCls),
     DeepLabV3(Box<DeepLabV3>),
     Fcn32(Box<Fcn32>),
     Rrm(Box<Rrm>),
@@ -155,6 +160,7 @@ pub fn build_with(arch: &str, classes: usize, opts: &ArchOpts) -> Result<Model> 
             opts.encoding,
         ))),
         "tiny" => Net::Tiny(super::tiny::Tiny::new(&mut store, classes)),
+        "tiny-cls" => Net::TinyCls(super::tiny::TinyCls::new(&mut store, classes)),
         "fcdisc" => Net::FcDisc(Box::new(FcDiscriminator::new(&mut store, "", classes, 64))),
         _ => {
             let names: Vec<&str> = ARCHS.iter().map(|a| a.0).collect();
@@ -206,6 +212,7 @@ impl Model {
             Net::DeepLabV2(d) => d.forward(x, mode),
             Net::FcDisc(d) => d.forward(x),
             Net::Tiny(t) => t.forward(x, mode),
+            Net::TinyCls(t) => t.head(&t.features(x, mode)?),
             Net::DeepLabV3(d) => d.forward(x, mode, dropout_seed),
             Net::Fcn32(f) => f.forward(x, dropout_seed),
             Net::Rrm(r) => r.seg_head(&r.features(x, mode)?),
@@ -246,6 +253,11 @@ impl Model {
                 let l = r.cls_head(&f, dropout_seed)?;
                 Ok((f, l))
             }
+            Net::TinyCls(t) => {
+                let f = t.features(x, mode)?;
+                let l = t.head(&f)?;
+                Ok((f, l))
+            }
             _ => Err(Error::invalid(
                 "model",
                 format!("{} has no image-level classifier", self.arch),
@@ -258,6 +270,7 @@ impl Model {
         match &self.net {
             Net::ResNet(r) if r.fc.is_some() => r.fc.as_ref().expect("checked").weight.get(),
             Net::Rrm(r) => r.fc8.weight.get(),
+            Net::TinyCls(t) => t.fc.weight.get(),
             _ => Err(Error::invalid(
                 "model",
                 format!("{} has no CAM classifier", self.arch),
@@ -277,7 +290,7 @@ impl Model {
             Net::Tiny(t) => t.out_size(h, w),
             Net::FcDisc(_) => Some((h, w)),
             Net::ImgDisc(_) => Some((h / 4, w / 4)).filter(|s| s.0 > 0 && s.1 > 0),
-            Net::ResNet(_) | Net::Vgg16(_) => None,
+            Net::ResNet(_) | Net::Vgg16(_) | Net::TinyCls(_) => None,
         }
     }
 
@@ -287,6 +300,7 @@ impl Model {
             Net::ResNet(r) => r.batch_norms(),
             Net::DeepLabV2(d) => d.trunk.batch_norms(),
             Net::Tiny(t) => t.batch_norms(),
+            Net::TinyCls(t) => t.batch_norms(),
             Net::DeepLabV3(d) => d.batch_norms(),
             Net::Rrm(r) => r.batch_norms(),
             Net::Vgg16(_) | Net::FcDisc(_) | Net::Fcn32(_) | Net::ImgDisc(_) => vec![],

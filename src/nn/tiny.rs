@@ -3,9 +3,10 @@
 //! dilated 3×3 convs summed into class logits. Trains in seconds on a software GPU.
 
 use super::deeplab::AsppV2;
-use super::layers::{conv_bn_relu, BatchNorm2d, BnMode, Conv2d, ConvCfg};
+use super::layers::{conv_bn_relu, BatchNorm2d, BnMode, Conv2d, ConvCfg, Linear};
 use super::param::{Init, ParamStore};
 use crate::error::Result;
+use crate::ops;
 use crate::tensor::Tensor;
 
 pub const TINY_WIDTH: [usize; 3] = [16, 32, 32];
@@ -18,28 +19,41 @@ pub struct Tiny {
     pub aspp: AsppV2,
 }
 
+/// Tiny's three conv–BN–ReLU stages: 3→16 s2, 16→32 s2, 32→32 dilation 2 (output stride 4).
+fn stages(store: &mut ParamStore) -> Vec<(Conv2d, BatchNorm2d)> {
+    let k = ConvCfg::default()
+        .no_bias()
+        .init(Init::KaimingNormalFanOut)
+        .padding(1);
+    let [w0, w1, w2] = TINY_WIDTH;
+    vec![
+        (
+            Conv2d::new(store, "stage1.conv", 3, w0, 3, k.stride(2)),
+            BatchNorm2d::new(store, "stage1.bn", w0),
+        ),
+        (
+            Conv2d::new(store, "stage2.conv", w0, w1, 3, k.stride(2)),
+            BatchNorm2d::new(store, "stage2.bn", w1),
+        ),
+        (
+            Conv2d::new(store, "stage3.conv", w1, w2, 3, k.padding(2).dilation(2)),
+            BatchNorm2d::new(store, "stage3.bn", w2),
+        ),
+    ]
+}
+
+fn run_stages(stages: &[(Conv2d, BatchNorm2d)], x: &Tensor, mode: BnMode) -> Result<Tensor> {
+    let mut y = x.clone();
+    for (c, b) in stages {
+        y = conv_bn_relu(c, b, &y, mode)?;
+    }
+    Ok(y)
+}
+
 impl Tiny {
     pub fn new(store: &mut ParamStore, classes: usize) -> Tiny {
-        let k = ConvCfg::default()
-            .no_bias()
-            .init(Init::KaimingNormalFanOut)
-            .padding(1);
-        let [w0, w1, w2] = TINY_WIDTH;
-        let stages = vec![
-            (
-                Conv2d::new(store, "stage1.conv", 3, w0, 3, k.stride(2)),
-                BatchNorm2d::new(store, "stage1.bn", w0),
-            ),
-            (
-                Conv2d::new(store, "stage2.conv", w0, w1, 3, k.stride(2)),
-                BatchNorm2d::new(store, "stage2.bn", w1),
-            ),
-            (
-                Conv2d::new(store, "stage3.conv", w1, w2, 3, k.padding(2).dilation(2)),
-                BatchNorm2d::new(store, "stage3.bn", w2),
-            ),
-        ];
-        let aspp = AsppV2::new(store, "aspp", w2, classes, &TINY_RATES);
+        let stages = stages(store);
+        let aspp = AsppV2::new(store, "aspp", TINY_WIDTH[2], classes, &TINY_RATES);
         Tiny { stages, aspp }
     }
 }
@@ -47,11 +61,7 @@ impl Tiny {
 impl Tiny {
     /// Features after the dilated stage [N, 32, H/4, W/4].
     pub fn features(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
-        let mut y = x.clone();
-        for (c, b) in &self.stages {
-            y = conv_bn_relu(c, b, &y, mode)?;
-        }
-        Ok(y)
+        run_stages(&self.stages, x, mode)
     }
 
     /// Class logits at output stride 4; callers upsample.
@@ -65,6 +75,40 @@ impl Tiny {
             (h, w) = c.out_size(h, w);
         }
         Some((h, w))
+    }
+
+    pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {
+        self.stages.iter().map(|(_, b)| b).collect()
+    }
+}
+
+/// `tiny-cls`: Tiny's encoder + global average pooling + a linear layer, an image-level
+/// classifier whose CAMs live at output stride 4. It stands in for the ResNets of the weak
+/// methods (EADER's localizer and adversary) where those are too slow: CI, demos.
+#[derive(Clone)]
+pub struct TinyCls {
+    pub stages: Vec<(Conv2d, BatchNorm2d)>,
+    /// [classes, 32] with bias, as torchvision's `fc`.
+    pub fc: Linear,
+}
+
+impl TinyCls {
+    pub fn new(store: &mut ParamStore, classes: usize) -> TinyCls {
+        let stages = stages(store);
+        let fc = Linear::new(store, "fc", TINY_WIDTH[2], classes, true);
+        TinyCls { stages, fc }
+    }
+
+    /// Features [N, 32, H/4, W/4] (CAMs are computed on them).
+    pub fn features(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+        run_stages(&self.stages, x, mode)
+    }
+
+    /// Image-level logits [N, classes] of features.
+    pub fn head(&self, f: &Tensor) -> Result<Tensor> {
+        let pooled = ops::adaptive_avg_pool2d(f, [1, 1])?;
+        let n = pooled.shape()[0];
+        self.fc.forward(&pooled.reshape(&[n, TINY_WIDTH[2]])?)
     }
 
     pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {

@@ -35,7 +35,8 @@ pub fn evaluate(
     for b in loader {
         let b = b?;
         let x = Tensor::from_f32(gpu, &b.images, &[b.n, 3, b.h, b.w])?;
-        let pred = argmax_channels(&method.segment(&x)?)?.to_vec_i32()?;
+        let y = Tensor::from_f32(gpu, &b.image_labels, &[b.n, b.num_classes])?;
+        let pred = argmax_channels(&method.segment_labeled(&x, &y)?)?.to_vec_i32()?;
         cm.add(&b.labels, &pred, ds.ignore_index() as i64)?;
         images += b.n;
     }

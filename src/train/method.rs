@@ -74,6 +74,13 @@ pub trait Method {
     fn step(&mut self, ctx: &mut StepCtx<'_>) -> Result<StepLosses>;
     /// Segmentation logits at the input's size (inference mode, no graph).
     fn segment(&self, x: &Tensor) -> Result<Tensor>;
+    /// [`Method::segment`] for images whose image-level labels [N, C] (multi-hot, class 0 =
+    /// background) are known. Evaluation calls this: weak methods that score pseudo-labels
+    /// restricted to the ground-truth image classes (EADER §5.4) use them; others ignore them.
+    fn segment_labeled(&self, x: &Tensor, image_labels: &Tensor) -> Result<Tensor> {
+        let _ = image_labels;
+        self.segment(x)
+    }
     /// Probabilities and method maps for probe images (inference mode, no graph).
     fn probe(&self, x: &Tensor) -> Result<ProbeOut>;
     /// Maps of the last training batch worth showing (e.g. the semi mask actually used):

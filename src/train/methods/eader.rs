@@ -18,10 +18,11 @@
 //!   this method's defaults of the shared `lr`, `momentum`, `weight_decay`, `power = 0`.
 //!
 //! Evaluation (§5.4) scores pseudo-labels, not a segmentation network: attention maps of every
-//! foreground class, kept for the classes the localizer predicts present (`p > cls_threshold`;
-//! the official code uses the ground-truth image labels, which [`Method::segment`] does not
-//! receive), values below `seed_threshold` (0.3) zeroed, a constant background channel 1e-5,
-//! argmax. The reported mIoU is therefore the seed quality of the localizer's maps.
+//! foreground class, kept for the image's ground-truth classes as the official code does
+//! (`eval_classes = "gt"`; `predicted` keeps `p > cls_threshold` instead, which is also what
+//! inference on unlabelled images does), values below `seed_threshold` (0.3) zeroed, a
+//! constant background channel 1e-5, argmax. The reported mIoU is therefore the seed quality of
+//! the localizer's maps.
 
 use super::{check, table, BuildEnv};
 use crate::autograd::{self, no_grad};
@@ -60,7 +61,10 @@ pub struct EaderConfig {
     pub output_stride: usize,
     /// Seed threshold of the evaluation pseudo-labels.
     pub seed_threshold: f32,
-    /// Presence threshold on p for the evaluation (stands in for the GT image labels).
+    /// Which classes' maps the evaluation keeps: `gt` (the image's ground-truth classes, as
+    /// the official code) or `predicted` (`p > cls_threshold`, for images without labels).
+    pub eval_classes: String,
+    /// Presence threshold on p where the image labels are not known (inference, `predicted`).
     pub cls_threshold: f32,
 }
 
@@ -77,6 +81,7 @@ impl Default for EaderConfig {
             adversary: "resnet18".into(),
             output_stride: 32,
             seed_threshold: 0.3,
+            eval_classes: "gt".into(),
             cls_threshold: 0.5,
         }
     }
@@ -105,10 +110,16 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
             c.attention
         ));
     }
-    if !["resnet18", "resnet50", "resnet101"].contains(&c.adversary.as_str()) {
+    if !CLASSIFIERS.split(", ").any(|a| a == c.adversary) {
         return Err(format!(
-            "adversary {:?} is not one of resnet18, resnet50, resnet101",
+            "adversary {:?} is not one of {CLASSIFIERS}",
             c.adversary
+        ));
+    }
+    if !["gt", "predicted"].contains(&c.eval_classes.as_str()) {
+        return Err(format!(
+            "eval_classes {:?} is not one of gt, predicted",
+            c.eval_classes
         ));
     }
     if ![8, 16, 32].contains(&c.output_stride) {
@@ -180,44 +191,47 @@ pub fn pair_rounds(labels: &[f32], n: usize, classes: usize) -> (Vec<Vec<f32>>, 
     (sels, valid)
 }
 
-/// A torchvision ResNet with a `k`-way fc (and a dilated output stride below 32).
-fn resnet(
+/// Networks that can be the localizer or the adversary.
+const CLASSIFIERS: &str = "resnet18, resnet50, resnet101, tiny-cls";
+
+/// An image-level classifier with a `k`-way fc: a torchvision ResNet (dilated to
+/// `output_stride` below 32) or `tiny-cls` (output stride 4 whatever `output_stride` says).
+fn classifier(
     env: &BuildEnv<'_>,
     arch: &str,
     k: usize,
     output_stride: usize,
     seed: u64,
 ) -> Result<Model> {
-    let depth = match arch {
-        "resnet18" => 18,
-        "resnet50" => 50,
-        "resnet101" => 101,
+    let m = match arch {
+        "tiny-cls" => crate::nn::arch::build("tiny-cls", k)?,
+        "resnet18" | "resnet50" | "resnet101" => {
+            let depth = arch[6..].parse().expect("listed depth");
+            let mut store = ParamStore::new();
+            let r = ResNet::new(
+                &mut store,
+                "",
+                ResNetCfg {
+                    depth,
+                    output_stride: (output_stride < 32).then_some(output_stride),
+                    stride_on_1x1: false,
+                    fc_classes: Some(k),
+                },
+            )
+            .ok_or_else(|| Error::invalid("eader", format!("no ResNet of depth {depth}")))?;
+            Model {
+                arch: arch.to_string(),
+                classes: k,
+                store,
+                net: Net::ResNet(r),
+            }
+        }
         _ => {
             return Err(Error::invalid(
                 "eader",
-                format!(
-                    "{arch:?} has no image-level classifier; use resnet18, resnet50 or resnet101"
-                ),
+                format!("{arch:?} has no image-level classifier; use one of {CLASSIFIERS}"),
             ))
         }
-    };
-    let mut store = ParamStore::new();
-    let r = ResNet::new(
-        &mut store,
-        "",
-        ResNetCfg {
-            depth,
-            output_stride: (output_stride < 32).then_some(output_stride),
-            stride_on_1x1: false,
-            fc_classes: Some(k),
-        },
-    )
-    .ok_or_else(|| Error::invalid("eader", format!("no ResNet of depth {depth}")))?;
-    let m = Model {
-        arch: arch.to_string(),
-        classes: k,
-        store,
-        net: Net::ResNet(r),
     };
     m.materialize(env.gpu, seed)?;
     Ok(m)
@@ -245,9 +259,9 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
         ));
     }
     let k = env.classes - 1;
-    let loc = resnet(env, &c.arch, k, cfg.output_stride, c.seed)?;
+    let loc = classifier(env, &c.arch, k, cfg.output_stride, c.seed)?;
     (env.init)("G", &loc)?;
-    let adv = resnet(env, &cfg.adversary, k, 32, c.seed ^ 0xad5)?;
+    let adv = classifier(env, &cfg.adversary, k, 32, c.seed ^ 0xad5)?;
     (env.init)("D", &adv)?;
     let bn = models::bn_mode(&c.bn_mode, &c.arch);
     loc.apply_bn_mode(bn)?;
@@ -477,6 +491,20 @@ impl Method for Eader {
             let p = ops::sigmoid(&logits)?;
             let present = ops::gt(&p, &Tensor::full(x.gpu(), &[1], self.cfg.cls_threshold)?)?;
             seed_scores(&maps, &present, self.cfg.seed_threshold)
+        })
+    }
+
+    fn segment_labeled(&self, x: &Tensor, image_labels: &Tensor) -> Result<Tensor> {
+        if self.cfg.eval_classes != "gt" {
+            return self.segment(x);
+        }
+        let (maps, _) = self.all_maps(x)?;
+        no_grad(|| {
+            let k = self.classes - 1;
+            let fg = ops::concat::split(image_labels, &[1, k], 1)?
+                .pop()
+                .expect("two parts");
+            seed_scores(&maps, &fg, self.cfg.seed_threshold)
         })
     }
 
