@@ -13,14 +13,14 @@
 //! back.
 
 use super::common::{cat_batch, masked_mean, seg_logits, valid_mask};
-use super::supervised::generator_and_sgd;
+use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::error::Result;
 use crate::nn::arch::Model;
 use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
-use crate::optim::{Adam, AdamConfig, Optimizer, ParamGroup, Sgd};
+use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset};
 use crate::train::models;
@@ -130,12 +130,7 @@ pub fn d_bce(d_out: &Tensor, real: bool, mask: Option<&Tensor>) -> Result<Tensor
 
 pub struct AdvSemi {
     cfg: AdvSemiConfig,
-    g: Model,
-    d: Model,
-    bn: BnMode,
-    opt_g: Sgd,
-    opt_d: Adam,
-    lr_g: f32,
+    gan: GanPair,
     classes: usize,
     ignore: i32,
     last_mask: Option<Tensor>,
@@ -144,26 +139,18 @@ pub struct AdvSemi {
 pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
     let cfg: AdvSemiConfig = env.cfg.method_config()?;
     let c = &env.cfg.common;
-    let (g, bn, opt_g) = generator_and_sgd(env)?;
     let d = models::discriminator(env.gpu, &c.disc, env.classes, env.cfg.ndf(), c.seed)?;
-    (env.init)("D", &d)?;
-    let opt_d = Adam::new(
-        vec![ParamGroup::new(d.store.trainable()?)],
-        AdamConfig {
+    let gan = GanPair::new(
+        env,
+        d,
+        DAdam {
             lr: cfg.d_lr,
             beta1: cfg.d_beta1,
             beta2: cfg.d_beta2,
-            eps: 1e-8,
-            weight_decay: 0.0,
         },
     )?;
     Ok(Box::new(AdvSemi {
-        g,
-        d,
-        bn,
-        opt_g,
-        opt_d,
-        lr_g: c.lr,
+        gan,
         classes: env.classes,
         ignore: env.ignore,
         last_mask: None,
@@ -173,7 +160,7 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
 
 impl AdvSemi {
     fn d_forward(&self, probs: &Tensor) -> Result<Tensor> {
-        self.d.forward(probs, BnMode::Train)
+        self.gan.d.forward(probs, BnMode::Train)
     }
 }
 
@@ -198,29 +185,17 @@ impl Method for AdvSemi {
         ]
     }
     fn models(&self) -> Vec<(&'static str, &Model)> {
-        vec![("G", &self.g), ("D", &self.d)]
+        self.gan.models()
     }
     fn optimizers(&mut self) -> Vec<OptSlot<'_>> {
-        vec![
-            OptSlot {
-                name: "G",
-                opt: &mut self.opt_g,
-                base_lr: self.lr_g,
-            },
-            OptSlot {
-                name: "D",
-                opt: &mut self.opt_d,
-                base_lr: self.cfg.d_lr,
-            },
-        ]
+        self.gan.optimizers()
     }
 
     fn step(&mut self, ctx: &mut StepCtx<'_>) -> Result<StepLosses> {
         let c = self.cfg.clone();
-        let gpu = self.g.store.slots()[0].get()?.gpu().clone();
-        self.opt_g.zero_grad();
-        self.opt_d.zero_grad();
-        models::set_trainable(&self.d, false)?;
+        let gpu = self.gan.g.store.slots()[0].get()?.gpu().clone();
+        self.gan.zero_grad();
+        models::set_trainable(&self.gan.d, false)?;
         let mut out: StepLosses = Vec::new();
 
         // 1. Unlabelled batch.
@@ -231,7 +206,7 @@ impl Method for AdvSemi {
             && ctx.step >= c.semi_start_adv
         {
             let ub = ctx.next("unlabelled")?;
-            let pred = seg_logits(&self.g, &ub.images, self.bn)?;
+            let pred = seg_logits(&self.gan.g, &ub.images, self.gan.bn)?;
             remain = Some(pred.detach());
             let d_out = self.d_forward(&softmax(&pred, 1)?)?;
             let l_semi_adv = d_bce(&d_out, true, None)?;
@@ -260,7 +235,7 @@ impl Method for AdvSemi {
 
         // 2. Labelled batch.
         let lb = ctx.next("labelled")?;
-        let pred = seg_logits(&self.g, &lb.images, self.bn)?;
+        let pred = seg_logits(&self.gan.g, &lb.images, self.gan.bn)?;
         let l_seg = cross_entropy(&pred, &lb.labels, self.ignore, None)?;
         let valid = valid_mask(&lb.labels, self.classes, self.ignore)?;
         let d_out = self.d_forward(&softmax(&pred, 1)?)?;
@@ -270,7 +245,7 @@ impl Method for AdvSemi {
         out.push(("loss_adv".into(), l_adv.detach()));
 
         // 3. D on fakes (detached predictions) and on real one-hot ground truth.
-        models::set_trainable(&self.d, true)?;
+        models::set_trainable(&self.gan.d, true)?;
         let pred = pred.detach();
         let (fake, fake_mask) = match (&remain, c.d_remain) {
             (Some(r), true) => {
@@ -289,8 +264,8 @@ impl Method for AdvSemi {
         let l_d_real = d_bce(&d_real, true, Some(&real_mask))?;
         ops::mul_scalar(&l_d_real, 0.5)?.backward()?;
 
-        self.opt_g.step()?;
-        self.opt_d.step()?;
+        self.gan.opt_g.step()?;
+        self.gan.opt_d.step()?;
 
         let (l_d_fake, l_d_real) = (l_d_fake.detach(), l_d_real.detach());
         out.push((
@@ -311,7 +286,7 @@ impl Method for AdvSemi {
     }
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        no_grad(|| seg_logits(&self.g, x, BnMode::Frozen))
+        no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
     }
 
     fn probe(&self, x: &Tensor) -> Result<ProbeOut> {

@@ -20,7 +20,7 @@
 use super::common::{
     correct_mask, encode_maps, masked_mean, parse_encoding, seg_logits, valid_mask,
 };
-use super::supervised::generator_and_sgd;
+use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::error::Result;
@@ -28,7 +28,7 @@ use crate::nn::arch::Model;
 use crate::nn::imgdisc::Encoding;
 use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
-use crate::optim::{Adam, AdamConfig, Optimizer, ParamGroup, Sgd};
+use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset};
 use crate::train::models;
@@ -152,12 +152,7 @@ pub struct GanCegu {
     cfg: GanCeguConfig,
     encoding: Encoding,
     form: WeightForm,
-    g: Model,
-    d: Model,
-    bn: BnMode,
-    opt_g: Sgd,
-    opt_d: Adam,
-    lr_g: f32,
+    gan: GanPair,
     classes: usize,
     ignore: i32,
     last_w: Option<Tensor>,
@@ -172,7 +167,6 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
     } else {
         WeightForm::OnePlus(cfg.lambda_u)
     };
-    let (g, bn, opt_g) = generator_and_sgd(env)?;
     let d = models::discriminator(
         env.gpu,
         "fcdisc",
@@ -180,26 +174,19 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
         env.cfg.ndf(),
         c.seed,
     )?;
-    (env.init)("D", &d)?;
-    let opt_d = Adam::new(
-        vec![ParamGroup::new(d.store.trainable()?)],
-        AdamConfig {
+    let gan = GanPair::new(
+        env,
+        d,
+        DAdam {
             lr: cfg.d_lr,
             beta1: cfg.d_beta1,
             beta2: cfg.d_beta2,
-            eps: 1e-8,
-            weight_decay: 0.0,
         },
     )?;
     Ok(Box::new(GanCegu {
         encoding,
         form,
-        g,
-        d,
-        bn,
-        opt_g,
-        opt_d,
-        lr_g: c.lr,
+        gan,
         classes: env.classes,
         ignore: env.ignore,
         last_w: None,
@@ -209,7 +196,8 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
 
 impl GanCegu {
     fn d_forward(&self, maps: &Tensor, x: &Tensor) -> Result<Tensor> {
-        self.d
+        self.gan
+            .d
             .forward(&encode_maps(self.encoding, maps, x)?, BnMode::Train)
     }
 }
@@ -225,33 +213,21 @@ impl Method for GanCegu {
         }]
     }
     fn models(&self) -> Vec<(&'static str, &Model)> {
-        vec![("G", &self.g), ("D", &self.d)]
+        self.gan.models()
     }
     fn optimizers(&mut self) -> Vec<OptSlot<'_>> {
-        vec![
-            OptSlot {
-                name: "G",
-                opt: &mut self.opt_g,
-                base_lr: self.lr_g,
-            },
-            OptSlot {
-                name: "D",
-                opt: &mut self.opt_d,
-                base_lr: self.cfg.d_lr,
-            },
-        ]
+        self.gan.optimizers()
     }
 
     fn step(&mut self, ctx: &mut StepCtx<'_>) -> Result<StepLosses> {
-        self.opt_g.zero_grad();
-        self.opt_d.zero_grad();
+        self.gan.zero_grad();
         let mut out: StepLosses = Vec::new();
         let b = ctx.next("labelled")?;
         let x = &b.images;
 
         // G with D frozen: CEGU (+ optional adversarial term through D).
-        models::set_trainable(&self.d, false)?;
-        let pred = seg_logits(&self.g, x, self.bn)?;
+        models::set_trainable(&self.gan.d, false)?;
+        let pred = seg_logits(&self.gan.g, x, self.gan.bn)?;
         let valid = valid_mask(&b.labels, self.classes, self.ignore)?;
         let probs = softmax(&pred, 1)?;
         let d_out = self.d_forward(&probs, x)?;
@@ -273,7 +249,7 @@ impl Method for GanCegu {
         out.push(("uncertainty_mean".into(), masked_mean(&u, &valid)?));
 
         // D on the detached prediction (and the ground truth).
-        models::set_trainable(&self.d, true)?;
+        models::set_trainable(&self.gan.d, true)?;
         let probs = probs.detach();
         let d_fake = self.d_forward(&probs, x)?;
         if self.cfg.uncertainty == "correctness" {
@@ -303,14 +279,14 @@ impl Method for GanCegu {
             "d_fake_mean".into(),
             masked_mean(&ops::sigmoid(&d_fake.detach())?, &valid)?,
         ));
-        self.opt_g.step()?;
-        self.opt_d.step()?;
+        self.gan.opt_g.step()?;
+        self.gan.opt_d.step()?;
         self.last_w = Some(w);
         Ok(out)
     }
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        no_grad(|| seg_logits(&self.g, x, BnMode::Frozen))
+        no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
     }
 
     fn probe(&self, x: &Tensor) -> Result<ProbeOut> {

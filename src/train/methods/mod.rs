@@ -3,6 +3,7 @@
 pub mod advsemi;
 pub mod common;
 pub mod eader;
+pub mod gan;
 pub mod gan_cegu;
 pub mod ssgan;
 pub mod supervised;

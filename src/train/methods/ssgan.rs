@@ -18,7 +18,7 @@
 //! at the input size (G's logits upsampled bilinearly, as the CE sees them).
 
 use super::common::{channel_sum, parse_encoding, seg_logits};
-use super::supervised::generator_and_sgd;
+use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::error::Result;
@@ -26,7 +26,7 @@ use crate::nn::arch::Model;
 use crate::nn::imgdisc::Encoding;
 use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
-use crate::optim::{Adam, AdamConfig, Optimizer, ParamGroup, Sgd};
+use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset};
 use crate::train::models;
@@ -119,12 +119,7 @@ pub fn scale_gt(y1h: &Tensor, s: &Tensor, tau: f32) -> Result<Tensor> {
 
 pub struct SsGan {
     cfg: SsGanConfig,
-    g: Model,
-    d: Model,
-    bn: BnMode,
-    opt_g: Sgd,
-    opt_d: Adam,
-    lr_g: f32,
+    gan: GanPair,
     classes: usize,
     ignore: i32,
 }
@@ -133,26 +128,18 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
     let cfg: SsGanConfig = env.cfg.method_config()?;
     let c = &env.cfg.common;
     let encoding = Encoding::parse(&cfg.encoding)?;
-    let (g, bn, opt_g) = generator_and_sgd(env)?;
     let d = models::img_discriminator(env.gpu, env.classes, env.cfg.ndf(), encoding, c.seed)?;
-    (env.init)("D", &d)?;
-    let opt_d = Adam::new(
-        vec![ParamGroup::new(d.store.trainable()?)],
-        AdamConfig {
+    let gan = GanPair::new(
+        env,
+        d,
+        DAdam {
             lr: cfg.d_lr,
             beta1: cfg.d_beta1,
             beta2: cfg.d_beta2,
-            eps: 1e-8,
-            weight_decay: 0.0,
         },
     )?;
     Ok(Box::new(SsGan {
-        g,
-        d,
-        bn,
-        opt_g,
-        opt_d,
-        lr_g: c.lr,
+        gan,
         classes: env.classes,
         ignore: env.ignore,
         cfg,
@@ -170,32 +157,20 @@ impl Method for SsGan {
         }]
     }
     fn models(&self) -> Vec<(&'static str, &Model)> {
-        vec![("G", &self.g), ("D", &self.d)]
+        self.gan.models()
     }
     fn optimizers(&mut self) -> Vec<OptSlot<'_>> {
-        vec![
-            OptSlot {
-                name: "G",
-                opt: &mut self.opt_g,
-                base_lr: self.lr_g,
-            },
-            OptSlot {
-                name: "D",
-                opt: &mut self.opt_d,
-                base_lr: self.cfg.d_lr,
-            },
-        ]
+        self.gan.optimizers()
     }
 
     fn step(&mut self, ctx: &mut StepCtx<'_>) -> Result<StepLosses> {
-        self.opt_g.zero_grad();
-        self.opt_d.zero_grad();
+        self.gan.zero_grad();
         let b = ctx.next("labelled")?;
         let x = &b.images;
 
-        models::set_trainable(&self.d, false)?;
+        models::set_trainable(&self.gan.d, false)?;
         let s = x.shape();
-        let z = self.g.forward(x, self.bn)?;
+        let z = self.gan.g.forward(x, self.gan.bn)?;
         let pred = if z.shape()[2..] == s[2..] {
             z.clone()
         } else {
@@ -215,24 +190,24 @@ impl Method for SsGan {
             probs
         };
         let l_seg = cross_entropy(&pred, &b.labels, self.ignore, None)?;
-        let d_g = self.d.discriminate(&probs, Some(x))?;
+        let d_g = self.gan.d.discriminate(&probs, Some(x))?;
         let l_adv = adv_bce(&d_g, true)?;
         ops::add(&l_seg, &ops::mul_scalar(&l_adv, self.cfg.lambda_adv)?)?.backward()?;
 
-        models::set_trainable(&self.d, true)?;
+        models::set_trainable(&self.gan.d, true)?;
         let probs = probs.detach();
-        let d_fake = self.d.discriminate(&probs, Some(x))?;
+        let d_fake = self.gan.d.discriminate(&probs, Some(x))?;
         let l_d_fake = adv_bce(&d_fake, false)?;
         if self.cfg.gt_scaling {
             real = scale_gt(&real, &probs, self.cfg.tau)?;
         }
-        let d_real = self.d.discriminate(&real, Some(x))?;
+        let d_real = self.gan.d.discriminate(&real, Some(x))?;
         let l_d_real = adv_bce(&d_real, true)?;
         let l_d = ops::add(&l_d_fake, &l_d_real)?;
         l_d.backward()?;
 
-        self.opt_g.step()?;
-        self.opt_d.step()?;
+        self.gan.opt_g.step()?;
+        self.gan.opt_d.step()?;
         Ok(vec![
             ("loss_seg".into(), l_seg.detach()),
             ("loss_adv".into(), l_adv.detach()),
@@ -251,7 +226,7 @@ impl Method for SsGan {
     }
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        no_grad(|| seg_logits(&self.g, x, BnMode::Frozen))
+        no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
     }
 
     /// Probabilities and D's confidence that the prediction is real, upsampled from D's
@@ -259,7 +234,7 @@ impl Method for SsGan {
     fn probe(&self, x: &Tensor) -> Result<ProbeOut> {
         no_grad(|| {
             let s = x.shape();
-            let z = self.g.forward(x, BnMode::Frozen)?;
+            let z = self.gan.g.forward(x, BnMode::Frozen)?;
             let up = ops::upsample_bilinear2d(&z, [s[2], s[3]], true)?;
             let probs = softmax(&up, 1)?;
             let d_in = if self.cfg.d_at_output {
@@ -267,7 +242,7 @@ impl Method for SsGan {
             } else {
                 probs.clone()
             };
-            let d = self.d.discriminate(&d_in, Some(x))?;
+            let d = self.gan.d.discriminate(&d_in, Some(x))?;
             let conf = ops::sigmoid(&ops::upsample_bilinear2d(&d, [s[2], s[3]], false)?)?;
             Ok(ProbeOut {
                 probs,
