@@ -104,3 +104,117 @@ pub fn eval_json(ckpt: &Path) -> serde_json::Value {
 }
 
 pub const DATA: &str = "synthetic:size=32,n=96,val=16";
+
+/// Trains `method` on [`DATA`] with `extra` flags: learning (mIoU well above its value at
+/// initialisation), finite losses, a complete run directory with the probe `maps` and last-batch
+/// `train_maps`; then refuses to overwrite without `--resume`, resumes for 10 more steps
+/// without rewriting earlier metrics, `eval` reproduces the last evaluation and `predict`
+/// writes the palette, overlay, confidence and every map. `prefix` keeps test binaries' temp
+/// dirs apart.
+pub fn end_to_end(
+    prefix: &str,
+    method: &str,
+    extra: &[&str],
+    iters: u64,
+    maps: &[&str],
+    train_maps: &[&str],
+) {
+    let t0 = std::time::Instant::now();
+    let dir = tmp(prefix, method);
+    let d = dir.to_str().unwrap();
+    let it = iters.to_string();
+    let half = (iters / 2).to_string();
+    let mut args = vec![
+        "train",
+        "--method",
+        method,
+        "--data",
+        DATA,
+        "--iters",
+        &it,
+        "--eval-every",
+        &half,
+        "--log-every",
+        "10",
+        "--out",
+        d,
+        "--quiet",
+        "--set",
+        "eval_at_start=true",
+    ];
+    args.extend(extra);
+    ok(&args);
+    let t_train = t0.elapsed().as_secs_f64();
+    let m = lines(&dir);
+    let e = evals(&m);
+    let (first, last) = (e[0], *e.last().unwrap());
+    assert_eq!(first.0, 0);
+    assert_eq!(last.0, iters);
+    eprintln!(
+        "{method}: val mIoU {:.4} at init -> {:.4} after {iters} iters ({t_train:.1} s)",
+        first.1, last.1
+    );
+    assert!(
+        last.1 > first.1 + 0.08 && last.1 > 1.8 * first.1,
+        "{method} did not learn: mIoU {first:?} -> {last:?}"
+    );
+    let steps = finite_steps(&m);
+    assert_eq!(*steps.last().unwrap(), iters);
+    complete_run_dir(&dir, iters, maps);
+    for tm in train_maps {
+        let f = dir.join(format!("snapshots/step_{iters:06}/train_{tm}.png"));
+        assert!(f.is_file(), "{} missing", f.display());
+    }
+
+    // Resume: a rerun without --resume refuses to overwrite; --resume auto continues.
+    fails(&args, "--resume auto");
+    let more = (iters + 10).to_string();
+    let mut resume = args.clone();
+    let i = resume.iter().position(|a| *a == "--iters").unwrap();
+    resume[i + 1] = &more;
+    resume.extend(["--resume", "auto"]);
+    let text = ok(&resume);
+    assert!(text.contains(&format!("steps {iters}..{more}")), "{text}");
+    let m2 = lines(&dir);
+    let steps2 = finite_steps(&m2);
+    assert_eq!(
+        &steps2[..steps.len()],
+        &steps[..],
+        "resume rewrote earlier metrics"
+    );
+    assert_eq!(*steps2.last().unwrap(), iters + 10);
+    let e2 = evals(&m2);
+    assert_eq!(e2.last().unwrap().0, iters + 10);
+
+    // eval reproduces the run's last evaluation; predict writes its outputs.
+    let j = eval_json(&dir.join("last.safetensors"));
+    assert_eq!(j["step"], iters + 10);
+    assert!((j["miou"].as_f64().unwrap() - e2.last().unwrap().1).abs() < 1e-9);
+    let pred = dir.join("pred");
+    let inputs = dir.join(format!("snapshots/step_{:06}", iters + 10));
+    let one = std::fs::read_dir(&inputs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("_input.png"))
+        .unwrap();
+    ok(&[
+        "predict",
+        "--checkpoint",
+        dir.join("best.safetensors").to_str().unwrap(),
+        "--input",
+        one.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+        "--maps",
+    ]);
+    let stem = one.file_stem().unwrap().to_string_lossy().to_string();
+    for suffix in ["".to_string(), "_overlay".into(), "_confidence".into()]
+        .into_iter()
+        .chain(maps.iter().map(|m| format!("_{m}")))
+    {
+        let f = pred.join(format!("{stem}{suffix}.png"));
+        assert!(f.is_file(), "{} missing", f.display());
+    }
+    eprintln!("{method}: whole test {:.1} s", t0.elapsed().as_secs_f64());
+    let _ = std::fs::remove_dir_all(&dir);
+}
