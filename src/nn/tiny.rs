@@ -18,28 +18,60 @@ pub struct Tiny {
     pub aspp: AsppV2,
 }
 
+/// Tiny's three conv+BN+ReLU stages (3→16 s2, 16→32 s2, 32→32 dilation 2; output stride 4),
+/// shared with `rrm-tiny`'s trunk. Parameters `stage{1,2,3}.{conv,bn}.*`.
+pub fn tiny_stages(store: &mut ParamStore) -> Vec<(Conv2d, BatchNorm2d)> {
+    let k = ConvCfg::default()
+        .no_bias()
+        .init(Init::KaimingNormalFanOut)
+        .padding(1);
+    let [w0, w1, w2] = TINY_WIDTH;
+    vec![
+        (
+            Conv2d::new(store, "stage1.conv", 3, w0, 3, k.stride(2)),
+            BatchNorm2d::new(store, "stage1.bn", w0),
+        ),
+        (
+            Conv2d::new(store, "stage2.conv", w0, w1, 3, k.stride(2)),
+            BatchNorm2d::new(store, "stage2.bn", w1),
+        ),
+        (
+            Conv2d::new(store, "stage3.conv", w1, w2, 3, k.padding(2).dilation(2)),
+            BatchNorm2d::new(store, "stage3.bn", w2),
+        ),
+    ]
+}
+
+/// Runs [`tiny_stages`].
+pub fn stages_forward(
+    stages: &[(Conv2d, BatchNorm2d)],
+    x: &Tensor,
+    mode: BnMode,
+) -> Result<Tensor> {
+    let mut y = x.clone();
+    for (c, b) in stages {
+        y = conv_bn_relu(c, b, &y, mode)?;
+    }
+    Ok(y)
+}
+
+/// Output size of [`tiny_stages`].
+pub fn stages_out_size(
+    stages: &[(Conv2d, BatchNorm2d)],
+    h: usize,
+    w: usize,
+) -> Option<(usize, usize)> {
+    let (mut h, mut w) = (h, w);
+    for (c, _) in stages {
+        (h, w) = c.out_size(h, w);
+    }
+    Some((h, w))
+}
+
 impl Tiny {
     pub fn new(store: &mut ParamStore, classes: usize) -> Tiny {
-        let k = ConvCfg::default()
-            .no_bias()
-            .init(Init::KaimingNormalFanOut)
-            .padding(1);
-        let [w0, w1, w2] = TINY_WIDTH;
-        let stages = vec![
-            (
-                Conv2d::new(store, "stage1.conv", 3, w0, 3, k.stride(2)),
-                BatchNorm2d::new(store, "stage1.bn", w0),
-            ),
-            (
-                Conv2d::new(store, "stage2.conv", w0, w1, 3, k.stride(2)),
-                BatchNorm2d::new(store, "stage2.bn", w1),
-            ),
-            (
-                Conv2d::new(store, "stage3.conv", w1, w2, 3, k.padding(2).dilation(2)),
-                BatchNorm2d::new(store, "stage3.bn", w2),
-            ),
-        ];
-        let aspp = AsppV2::new(store, "aspp", w2, classes, &TINY_RATES);
+        let stages = tiny_stages(store);
+        let aspp = AsppV2::new(store, "aspp", TINY_WIDTH[2], classes, &TINY_RATES);
         Tiny { stages, aspp }
     }
 }
@@ -47,11 +79,7 @@ impl Tiny {
 impl Tiny {
     /// Features after the dilated stage [N, 32, H/4, W/4].
     pub fn features(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
-        let mut y = x.clone();
-        for (c, b) in &self.stages {
-            y = conv_bn_relu(c, b, &y, mode)?;
-        }
-        Ok(y)
+        stages_forward(&self.stages, x, mode)
     }
 
     /// Class logits at output stride 4; callers upsample.
@@ -60,11 +88,7 @@ impl Tiny {
     }
 
     pub fn out_size(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let (mut h, mut w) = (h, w);
-        for (c, _) in &self.stages {
-            (h, w) = c.out_size(h, w);
-        }
-        Some((h, w))
+        stages_out_size(&self.stages, h, w)
     }
 
     pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {
