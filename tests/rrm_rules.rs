@@ -32,12 +32,11 @@ fn background_score_is_one_minus_max_to_the_alpha() {
 #[test]
 fn argmaxes_take_the_first_maximum_and_respect_allowed_channels() {
     // C = 3, 3 pixels.
-    let s = [0.2, 0.5, 0.1, /* c1 */ 0.2, 0.1, 0.3, /* c2 */ 0.6, 0.5, 0.2];
+    let s = [
+        0.2, 0.5, 0.1, /* c1 */ 0.2, 0.1, 0.3, /* c2 */ 0.6, 0.5, 0.2,
+    ];
     assert_eq!(argmax_allowed(&s, 3, None), [2, 0, 1]);
-    assert_eq!(
-        argmax_allowed(&s, 3, Some(&[true, true, false])),
-        [0, 0, 1]
-    );
+    assert_eq!(argmax_allowed(&s, 3, Some(&[true, true, false])), [0, 0, 1]);
     // CAM argmax over [B_high, N_1, N_2].
     let bg = [0.9, 0.0, 0.1];
     let norm = [0.1, 1.0, 0.0, /* c2 */ 0.0, 0.5, 0.05];
@@ -80,7 +79,10 @@ fn cam_confident_region_per_class_and_background() {
     assert_eq!(conf, [true, false, false, false, false, true, false, true]);
     // Background absent from la's labels: no background confidence.
     let conf = cam_confident(&norm, &bg, &arg, &[false, true], &rules);
-    assert_eq!(conf, [true, false, false, false, false, false, false, false]);
+    assert_eq!(
+        conf,
+        [true, false, false, false, false, false, false, false]
+    );
     // A class whose pixels are all below the floor contributes nothing (guarded).
     let low = [0.05; 8];
     let arg = vec![1; 8];
@@ -114,8 +116,12 @@ fn whole_rule_chain_on_a_two_region_image() {
     // One foreground class (K = 1) on pixels 0..3 of 6; strong CAM there, zero elsewhere.
     let norm = [1.0, 0.9, 0.2, 0.0, 0.0, 0.0];
     // CRF marginals [C = 2, 6]: both CRFs agree and are confident except at pixel 2.
-    let la = [0.05, 0.05, 0.6, 0.95, 0.95, 0.95, 0.95, 0.95, 0.4, 0.05, 0.05, 0.05];
-    let ha = [0.05, 0.05, 0.5, 0.95, 0.95, 0.95, 0.95, 0.95, 0.5, 0.05, 0.05, 0.05];
+    let la = [
+        0.05, 0.05, 0.6, 0.95, 0.95, 0.95, 0.95, 0.95, 0.4, 0.05, 0.05, 0.05,
+    ];
+    let ha = [
+        0.05, 0.05, 0.5, 0.95, 0.95, 0.95, 0.95, 0.95, 0.5, 0.05, 0.05, 0.05,
+    ];
     let l = reliable_labels(&norm, &la, &ha, &[true], 6, &LabelRules::default());
     // Class-1 CAM values > 0.1 are [0.2, 0.9, 1.0]; ⌊0.6·3⌋ = 1 → threshold 0.9 → pixel 0 only
     // is CAM-confident; pixel 2 also fails the CRF confidence (0.5 < 0.8).
@@ -141,9 +147,7 @@ fn gpu_helpers_rgb_and_channel_max() {
     let gpu = Gpu::shared().unwrap();
     let norm = Normalise::imagenet();
     let raw = [10.0f32, 200.0, 30.0, 128.0];
-    let x: Vec<f32> = (0..3)
-        .flat_map(|c| raw.map(|v| norm.apply(c, v)))
-        .collect();
+    let x: Vec<f32> = (0..3).flat_map(|c| raw.map(|v| norm.apply(c, v))).collect();
     let t = Tensor::from_f32(&gpu, &x, &[1, 3, 2, 2]).unwrap();
     let rgb = rgb255(&t, &norm).unwrap().to_vec_f32().unwrap();
     close_all(&rgb, &[raw, raw, raw].concat(), 1e-3);

@@ -50,9 +50,9 @@ use crate::nn::arch::{Model, Net};
 use crate::nn::cam::NORM_EPS;
 use crate::nn::rrm::Rrm;
 use crate::nn::{BnMode, Kind};
-use crate::ops::{self, concat::concat};
 use crate::ops::crf::{dense_crf, CrfCfg};
 use crate::ops::energy::{dense_energy_loss, DenseEnergyCfg};
+use crate::ops::{self, concat::concat};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
 use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset};
@@ -388,7 +388,10 @@ impl RrmMethod {
             let rules = self.cfg.rules(self.ignore);
             let mut host = Vec::with_capacity(n * hw);
             for i in 0..n {
-                let p: Vec<bool> = present[i * k..(i + 1) * k].iter().map(|&v| v > 0.5).collect();
+                let p: Vec<bool> = present[i * k..(i + 1) * k]
+                    .iter()
+                    .map(|&v| v > 0.5)
+                    .collect();
                 host.extend(rrm_labels::reliable_labels(
                     &nv[i * k * hw..(i + 1) * k * hw],
                     &qv[i * c * hw..(i + 1) * c * hw],
@@ -496,7 +499,9 @@ impl Method for RrmMethod {
         }
 
         let present: Vec<f32> = (0..n)
-            .flat_map(|i| b.image_labels_host[i * self.classes + 1..(i + 1) * self.classes].to_vec())
+            .flat_map(|i| {
+                b.image_labels_host[i * self.classes + 1..(i + 1) * self.classes].to_vec()
+            })
             .collect();
         let rgb = rgb255(x, &b.normalise)?;
         let cam = self.multiscale_cam(x, &out.features, self.bn)?;
@@ -519,7 +524,12 @@ impl Method for RrmMethod {
             ((w as f32 * sc).floor() as usize).max(1),
         );
         let (s_d, rgb_d, roi_d, lab_d) = if (hh, ww) == (h, w) {
-            (probs.clone(), rgb.clone(), b.roi_host.clone(), labels.host.clone())
+            (
+                probs.clone(),
+                rgb.clone(),
+                b.roi_host.clone(),
+                labels.host.clone(),
+            )
         } else {
             (
                 ops::upsample_bilinear2d(&probs, [hh, ww], false)?,

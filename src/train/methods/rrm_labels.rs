@@ -173,7 +173,9 @@ pub fn reliable_labels(
     rules: &LabelRules,
 ) -> Vec<i32> {
     let c = present.len() + 1;
-    let allowed: Vec<bool> = std::iter::once(true).chain(present.iter().copied()).collect();
+    let allowed: Vec<bool> = std::iter::once(true)
+        .chain(present.iter().copied())
+        .collect();
     let la_arg = argmax_allowed(la, hw, Some(&allowed));
     let ha_arg = argmax_allowed(ha, hw, Some(&allowed));
     let initial = combine_la_ha(&la_arg, &ha_arg, rules.ignore);
