@@ -29,7 +29,7 @@ pub const CLS_DROPOUT: f32 = 0.5;
 /// The feature extractor under both branches.
 #[derive(Clone)]
 pub enum RrmTrunk {
-    ResNet50(ResNet),
+    ResNet50(Box<ResNet>),
     Tiny(Vec<(Conv2d, BatchNorm2d)>),
 }
 
@@ -98,7 +98,7 @@ impl Rrm {
         .expect("resnet50");
         Rrm::with_trunk(
             store,
-            RrmTrunk::ResNet50(trunk),
+            RrmTrunk::ResNet50(Box::new(trunk)),
             classes,
             SEG_WIDTH,
             SEG_DILATION,
