@@ -73,7 +73,10 @@ fn errors_are_clear() {
         fails(&a.iter().map(String::as_str).collect::<Vec<_>>(), needle)
     };
     run(&["--method", "nosuch"], "unknown method \"nosuch\"");
-    run(&["--method", "rrm"], "planned but not implemented");
+    run(
+        &["--method", "rrm", "--arch", "tiny"],
+        "arch \"tiny\" has no RRM classification + segmentation branches; use one of rrm-resnet50, rrm-tiny",
+    );
     run(
         &["--method", "supervised", "--arch", "nosuch"],
         "unknown arch \"nosuch\"",

@@ -1,4 +1,4 @@
-//! End-to-end `advseg train` / `eval` / `predict` of `gan-cegu`, `ssgan` and `eader` on
+//! End-to-end `advseg train` / `eval` / `predict` of `gan-cegu`, `ssgan`, `eader` and `rrm` on
 //! synthetic data (lavapipe-sized), with the helpers and settings of `train_cli.rs`.
 
 mod common;
@@ -192,5 +192,114 @@ fn eader_learns() {
     for later in &e[1..] {
         assert!(later.1 > first.1 + 0.02, "{first:?} -> {later:?} in {e:?}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// RRM on `rrm-tiny`, from scratch: the classifier first learns alone for 150 cheap steps
+/// (`cls_only_steps`, recipe A's first phase) so its CAMs mean something, then 40 joint steps
+/// with reliable labels (CRF at 2 iterations to fit lavapipe: ~1.2 s per joint step at batch
+/// 4). Four classes keep the image labels informative enough for the tiny classifier. Checks
+/// learning, finite losses, a complete run dir with the CAM / reliable-label maps, resume,
+/// eval and predict.
+#[test]
+fn rrm_learns_resumes_evals_predicts() {
+    let t0 = std::time::Instant::now();
+    let dir = tmp("rrm");
+    let d = dir.to_str().unwrap();
+    let iters = 190u64;
+    let mut args = vec![
+        "train",
+        "--method",
+        "rrm",
+        "--arch",
+        "rrm-tiny",
+        "--data",
+        "synthetic:size=32,n=96,val=16,classes=4",
+        "--batch",
+        "4",
+        "--iters",
+        "190",
+        "--eval-every",
+        "95",
+        "--log-every",
+        "10",
+        "--out",
+        d,
+        "--quiet",
+        "--set",
+        "eval_at_start=true",
+        "--set",
+        "lr=0.05",
+        "--set",
+        "cls_only_steps=150",
+        "--set",
+        "crf_iters=2",
+    ];
+    ok(&args);
+    let t_train = t0.elapsed().as_secs_f64();
+    let m = lines(&dir);
+    let e = evals(&m);
+    let (first, last) = (e[0], *e.last().unwrap());
+    assert_eq!((first.0, last.0), (0, iters));
+    eprintln!(
+        "rrm: val mIoU {:.4} -> {:.4} ({t_train:.1} s)",
+        first.1, last.1
+    );
+    assert!(
+        last.1 > first.1 + 0.03,
+        "rrm did not learn: mIoU {first:?} -> {last:?}"
+    );
+    let steps = finite_steps(&m);
+    assert_eq!(*steps.last().unwrap(), iters);
+    let joint = m
+        .iter()
+        .find(|v| v["type"] == "step" && v["loss_dense"].is_number())
+        .expect("joint steps logged");
+    for k in ["loss_cls", "loss_ce_bg", "loss_ce_fg", "loss_dense", "loss"] {
+        assert!(joint[k].is_number(), "{k} missing in {joint}");
+    }
+    let frac = joint["reliable_frac"].as_f64().unwrap();
+    assert!(frac > 0.0 && frac < 1.0, "reliable_frac {frac}");
+    complete_run_dir(
+        &dir,
+        iters,
+        &["cam_1", "cam_3", "reliable_mask", "reliable_labels"],
+    );
+    for tm in ["reliable_mask", "reliable_labels", "gate", "cam_1"] {
+        let f = dir.join(format!("snapshots/step_{iters:06}/train_{tm}.png"));
+        assert!(f.is_file(), "{} missing", f.display());
+    }
+
+    let i = args.iter().position(|a| *a == "--iters").unwrap();
+    args[i + 1] = "194";
+    args.extend(["--resume", "auto"]);
+    let text = ok(&args);
+    assert!(text.contains("steps 190..194"), "{text}");
+    assert_eq!(*finite_steps(&lines(&dir)).last().unwrap(), 194);
+    let j = eval_json(&dir.join("last.safetensors"));
+    assert_eq!(j["step"], 194);
+
+    let pred = dir.join("pred");
+    let one = std::fs::read_dir(dir.join(format!("snapshots/step_{iters:06}")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("_input.png"))
+        .unwrap();
+    ok(&[
+        "predict",
+        "--checkpoint",
+        dir.join("best.safetensors").to_str().unwrap(),
+        "--input",
+        one.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+        "--maps",
+    ]);
+    let stem = one.file_stem().unwrap().to_string_lossy().to_string();
+    for suffix in ["", "_overlay", "_confidence", "_cam_1", "_reliable_mask"] {
+        let f = pred.join(format!("{stem}{suffix}.png"));
+        assert!(f.is_file(), "{} missing", f.display());
+    }
+    eprintln!("rrm: whole test {:.1} s", t0.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -106,6 +106,8 @@ pub struct Augmented {
     pub image: Vec<f32>,
     /// HxW class ids / ignore.
     pub label: Vec<u8>,
+    /// HxW: 1 inside the (scaled) image, 0 in crop padding (RRM's crop-validity mask).
+    pub roi: Vec<u8>,
     /// Image-level labels of the whole source image (not of the crop).
     pub image_labels: Vec<bool>,
     pub name: String,
@@ -220,6 +222,7 @@ pub fn augment(sample: &Sample, cfg: &AugConfig, ignore: u8, rng: &mut Rng) -> A
     };
     let mut out = vec![0f32; 3 * oh * ow];
     let mut out_lab = vec![ignore; oh * ow];
+    let mut roi = vec![0u8; oh * ow];
     for y in 0..oh {
         let sy = y + y_off;
         for x in 0..ow {
@@ -232,6 +235,7 @@ pub fn augment(sample: &Sample, cfg: &AugConfig, ignore: u8, rng: &mut Rng) -> A
                     out[c * oh * ow + o] = cfg.normalise.apply(c, img[i * 3 + c]);
                 }
                 out_lab[o] = lab[i];
+                roi[o] = 1;
             } else {
                 for c in 0..3 {
                     out[c * oh * ow + o] = pad_val[c];
@@ -244,6 +248,7 @@ pub fn augment(sample: &Sample, cfg: &AugConfig, ignore: u8, rng: &mut Rng) -> A
         w: ow,
         image: out,
         label: out_lab,
+        roi,
         image_labels: sample.image_labels.clone(),
         name: sample.name.clone(),
     }

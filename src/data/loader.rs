@@ -56,6 +56,8 @@ pub struct Batch {
     pub images: Vec<f32>,
     /// [n, h, w]: class ids or the ignore index.
     pub labels: Vec<i32>,
+    /// [n, h, w]: 1.0 inside the image, 0.0 in crop padding.
+    pub roi: Vec<f32>,
     /// [n, num_classes] multi-hot (1.0 = class present).
     pub image_labels: Vec<f32>,
     pub num_classes: usize,
@@ -233,6 +235,7 @@ impl Iterator for Loader {
             w,
             images: Vec::with_capacity(n * 3 * h * w),
             labels: Vec::with_capacity(n * h * w),
+            roi: Vec::with_capacity(n * h * w),
             image_labels: Vec::with_capacity(n * c),
             num_classes: c,
             names: Vec::with_capacity(n),
@@ -241,6 +244,7 @@ impl Iterator for Loader {
         for (i, a) in items {
             b.images.extend_from_slice(&a.image);
             b.labels.extend(a.label.iter().map(|&v| v as i32));
+            b.roi.extend(a.roi.iter().map(|&v| f32::from(v)));
             b.image_labels
                 .extend(a.image_labels.iter().map(|&p| if p { 1.0 } else { 0.0 }));
             b.names.push(a.name);

@@ -40,6 +40,10 @@ pub const ARCHS: &[(&str, &str)] = &[
         "rrm-resnet50",
         "RRM two-branch net: dilated ResNet-50 (OS 8), CAM classifier fc8 + seg branch",
     ),
+    (
+        "rrm-tiny",
+        "RRM two-branch net on tiny's three stages (OS 4), fc8 + 32-wide seg branch (d2)",
+    ),
     ("tiny", "small encoder-decoder for tests and demos (OS 4)"),
     (
         "tiny-cls",
@@ -143,14 +147,18 @@ pub fn build_with(arch: &str, classes: usize, opts: &ArchOpts) -> Result<Model> 
             )?))
         }
         "fcn32-vgg16" => Net::Fcn32(Box::new(Fcn32::new(&mut store, classes))),
-        "rrm-resnet50" => {
+        "rrm-resnet50" | "rrm-tiny" => {
             if classes < 2 {
                 return Err(Error::invalid(
                     "model",
-                    "rrm-resnet50 needs at least 2 classes (background + foreground)",
+                    format!("{arch} needs at least 2 classes (background + foreground)"),
                 ));
             }
-            Net::Rrm(Box::new(Rrm::new(&mut store, classes)))
+            Net::Rrm(Box::new(if arch == "rrm-tiny" {
+                Rrm::tiny(&mut store, classes)
+            } else {
+                Rrm::new(&mut store, classes)
+            }))
         }
         "imgdisc" => Net::ImgDisc(Box::new(ImgDisc::new(
             &mut store,
@@ -187,7 +195,7 @@ impl Model {
     /// The network's main output, dropout off (eval-style, deterministic):
     /// - segmentation nets: class logits at their output stride, not upsampled
     ///   (`deeplabv2-*`, `deeplabv3-*` and `rrm-resnet50` (its segmentation branch): OS 8;
-    ///   `fcn32-vgg16`: OS 32; `tiny`: OS 4);
+    ///   `fcn32-vgg16`: OS 32; `tiny`, `rrm-tiny`: OS 4);
     /// - backbones: [N, classes];
     /// - `fcdisc`: per-pixel logits upsampled to the input size [N, 1, H, W];
     /// - `imgdisc`: logits [N, 1, h/4, w/4] of the probabilities and image packed along channels
@@ -198,7 +206,7 @@ impl Model {
 
     /// [`Model::forward`] with dropout on (training) when `dropout_seed` is given, for the archs
     /// that have dropout (`deeplabv3-*` after the ASPP projection, `fcn32-vgg16` after fc6/fc7;
-    /// `rrm-resnet50`'s dropout is in its classification branch: [`Rrm::forward_all`]). Vary the
+    /// `rrm-*` dropout is in the classification branch: [`Rrm::forward_all`]). Vary the
     /// seed per iteration.
     pub fn forward_opts(
         &self,
@@ -234,7 +242,7 @@ impl Model {
     }
 
     /// Final feature map and image-level logits from one forward, for CAM / Grad-CAM:
-    /// ResNets: (layer4 output, fc logits); `rrm-resnet50`: (trunk features, fc8 logits,
+    /// ResNets: (layer4 output, fc logits); `rrm-*`: (trunk features, fc8 logits,
     /// dropout on when `dropout_seed` is given).
     pub fn features_and_logits(
         &self,

@@ -19,8 +19,9 @@ pub struct Tiny {
     pub aspp: AsppV2,
 }
 
-/// Tiny's three conv–BN–ReLU stages: 3→16 s2, 16→32 s2, 32→32 dilation 2 (output stride 4).
-fn stages(store: &mut ParamStore) -> Vec<(Conv2d, BatchNorm2d)> {
+/// Tiny's three conv+BN+ReLU stages (3→16 s2, 16→32 s2, 32→32 dilation 2; output stride 4),
+/// shared with `rrm-tiny`'s trunk. Parameters `stage{1,2,3}.{conv,bn}.*`.
+pub fn tiny_stages(store: &mut ParamStore) -> Vec<(Conv2d, BatchNorm2d)> {
     let k = ConvCfg::default()
         .no_bias()
         .init(Init::KaimingNormalFanOut)
@@ -42,7 +43,12 @@ fn stages(store: &mut ParamStore) -> Vec<(Conv2d, BatchNorm2d)> {
     ]
 }
 
-fn run_stages(stages: &[(Conv2d, BatchNorm2d)], x: &Tensor, mode: BnMode) -> Result<Tensor> {
+/// Runs [`tiny_stages`].
+pub fn stages_forward(
+    stages: &[(Conv2d, BatchNorm2d)],
+    x: &Tensor,
+    mode: BnMode,
+) -> Result<Tensor> {
     let mut y = x.clone();
     for (c, b) in stages {
         y = conv_bn_relu(c, b, &y, mode)?;
@@ -50,9 +56,22 @@ fn run_stages(stages: &[(Conv2d, BatchNorm2d)], x: &Tensor, mode: BnMode) -> Res
     Ok(y)
 }
 
+/// Output size of [`tiny_stages`].
+pub fn stages_out_size(
+    stages: &[(Conv2d, BatchNorm2d)],
+    h: usize,
+    w: usize,
+) -> Option<(usize, usize)> {
+    let (mut h, mut w) = (h, w);
+    for (c, _) in stages {
+        (h, w) = c.out_size(h, w);
+    }
+    Some((h, w))
+}
+
 impl Tiny {
     pub fn new(store: &mut ParamStore, classes: usize) -> Tiny {
-        let stages = stages(store);
+        let stages = tiny_stages(store);
         let aspp = AsppV2::new(store, "aspp", TINY_WIDTH[2], classes, &TINY_RATES);
         Tiny { stages, aspp }
     }
@@ -61,7 +80,7 @@ impl Tiny {
 impl Tiny {
     /// Features after the dilated stage [N, 32, H/4, W/4].
     pub fn features(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
-        run_stages(&self.stages, x, mode)
+        stages_forward(&self.stages, x, mode)
     }
 
     /// Class logits at output stride 4; callers upsample.
@@ -70,11 +89,7 @@ impl Tiny {
     }
 
     pub fn out_size(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let (mut h, mut w) = (h, w);
-        for (c, _) in &self.stages {
-            (h, w) = c.out_size(h, w);
-        }
-        Some((h, w))
+        stages_out_size(&self.stages, h, w)
     }
 
     pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {
@@ -94,14 +109,14 @@ pub struct TinyCls {
 
 impl TinyCls {
     pub fn new(store: &mut ParamStore, classes: usize) -> TinyCls {
-        let stages = stages(store);
+        let stages = tiny_stages(store);
         let fc = Linear::new(store, "fc", TINY_WIDTH[2], classes, true);
         TinyCls { stages, fc }
     }
 
     /// Features [N, 32, H/4, W/4] (CAMs are computed on them).
     pub fn features(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
-        run_stages(&self.stages, x, mode)
+        stages_forward(&self.stages, x, mode)
     }
 
     /// Image-level logits [N, classes] of features.

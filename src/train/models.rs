@@ -19,13 +19,15 @@ pub fn head_prefix(arch: &str) -> Option<&'static str> {
     }
 }
 
-/// Resolves `bn_mode` (`auto`: AdvSemiSeg's frozen-affine BN for DeepLab, train otherwise).
+/// Resolves `bn_mode` (`auto`: AdvSemiSeg's frozen-affine BN for DeepLab, RRM's frozen BN for
+/// `rrm-resnet50`, train otherwise).
 pub fn bn_mode(setting: &str, arch: &str) -> BnMode {
     match setting {
         "train" => BnMode::Train,
         "frozen-affine" => BnMode::FrozenAffine,
         "frozen" => BnMode::Frozen,
         _ if arch.starts_with("deeplab") => BnMode::FrozenAffine,
+        "auto" if arch == "rrm-resnet50" => BnMode::Frozen,
         _ => BnMode::Train,
     }
 }

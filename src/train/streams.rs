@@ -3,7 +3,7 @@
 //! resumed run continues with exactly the batches an uninterrupted run would have drawn.
 
 use super::method::{StreamSpec, Subset};
-use crate::data::{AugConfig, Dataset, Loader, LoaderConfig};
+use crate::data::{AugConfig, Dataset, Loader, LoaderConfig, Normalise};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::softmax::check_labels;
@@ -22,6 +22,11 @@ pub struct GpuBatch {
     /// The same multi-hot labels on the host (weak methods plan per-class work from them
     /// without a GPU read-back).
     pub image_labels_host: Vec<f32>,
+    /// [N, H, W] on the host: 1 inside the image, 0 in crop padding (uploaded by the methods
+    /// that need it, RRM's dense loss).
+    pub roi_host: Vec<f32>,
+    /// How `images` were normalised (to recover 0–255 RGB for CRFs and bilateral kernels).
+    pub normalise: Normalise,
     pub names: Vec<String>,
 }
 
@@ -30,6 +35,7 @@ pub struct Streams {
     loaders: BTreeMap<&'static str, Loader>,
     classes: usize,
     ignore: i32,
+    normalise: Normalise,
 }
 
 /// Per-stream settings shared by all streams of a run.
@@ -85,6 +91,7 @@ impl Streams {
             loaders,
             classes: ds.num_classes(),
             ignore: ds.ignore_index() as i32,
+            normalise: setup.aug.normalise.clone(),
         })
     }
 
@@ -116,6 +123,8 @@ impl Streams {
             labels: Tensor::from_i32(&self.gpu, &b.labels, &[b.n, b.h, b.w])?,
             image_labels: Tensor::from_f32(&self.gpu, &b.image_labels, &[b.n, b.num_classes])?,
             image_labels_host: b.image_labels,
+            roi_host: b.roi,
+            normalise: self.normalise.clone(),
             names: b.names,
         })
     }

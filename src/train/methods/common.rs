@@ -104,3 +104,26 @@ pub fn correct_mask(pred: &Tensor, labels: &Tensor, ignore: i32) -> Result<Tenso
         &ops::softmax::one_hot(labels, c, ignore)?,
     )?)
 }
+
+/// Normalised images [N, 3, H, W] back to RGB 0–255 (what CRFs and bilateral kernels take):
+/// every normalisation is per-channel affine, so its inverse is `a_c·x + b_c`.
+pub fn rgb255(x: &Tensor, norm: &crate::data::Normalise) -> Result<Tensor> {
+    let b: Vec<f32> = (0..3).map(|c| norm.invert(c, 0.0)).collect();
+    let a: Vec<f32> = (0..3).map(|c| norm.invert(c, 1.0) - b[c]).collect();
+    let gpu = x.gpu();
+    ops::add(
+        &ops::mul(x, &Tensor::from_f32(gpu, &a, &[1, 3, 1, 1])?)?,
+        &Tensor::from_f32(gpu, &b, &[1, 3, 1, 1])?,
+    )
+}
+
+/// Per-pixel maximum over channels [N, C, H, W] → [N, 1, H, W] (a fold of elementwise maxima:
+/// C is a class count, small).
+pub fn channel_max(x: &Tensor) -> Result<Tensor> {
+    let parts = ops::concat::split(x, &vec![1; x.shape()[1]], 1)?;
+    let mut m = parts[0].clone();
+    for p in &parts[1..] {
+        m = ops::maximum(&m, p)?;
+    }
+    Ok(m)
+}

@@ -5,6 +5,8 @@ pub mod common;
 pub mod eader;
 pub mod gan;
 pub mod gan_cegu;
+pub mod rrm;
+pub mod rrm_labels;
 pub mod ssgan;
 pub mod supervised;
 
@@ -73,18 +75,27 @@ pub const METHODS: &[MethodInfo] = &[
         validate: eader::validate,
         build: eader::build,
     },
+    MethodInfo {
+        name: "rrm",
+        about: "RRM (Zhang et al. AAAI 2020): CAM -> reliable labels (CRF) -> CE + dense energy loss, image labels only",
+        defaults: rrm::defaults,
+        validate: rrm::validate,
+        build: rrm::build,
+    },
 ];
 
 /// Shared settings whose defaults differ for a method (its official optimiser and arch).
 pub fn common_defaults(method: &str, mut c: super::TrainConfig) -> super::TrainConfig {
-    if method == "eader" {
-        eader::common_defaults(&mut c);
+    match method {
+        "eader" => eader::common_defaults(&mut c),
+        "rrm" => rrm::common_defaults(&mut c),
+        _ => {}
     }
     c
 }
 
 /// Methods of the issue that are not implemented yet (named in the error message).
-const PLANNED: &[&str] = &["rrm"];
+const PLANNED: &[&str] = &[];
 
 pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, TrainError> {
     METHODS.iter().find(|m| m.name == name).ok_or_else(|| {
