@@ -26,6 +26,9 @@ mkdir -p "$out"
 run supervised      --method supervised --arch tiny --batch 8 --labeled-fraction 1 --set lr=0.025
 run advsemi_full    --method advsemi --arch tiny --batch 8 --labeled-fraction 1 --ndf 8 --set lr=0.025
 run gan-cegu        --method gan-cegu --arch tiny --batch 8 --labeled-fraction 1 --ndf 8 --set lr=0.025 --set d_lr=0.001
+# CEGU's default weights 1 + u average ~2 once D wins, doubling G's effective lr; the
+# normalised form (u / mean u) keeps it.
+run gan-cegu_normalized --method gan-cegu --arch tiny --batch 8 --labeled-fraction 1 --ndf 8 --set lr=0.025 --set d_lr=0.001 --set weight=normalized
 run ssgan           --method ssgan --arch tiny --batch 8 --labeled-fraction 1 --ndf 8 --set lr=0.025
 # 1/8 of the images labelled (same split file for both: same seed).
 run supervised_1-8  --method supervised --arch tiny --batch 8 --labeled-fraction 1/8 --set lr=0.025
