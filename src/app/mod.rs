@@ -325,6 +325,7 @@ impl AdvsegApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
         self.infer.poll();
+        self.viewer.view_rects.clear();
         if self.autostart {
             self.autostart = false;
             self.start(Some(ui.ctx().clone()));
