@@ -246,19 +246,66 @@ fn run_dir_then_inference_and_export() {
     let f: Vec<_> = std::fs::read_dir(dir.join("exports")).unwrap().collect();
     assert_eq!(f.len(), 1, "one PNG, no temporary left");
 
-    // The run directory's logged curves load back.
+    // A missing checkpoint is a message, not a crash.
+    h.state_mut().st.checkpoint = dir.join("missing.safetensors").display().to_string();
+    h.get_by_label("Run inference").click();
+    wait(&mut h, 30, |a| a.infer.error.is_some());
+
+    // The run directory's logged curves and snapshot PNGs load back into a fresh app.
+    let live: Vec<_> = h.state().history.snapshots.clone();
+    let mut fresh = app(&[]);
+    fresh.st.run_dir = run.display().to_string();
+    fresh.st.tab = Tab::Maps;
+    let mut h = harness(fresh);
     h.get_by_label("Open run dir").click();
-    h.run_steps(2);
+    h.run_steps(3);
     let hist = &h.state().history;
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
     assert!(
         hist.scalars.keys().any(|k| k.starts_with("loss")),
         "{:?}",
         hist.log
     );
     assert_eq!(hist.evals.last().map(|r| r.step), Some(2));
+    let steps = |v: &[std::sync::Arc<advseg::train::Snapshot>]| -> Vec<usize> {
+        v.iter().map(|s| s.step).collect()
+    };
+    assert_eq!(steps(&hist.snapshots), steps(&live), "{:?}", hist.log);
+    let (a, b) = (&hist.snapshots[0].probes[0], &live[0].probes[0]);
+    assert_eq!(
+        (a.input.clone(), a.gt.clone(), a.pred.clone()),
+        (b.input.clone(), b.gt.clone(), b.pred.clone())
+    );
+    let conf = b.maps.iter().find(|m| m.0 == "d_confidence").unwrap();
+    let back = a.maps.iter().find(|m| m.0 == "d_confidence").unwrap();
+    for (x, y) in conf.1.iter().zip(&back.1) {
+        assert!(
+            (x - y).abs() <= 0.5 / 255.0 + 1e-6,
+            "8-bit map {x} read back as {y}"
+        );
+    }
+    assert_eq!(hist.snapshots[0].colours, live[0].colours);
+    // The viewer shows the old run: its views and a readout (no probabilities on disk).
+    h.get_by_label("view prediction");
+    h.get_by_label("view d_confidence");
+    let r = h.get_by_label("view gt").rect();
+    for d in [2.0, 3.0] {
+        h.hover_at(r.min + egui::vec2(d, d) * h.state().st.zoom);
+        h.run_steps(2);
+    }
+    let text = h.state().viewer.hover.clone().expect("hover readout");
+    assert!(
+        text.contains("d_confidence: ") && !text.contains("top: "),
+        "{text}"
+    );
 
-    // A missing checkpoint is a message, not a crash.
-    h.state_mut().st.checkpoint = dir.join("missing.safetensors").display().to_string();
-    h.get_by_label("Run inference").click();
-    wait(&mut h, 30, |a| a.infer.error.is_some());
+    // Resuming the opened run still works (it is complete: it ends at once) and keeps the
+    // loaded history.
+    h.get_by_label("Resume run dir").click();
+    wait(&mut h, 60, |a| a.history.finished);
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    assert_eq!(
+        steps(&h.state().history.snapshots[..live.len()]),
+        steps(&live)
+    );
 }

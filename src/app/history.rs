@@ -129,6 +129,23 @@ impl History {
         Ok(h)
     }
 
+    /// A run directory as the app would have seen it: logged metrics and the snapshot PNGs
+    /// up to `up_to` (the checkpoint a resumed run continues from).
+    pub fn load_run(dir: &std::path::Path, up_to: Option<usize>) -> Result<History, String> {
+        let mut h = History::load_metrics(dir)?;
+        let classes = h.evals.last().map(|r| r.per_class_iou.len());
+        h.snapshots = super::load::load_snapshots(dir, up_to, classes)?;
+        if let Some(s) = h.snapshots.last() {
+            h.log.push(format!(
+                "loaded {} snapshots (steps {}..{})",
+                h.snapshots.len(),
+                h.snapshots[0].step,
+                s.step
+            ));
+        }
+        Ok(h)
+    }
+
     /// Class names from the latest evaluation (snapshots carry colours only).
     pub fn class_names(&self, classes: usize) -> Vec<String> {
         match self.evals.last() {

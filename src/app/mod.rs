@@ -8,6 +8,7 @@
 pub mod compose;
 pub mod history;
 pub mod infer;
+pub mod load;
 pub mod plots;
 pub mod runner;
 pub mod setup;
@@ -136,6 +137,7 @@ impl AdvsegApp {
                 resume: None,
             },
             wake,
+            None,
         );
     }
 
@@ -151,37 +153,44 @@ impl AdvsegApp {
             .map_err(|e| format!("{e:#}"))
             .and_then(|c| {
                 crate::train::RunConfig::from_toml(&c.meta.config_toml, &ck)
+                    .map(|cfg| (cfg, c.meta.step))
                     .map_err(|e| e.to_string())
             });
         match cfg {
-            Ok(cfg) => self.launch(
+            Ok((cfg, step)) => self.launch(
                 RunRequest {
                     cfg,
                     run_dir: Some(dir),
                     resume: Some(ck),
                 },
                 wake,
+                Some(step),
             ),
             Err(e) => self.error = Some(e),
         }
     }
 
-    /// Shows an existing run directory's metrics (without training).
+    /// Shows an existing run directory's metrics and snapshots (without training).
     pub fn open_run_dir(&mut self) {
-        match History::load_metrics(std::path::Path::new(self.st.run_dir.trim())) {
+        match History::load_run(std::path::Path::new(self.st.run_dir.trim()), None) {
             Ok(h) => {
                 self.history = h;
+                self.viewer.snap_index = None;
                 self.error = None;
             }
             Err(e) => self.error = Some(e),
         }
     }
 
-    fn launch(&mut self, req: RunRequest, wake: Option<egui::Context>) {
-        let resumed = req.resume.is_some();
-        self.history = match (&req.run_dir, resumed) {
-            // A resumed run's curves continue from its logged history.
-            (Some(d), true) => History::load_metrics(d).unwrap_or_default(),
+    fn launch(&mut self, req: RunRequest, wake: Option<egui::Context>, resumed_at: Option<usize>) {
+        // A resumed run's curves and snapshots continue from what its directory logged up to
+        // the checkpoint (later entries are about to be rewritten).
+        self.history = match (&req.run_dir, resumed_at) {
+            (Some(d), Some(step)) => History::load_run(d, Some(step)).unwrap_or_else(|e| {
+                let mut h = History::default();
+                h.log.push(format!("could not load the run's history: {e}"));
+                h
+            }),
             _ => History::default(),
         };
         self.viewer.snap_index = None;
@@ -240,7 +249,7 @@ impl AdvsegApp {
                     !running && !self.st.run_dir.trim().is_empty(),
                     egui::Button::new("Open run dir"),
                 )
-                .on_hover_text("show the run directory's logged metrics")
+                .on_hover_text("show the run directory's logged metrics and snapshots")
                 .clicked()
             {
                 self.open_run_dir();
