@@ -311,3 +311,70 @@ fn cam_selector_and_generic_map_views() {
         "{t}"
     );
 }
+
+/// The "Browse…" button next to a field opens the picker for that field (a stand-in for the
+/// native dialog, which tests cannot drive) and the answer lands in the field.
+#[test]
+fn browse_buttons_fill_their_fields() {
+    use advseg::app::browse::{PathField, Request};
+    use std::sync::{Arc, Mutex};
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browse");
+    std::fs::create_dir_all(dir.join("JPEGImages")).unwrap();
+    let asked: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let mut h = harness([1400.0, 900.0]);
+    let (a, d) = (asked.clone(), dir.clone());
+    h.state_mut().browse.picker = Arc::new(move |r: Request| {
+        a.lock().unwrap().push(r.clone());
+        match r.field {
+            PathField::Data => Some(d.clone()),
+            PathField::Checkpoint => Some(d.join("last.safetensors")),
+            _ => None,
+        }
+    });
+    // The button on the row of a field: the same height as the field.
+    let click_next_to = |h: &mut Harness<'static, AdvsegApp>, field: &str| {
+        let y = h
+            .get_by_role_and_label(egui::accesskit::Role::TextInput, field)
+            .rect()
+            .center()
+            .y;
+        h.query_all_by_label("Browse…")
+            .find(|b| (b.rect().center().y - y).abs() < 8.0)
+            .unwrap_or_else(|| panic!("no Browse… next to {field}"))
+            .click();
+        for _ in 0..50 {
+            h.step();
+            if !h.state().browse.busy() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        h.run_steps(2);
+    };
+    click_next_to(&mut h, "data");
+    assert_eq!(
+        h.state().st.fields["advsemi"]["data"],
+        format!("voc:{}", dir.display())
+    );
+    h.state_mut().st.tab = Tab::Inference;
+    h.run_steps(2);
+    click_next_to(&mut h, "checkpoint");
+    assert_eq!(
+        h.state().st.checkpoint,
+        dir.join("last.safetensors").display().to_string()
+    );
+    // A cancelled dialog leaves the field alone and says so in the log.
+    click_next_to(&mut h, "image");
+    assert_eq!(h.state().st.image, "");
+    assert!(h
+        .state()
+        .history
+        .log
+        .last()
+        .unwrap()
+        .contains("no path chosen"));
+    let asked = asked.lock().unwrap();
+    assert_eq!(asked.len(), 3);
+    assert!(asked[0].folder && !asked[1].folder);
+}

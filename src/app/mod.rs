@@ -5,6 +5,7 @@
 //! run has reported), `setup` (run setup through `RunConfig::set`), `plots`, `viewer` (maps,
 //! T_semi gate, hover), `compose` (pixel work, PNG export), `infer` (inference tab).
 
+pub mod browse;
 pub mod compose;
 pub mod history;
 pub mod infer;
@@ -53,6 +54,8 @@ pub struct AdvsegApp {
     pub error: Option<String>,
     pub viewer: viewer::Viewer,
     pub infer: infer::Infer,
+    /// The open file dialog, if any (its picker is replaceable in tests).
+    pub browse: browse::Browse,
     screenshot: Option<ScreenshotPlan>,
     autostart: bool,
     opened: Instant,
@@ -84,6 +87,7 @@ impl AdvsegApp {
             error: None,
             viewer: Default::default(),
             infer: Default::default(),
+            browse: Default::default(),
             screenshot: opts.screenshot.clone().map(|path| ScreenshotPlan {
                 path,
                 after_secs: opts.after_secs,
@@ -288,6 +292,10 @@ impl AdvsegApp {
             let l = ui.label("config");
             ui.add(egui::TextEdit::singleline(&mut self.st.config_path).desired_width(130.0))
                 .labelled_by(l.id);
+            if browse::button(ui, browse::PathField::Config, !self.browse.busy()) {
+                self.browse
+                    .open(browse::PathField::Config, &self.st, Some(ui.ctx().clone()));
+            }
             if ui.small_button("Save").clicked() {
                 let fields = self
                     .st
@@ -321,7 +329,9 @@ impl AdvsegApp {
         egui::ScrollArea::vertical()
             .id_salt("setup")
             .show(ui, |ui| {
-                setup::setup_ui(ui, &mut self.st, editable);
+                if let Some(f) = setup::setup_ui(ui, &mut self.st, editable) {
+                    self.browse.open(f, &self.st, Some(ui.ctx().clone()));
+                }
                 ui.separator();
                 ui.label("log");
                 for l in self.history.log.iter().rev().take(12) {
@@ -335,6 +345,9 @@ impl AdvsegApp {
         self.poll();
         self.infer.poll();
         self.viewer.view_rects.clear();
+        if let Some(m) = self.browse.poll(&mut self.st) {
+            self.history.log.push(m);
+        }
         if self.autostart {
             self.autostart = false;
             self.start(Some(ui.ctx().clone()));
@@ -385,7 +398,11 @@ impl AdvsegApp {
                 Tab::Maps => self
                     .viewer
                     .ui(ui, &self.history.snapshots, &names, &mut self.st),
-                Tab::Inference => self.infer.ui(ui, &mut self.st),
+                Tab::Inference => {
+                    if let Some(f) = self.infer.ui(ui, &mut self.st) {
+                        self.browse.open(f, &self.st, Some(ui.ctx().clone()));
+                    }
+                }
             }
         });
         if self.running() {

@@ -2,6 +2,7 @@
 //! `RunConfig::set`, the same code path as the CLI, so the app and `advseg train` cannot
 //! disagree about what a setting means.
 
+use super::browse::{self, PathField};
 use super::state::UiState;
 use crate::data::DataSpec;
 use crate::train::config::parse_value;
@@ -172,8 +173,10 @@ pub fn ensure_fields(st: &mut UiState) {
     }
 }
 
-/// Draws the setup fields; returns nothing, edits `st` in place.
-pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) {
+/// Draws the setup fields, editing `st` in place; returns the path field whose "Browse…"
+/// button was clicked.
+pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) -> Option<PathField> {
+    let mut browse = None;
     ui.add_enabled_ui(editable, |ui| {
         egui::ComboBox::from_label("method")
             .selected_text(st.method.clone())
@@ -210,6 +213,18 @@ pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) {
                             })
                             .response
                             .labelled_by(l.id);
+                    } else if k == "data" {
+                        ui.horizontal(|ui| {
+                            ui.add(
+                                egui::TextEdit::singleline(v)
+                                    .desired_width(180.0)
+                                    .id_salt(k.as_str()),
+                            )
+                            .labelled_by(l.id);
+                            if browse::button(ui, PathField::Data, true) {
+                                browse = Some(PathField::Data);
+                            }
+                        });
                     } else {
                         ui.add(
                             egui::TextEdit::singleline(v)
@@ -236,8 +251,12 @@ pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) {
             ui.add(egui::TextEdit::singleline(&mut st.run_dir).desired_width(180.0))
                 .labelled_by(l.id)
                 .on_hover_text("empty: keep the run in memory (no checkpoints)");
+            if browse::button(ui, PathField::RunDir, true) {
+                browse = Some(PathField::RunDir);
+            }
         });
     });
+    browse
 }
 
 #[cfg(test)]
