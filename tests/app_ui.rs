@@ -152,12 +152,44 @@ fn errors_are_messages_and_stop_pause_work() {
     assert!(e.contains("iters"), "{e}");
     h.get_by_label_contains("Error: iters");
 
-    // A missing dataset fails on the training thread and comes back as a message.
+    // A missing dataset folder is reported before any run starts.
     let mut h = harness(app(&[("data", "camvid:/nonexistent/camvid")]));
+    h.get_by_label("Start").click();
+    h.run_steps(2);
+    let e = h.state().error.clone().expect("error shown");
+    assert!(
+        e.contains("/nonexistent/camvid") && e.contains("does not exist"),
+        "{e}"
+    );
+    assert!(h.state().run.is_none());
+
+    // A folder that is not a CamVid layout fails on the training thread: a message too.
+    let empty = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("app_empty_data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut h = harness(app(&[("data", &format!("camvid:{}", empty.display()))]));
     h.get_by_label("Start").click();
     wait(&mut h, 30, |a| a.history.finished);
     let e = h.state().error.clone().expect("error shown");
-    assert!(e.contains("/nonexistent/camvid"), "{e}");
+    assert!(
+        e.starts_with("run failed: ") && e.contains("train.txt"),
+        "{e}"
+    );
+
+    // A diverging run stops with a message that names the term and the checkpoint it kept.
+    let run = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("app_nan_run");
+    let _ = std::fs::remove_dir_all(&run);
+    let mut a = app(&[("iters", "20"), ("lr", "1e20"), ("checkpoint_every", "1")]);
+    a.st.run_dir = run.display().to_string();
+    let mut h = harness(a);
+    h.get_by_label("Start").click();
+    wait(&mut h, 60, |a| a.history.finished);
+    let e = h.state().error.clone().expect("error shown");
+    assert!(
+        e.contains("run failed") && e.contains("is kept") && e.contains("checkpoint (step"),
+        "{e}"
+    );
+    assert!(run.join("last.safetensors").exists());
+    h.get_by_label_contains("Error: run failed");
 
     // Pause holds the step, Resume continues, Stop ends the run early.
     let mut h = harness(app(&[

@@ -115,7 +115,9 @@ impl AdvsegApp {
             .get(&self.st.method)
             .cloned()
             .unwrap_or_default();
-        let cfg = match setup::build_config(&self.st.method, &fields, &self.st.extra_set) {
+        let cfg = setup::build_config(&self.st.method, &fields, &self.st.extra_set)
+            .and_then(|c| setup::check_data_dir(&c.common.data).map(|()| c));
+        let cfg = match cfg {
             Ok(c) => c,
             Err(e) => {
                 self.error = Some(e);
@@ -208,11 +210,38 @@ impl AdvsegApp {
             match m {
                 Msg::Event(e) => self.history.apply(e),
                 Msg::Failed(e) => {
-                    self.history.log.push(format!("run failed: {e}"));
-                    self.error = Some(format!("run failed: {e}"));
+                    let e = format!("run failed: {e}{}", self.kept_note(&e));
+                    self.history.log.push(e.clone());
+                    // A device loss has already said why; the trainer's error only follows.
+                    if !self
+                        .error
+                        .as_ref()
+                        .is_some_and(|x| x.starts_with("GPU device lost"))
+                    {
+                        self.error = Some(e);
+                    }
+                }
+                Msg::DeviceLost(why) => {
+                    let e = format!(
+                        "GPU device lost ({why}). Restart the app to train again{}",
+                        self.kept_note("")
+                    );
+                    self.history.log.push(e.clone());
+                    self.error = Some(e);
                 }
                 Msg::Exited => self.history.finished = true,
             }
+        }
+    }
+
+    /// Where the failed run's last checkpoint is, unless the message already says.
+    fn kept_note(&self, msg: &str) -> String {
+        if msg.contains("checkpoint") {
+            return String::new();
+        }
+        match self.history.checkpoints.last() {
+            Some((step, path)) => format!("; the last checkpoint (step {step}) is kept at {path}"),
+            None => "; no checkpoint had been written".into(),
         }
     }
 

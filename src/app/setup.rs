@@ -128,6 +128,24 @@ pub fn build_config(
     Ok(cfg)
 }
 
+/// A dataset folder that does not exist is reported before a run starts (the loader would
+/// only say so on the training thread).
+pub fn check_data_dir(spec: &DataSpec) -> Result<(), String> {
+    use crate::data::DataSpec::*;
+    let dir = match spec {
+        Synthetic(_) => return Ok(()),
+        CamVid(p) | Voc(p) | Cityscapes(p) | Folder(p) => p,
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "data: the dataset folder {} does not exist",
+            dir.display()
+        ))
+    }
+}
+
 /// The panel's fields holding the values of a resolved configuration (for "Load config").
 pub fn fields_from_config(cfg: &RunConfig) -> Result<BTreeMap<String, String>, String> {
     let m = cfg.method_name().to_string();
