@@ -19,6 +19,8 @@ pub struct History {
     /// Human-readable log of notable events and errors, newest last.
     pub log: Vec<String>,
     pub finished: bool,
+    /// The trainer's own time for the run, once it finished.
+    pub seconds: Option<f64>,
 }
 
 impl History {
@@ -74,6 +76,7 @@ impl History {
             }
             Event::Finished { step, seconds } => {
                 self.finished = true;
+                self.seconds = Some(seconds);
                 self.log
                     .push(format!("finished at step {step} in {seconds:.1} s"));
             }

@@ -5,6 +5,7 @@
 //! run has reported), `setup` (run setup through `RunConfig::set`), `plots`, `viewer` (maps,
 //! T_semi gate, hover), `compose` (pixel work, PNG export), `infer` (inference tab).
 
+pub mod bench;
 pub mod browse;
 pub mod compose;
 pub mod history;
