@@ -54,8 +54,17 @@ fn bench_ops_quick_json() {
 fn bench_app_tiny_json() {
     let out = Command::new(env!("CARGO_BIN_EXE_advseg"))
         .args([
-            "bench", "app", "--json", "--iters", "2", "--snapshot-every", "1", "--eval-every",
-            "0", "--data", "synthetic:size=32,n=8,val=2",
+            "bench",
+            "app",
+            "--json",
+            "--iters",
+            "2",
+            "--snapshot-every",
+            "1",
+            "--eval-every",
+            "0",
+            "--data",
+            "synthetic:size=32,n=8,val=2",
         ])
         .env(
             "XDG_RUNTIME_DIR",
@@ -70,7 +79,12 @@ fn bench_app_tiny_json() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
-    for k in ["headless_steps_per_s", "app_steps_per_s", "frame_ms_median", "fps"] {
+    for k in [
+        "headless_steps_per_s",
+        "app_steps_per_s",
+        "frame_ms_median",
+        "fps",
+    ] {
         let x = v[k].as_f64().unwrap_or(f64::NAN);
         assert!(x.is_finite() && x > 0.0, "{k} = {x} in {v}");
     }

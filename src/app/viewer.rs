@@ -274,6 +274,9 @@ pub fn per_row(avail: f32, item: f32, gap: f32) -> usize {
     (((avail + gap) / (item + gap)).floor() as usize).max(1)
 }
 
+/// One control of the viewer's toolbar, drawn into its row.
+type ControlFn = dyn FnOnce(&mut egui::Ui, &mut UiState, &mut Viewer);
+
 fn key(parts: impl Hash) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     parts.hash(&mut h);
@@ -359,7 +362,7 @@ impl Viewer {
         // Sliders are nested layouts that a wrapping row cannot break, so rows are cut here.
         let avail = ui.available_width();
         let sliders = per_row(avail, 230.0, 8.0);
-        let mut items: Vec<Box<dyn FnOnce(&mut egui::Ui, &mut UiState, &mut Viewer)>> = vec![
+        let mut items: Vec<Box<ControlFn>> = vec![
             Box::new(|ui, st, _| {
                 ui.add(egui::Slider::new(&mut st.opacity, 0.0..=1.0).text("opacity"));
             }),
@@ -582,5 +585,32 @@ fn export(s: &Snapshot, p: &ProbeSnapshot, v: &str, st: &UiState, w: usize, h: u
             Err(e) => format!("export failed: {e}"),
         },
         None => format!("{v}: nothing to export"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_name() {
+        assert_eq!(map_kind("cam_3"), MapKind::Cam);
+        assert_eq!(map_kind("reliable_label"), MapKind::Labels);
+        assert_eq!(map_kind("erased"), MapKind::Grey);
+        assert_eq!(map_kind("cegu_weight"), MapKind::Scalar);
+        assert_eq!(cam_class("cam_12"), Some(12));
+        assert_eq!(cam_class("grad_cam"), None);
+    }
+
+    #[test]
+    fn label_ids_scaled_or_raw() {
+        assert_eq!(label_ids(&[0.0, 3.0 / 255.0, 1.0]), vec![0, 3, 255]);
+        assert_eq!(label_ids(&[0.0, 3.0, 20.0, -1.0]), vec![0, 3, 20, 255]);
+    }
+
+    #[test]
+    fn rows_fit() {
+        assert_eq!(per_row(500.0, 128.0, 8.0), 3);
+        assert_eq!(per_row(50.0, 128.0, 8.0), 1);
     }
 }
