@@ -152,12 +152,44 @@ fn errors_are_messages_and_stop_pause_work() {
     assert!(e.contains("iters"), "{e}");
     h.get_by_label_contains("Error: iters");
 
-    // A missing dataset fails on the training thread and comes back as a message.
+    // A missing dataset folder is reported before any run starts.
     let mut h = harness(app(&[("data", "camvid:/nonexistent/camvid")]));
+    h.get_by_label("Start").click();
+    h.run_steps(2);
+    let e = h.state().error.clone().expect("error shown");
+    assert!(
+        e.contains("/nonexistent/camvid") && e.contains("does not exist"),
+        "{e}"
+    );
+    assert!(h.state().run.is_none());
+
+    // A folder that is not a CamVid layout fails on the training thread: a message too.
+    let empty = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("app_empty_data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut h = harness(app(&[("data", &format!("camvid:{}", empty.display()))]));
     h.get_by_label("Start").click();
     wait(&mut h, 30, |a| a.history.finished);
     let e = h.state().error.clone().expect("error shown");
-    assert!(e.contains("/nonexistent/camvid"), "{e}");
+    assert!(
+        e.starts_with("run failed: ") && e.contains("train.txt"),
+        "{e}"
+    );
+
+    // A diverging run stops with a message that names the term and the checkpoint it kept.
+    let run = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("app_nan_run");
+    let _ = std::fs::remove_dir_all(&run);
+    let mut a = app(&[("iters", "20"), ("lr", "1e20"), ("checkpoint_every", "1")]);
+    a.st.run_dir = run.display().to_string();
+    let mut h = harness(a);
+    h.get_by_label("Start").click();
+    wait(&mut h, 60, |a| a.history.finished);
+    let e = h.state().error.clone().expect("error shown");
+    assert!(
+        e.contains("run failed") && e.contains("is kept") && e.contains("checkpoint (step"),
+        "{e}"
+    );
+    assert!(run.join("last.safetensors").exists());
+    h.get_by_label_contains("Error: run failed");
 
     // Pause holds the step, Resume continues, Stop ends the run early.
     let mut h = harness(app(&[
@@ -246,19 +278,66 @@ fn run_dir_then_inference_and_export() {
     let f: Vec<_> = std::fs::read_dir(dir.join("exports")).unwrap().collect();
     assert_eq!(f.len(), 1, "one PNG, no temporary left");
 
-    // The run directory's logged curves load back.
+    // A missing checkpoint is a message, not a crash.
+    h.state_mut().st.checkpoint = dir.join("missing.safetensors").display().to_string();
+    h.get_by_label("Run inference").click();
+    wait(&mut h, 30, |a| a.infer.error.is_some());
+
+    // The run directory's logged curves and snapshot PNGs load back into a fresh app.
+    let live: Vec<_> = h.state().history.snapshots.clone();
+    let mut fresh = app(&[]);
+    fresh.st.run_dir = run.display().to_string();
+    fresh.st.tab = Tab::Maps;
+    let mut h = harness(fresh);
     h.get_by_label("Open run dir").click();
-    h.run_steps(2);
+    h.run_steps(3);
     let hist = &h.state().history;
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
     assert!(
         hist.scalars.keys().any(|k| k.starts_with("loss")),
         "{:?}",
         hist.log
     );
     assert_eq!(hist.evals.last().map(|r| r.step), Some(2));
+    let steps = |v: &[std::sync::Arc<advseg::train::Snapshot>]| -> Vec<usize> {
+        v.iter().map(|s| s.step).collect()
+    };
+    assert_eq!(steps(&hist.snapshots), steps(&live), "{:?}", hist.log);
+    let (a, b) = (&hist.snapshots[0].probes[0], &live[0].probes[0]);
+    assert_eq!(
+        (a.input.clone(), a.gt.clone(), a.pred.clone()),
+        (b.input.clone(), b.gt.clone(), b.pred.clone())
+    );
+    let conf = b.maps.iter().find(|m| m.0 == "d_confidence").unwrap();
+    let back = a.maps.iter().find(|m| m.0 == "d_confidence").unwrap();
+    for (x, y) in conf.1.iter().zip(&back.1) {
+        assert!(
+            (x - y).abs() <= 0.5 / 255.0 + 1e-6,
+            "8-bit map {x} read back as {y}"
+        );
+    }
+    assert_eq!(hist.snapshots[0].colours, live[0].colours);
+    // The viewer shows the old run: its views and a readout (no probabilities on disk).
+    h.get_by_label("view prediction");
+    h.get_by_label("view d_confidence");
+    let r = h.get_by_label("view gt").rect();
+    for d in [2.0, 3.0] {
+        h.hover_at(r.min + egui::vec2(d, d) * h.state().st.zoom);
+        h.run_steps(2);
+    }
+    let text = h.state().viewer.hover.clone().expect("hover readout");
+    assert!(
+        text.contains("d_confidence: ") && !text.contains("top: "),
+        "{text}"
+    );
 
-    // A missing checkpoint is a message, not a crash.
-    h.state_mut().st.checkpoint = dir.join("missing.safetensors").display().to_string();
-    h.get_by_label("Run inference").click();
-    wait(&mut h, 30, |a| a.infer.error.is_some());
+    // Resuming the opened run still works (it is complete: it ends at once) and keeps the
+    // loaded history.
+    h.get_by_label("Resume run dir").click();
+    wait(&mut h, 60, |a| a.history.finished);
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    assert_eq!(
+        steps(&h.state().history.snapshots[..live.len()]),
+        steps(&live)
+    );
 }

@@ -19,6 +19,8 @@ pub struct History {
     /// Human-readable log of notable events and errors, newest last.
     pub log: Vec<String>,
     pub finished: bool,
+    /// The trainer's own time for the run, once it finished.
+    pub seconds: Option<f64>,
 }
 
 impl History {
@@ -74,6 +76,7 @@ impl History {
             }
             Event::Finished { step, seconds } => {
                 self.finished = true;
+                self.seconds = Some(seconds);
                 self.log
                     .push(format!("finished at step {step} in {seconds:.1} s"));
             }
@@ -126,6 +129,23 @@ impl History {
         }
         h.log
             .push(format!("loaded {} (up to step {})", path.display(), h.step));
+        Ok(h)
+    }
+
+    /// A run directory as the app would have seen it: logged metrics and the snapshot PNGs
+    /// up to `up_to` (the checkpoint a resumed run continues from).
+    pub fn load_run(dir: &std::path::Path, up_to: Option<usize>) -> Result<History, String> {
+        let mut h = History::load_metrics(dir)?;
+        let classes = h.evals.last().map(|r| r.per_class_iou.len());
+        h.snapshots = super::load::load_snapshots(dir, up_to, classes)?;
+        if let Some(s) = h.snapshots.last() {
+            h.log.push(format!(
+                "loaded {} snapshots (steps {}..{})",
+                h.snapshots.len(),
+                h.snapshots[0].step,
+                s.step
+            ));
+        }
         Ok(h)
     }
 

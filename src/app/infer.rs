@@ -1,6 +1,7 @@
 //! Inference tab: a checkpoint and an image in, a one-probe snapshot out, shown with the same
 //! viewer as training snapshots. The work runs off the UI thread.
 
+use super::browse::{self, PathField};
 use crate::data::{self, io::read_image, Normalise};
 use crate::train::checkpoint;
 use crate::train::event::ProbeSnapshot;
@@ -112,23 +113,31 @@ impl Infer {
         }
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, st: &mut super::state::UiState) {
+    /// Draws the tab; returns the path field whose "Browse…" button was clicked.
+    pub fn ui(&mut self, ui: &mut egui::Ui, st: &mut super::state::UiState) -> Option<PathField> {
         self.poll();
+        let mut browse = None;
         egui::Grid::new("infer_paths")
-            .num_columns(2)
+            .num_columns(3)
             .show(ui, |ui| {
-                let l = ui.label("checkpoint");
-                ui.add(egui::TextEdit::singleline(&mut st.checkpoint).desired_width(360.0))
-                    .labelled_by(l.id);
-                ui.end_row();
-                let l = ui.label("image");
-                ui.add(egui::TextEdit::singleline(&mut st.image).desired_width(360.0))
-                    .labelled_by(l.id);
-                ui.end_row();
-                let l = ui.label("export folder");
-                ui.add(egui::TextEdit::singleline(&mut st.export_dir).desired_width(360.0))
-                    .labelled_by(l.id);
-                ui.end_row();
+                for (name, field) in [
+                    ("checkpoint", PathField::Checkpoint),
+                    ("image", PathField::Image),
+                    ("export folder", PathField::ExportDir),
+                ] {
+                    let l = ui.label(name);
+                    let text = match field {
+                        PathField::Checkpoint => &mut st.checkpoint,
+                        PathField::Image => &mut st.image,
+                        _ => &mut st.export_dir,
+                    };
+                    ui.add(egui::TextEdit::singleline(text).desired_width(360.0))
+                        .labelled_by(l.id);
+                    if browse::button(ui, field, true) {
+                        browse = Some(field);
+                    }
+                    ui.end_row();
+                }
             });
         ui.horizontal(|ui| {
             if ui
@@ -150,5 +159,6 @@ impl Infer {
             let snaps = [r.snap.clone()];
             self.viewer.ui(ui, &snaps, &|_| names.clone(), st);
         }
+        browse
     }
 }

@@ -5,9 +5,12 @@
 //! run has reported), `setup` (run setup through `RunConfig::set`), `plots`, `viewer` (maps,
 //! T_semi gate, hover), `compose` (pixel work, PNG export), `infer` (inference tab).
 
+pub mod bench;
+pub mod browse;
 pub mod compose;
 pub mod history;
 pub mod infer;
+pub mod load;
 pub mod plots;
 pub mod runner;
 pub mod setup;
@@ -52,6 +55,8 @@ pub struct AdvsegApp {
     pub error: Option<String>,
     pub viewer: viewer::Viewer,
     pub infer: infer::Infer,
+    /// The open file dialog, if any (its picker is replaceable in tests).
+    pub browse: browse::Browse,
     screenshot: Option<ScreenshotPlan>,
     autostart: bool,
     opened: Instant,
@@ -83,6 +88,7 @@ impl AdvsegApp {
             error: None,
             viewer: Default::default(),
             infer: Default::default(),
+            browse: Default::default(),
             screenshot: opts.screenshot.clone().map(|path| ScreenshotPlan {
                 path,
                 after_secs: opts.after_secs,
@@ -110,7 +116,9 @@ impl AdvsegApp {
             .get(&self.st.method)
             .cloned()
             .unwrap_or_default();
-        let cfg = match setup::build_config(&self.st.method, &fields, &self.st.extra_set) {
+        let cfg = setup::build_config(&self.st.method, &fields, &self.st.extra_set)
+            .and_then(|c| setup::check_data_dir(&c.common.data).map(|()| c));
+        let cfg = match cfg {
             Ok(c) => c,
             Err(e) => {
                 self.error = Some(e);
@@ -136,6 +144,7 @@ impl AdvsegApp {
                 resume: None,
             },
             wake,
+            None,
         );
     }
 
@@ -151,37 +160,44 @@ impl AdvsegApp {
             .map_err(|e| format!("{e:#}"))
             .and_then(|c| {
                 crate::train::RunConfig::from_toml(&c.meta.config_toml, &ck)
+                    .map(|cfg| (cfg, c.meta.step))
                     .map_err(|e| e.to_string())
             });
         match cfg {
-            Ok(cfg) => self.launch(
+            Ok((cfg, step)) => self.launch(
                 RunRequest {
                     cfg,
                     run_dir: Some(dir),
                     resume: Some(ck),
                 },
                 wake,
+                Some(step),
             ),
             Err(e) => self.error = Some(e),
         }
     }
 
-    /// Shows an existing run directory's metrics (without training).
+    /// Shows an existing run directory's metrics and snapshots (without training).
     pub fn open_run_dir(&mut self) {
-        match History::load_metrics(std::path::Path::new(self.st.run_dir.trim())) {
+        match History::load_run(std::path::Path::new(self.st.run_dir.trim()), None) {
             Ok(h) => {
                 self.history = h;
+                self.viewer.snap_index = None;
                 self.error = None;
             }
             Err(e) => self.error = Some(e),
         }
     }
 
-    fn launch(&mut self, req: RunRequest, wake: Option<egui::Context>) {
-        let resumed = req.resume.is_some();
-        self.history = match (&req.run_dir, resumed) {
-            // A resumed run's curves continue from its logged history.
-            (Some(d), true) => History::load_metrics(d).unwrap_or_default(),
+    fn launch(&mut self, req: RunRequest, wake: Option<egui::Context>, resumed_at: Option<usize>) {
+        // A resumed run's curves and snapshots continue from what its directory logged up to
+        // the checkpoint (later entries are about to be rewritten).
+        self.history = match (&req.run_dir, resumed_at) {
+            (Some(d), Some(step)) => History::load_run(d, Some(step)).unwrap_or_else(|e| {
+                let mut h = History::default();
+                h.log.push(format!("could not load the run's history: {e}"));
+                h
+            }),
             _ => History::default(),
         };
         self.viewer.snap_index = None;
@@ -195,11 +211,38 @@ impl AdvsegApp {
             match m {
                 Msg::Event(e) => self.history.apply(e),
                 Msg::Failed(e) => {
-                    self.history.log.push(format!("run failed: {e}"));
-                    self.error = Some(format!("run failed: {e}"));
+                    let e = format!("run failed: {e}{}", self.kept_note(&e));
+                    self.history.log.push(e.clone());
+                    // A device loss has already said why; the trainer's error only follows.
+                    if !self
+                        .error
+                        .as_ref()
+                        .is_some_and(|x| x.starts_with("GPU device lost"))
+                    {
+                        self.error = Some(e);
+                    }
+                }
+                Msg::DeviceLost(why) => {
+                    let e = format!(
+                        "GPU device lost ({why}). Restart the app to train again{}",
+                        self.kept_note("")
+                    );
+                    self.history.log.push(e.clone());
+                    self.error = Some(e);
                 }
                 Msg::Exited => self.history.finished = true,
             }
+        }
+    }
+
+    /// Where the failed run's last checkpoint is, unless the message already says.
+    fn kept_note(&self, msg: &str) -> String {
+        if msg.contains("checkpoint") {
+            return String::new();
+        }
+        match self.history.checkpoints.last() {
+            Some((step, path)) => format!("; the last checkpoint (step {step}) is kept at {path}"),
+            None => "; no checkpoint had been written".into(),
         }
     }
 
@@ -240,7 +283,7 @@ impl AdvsegApp {
                     !running && !self.st.run_dir.trim().is_empty(),
                     egui::Button::new("Open run dir"),
                 )
-                .on_hover_text("show the run directory's logged metrics")
+                .on_hover_text("show the run directory's logged metrics and snapshots")
                 .clicked()
             {
                 self.open_run_dir();
@@ -279,6 +322,10 @@ impl AdvsegApp {
             let l = ui.label("config");
             ui.add(egui::TextEdit::singleline(&mut self.st.config_path).desired_width(130.0))
                 .labelled_by(l.id);
+            if browse::button(ui, browse::PathField::Config, !self.browse.busy()) {
+                self.browse
+                    .open(browse::PathField::Config, &self.st, Some(ui.ctx().clone()));
+            }
             if ui.small_button("Save").clicked() {
                 let fields = self
                     .st
@@ -312,7 +359,9 @@ impl AdvsegApp {
         egui::ScrollArea::vertical()
             .id_salt("setup")
             .show(ui, |ui| {
-                setup::setup_ui(ui, &mut self.st, editable);
+                if let Some(f) = setup::setup_ui(ui, &mut self.st, editable) {
+                    self.browse.open(f, &self.st, Some(ui.ctx().clone()));
+                }
                 ui.separator();
                 ui.label("log");
                 for l in self.history.log.iter().rev().take(12) {
@@ -325,6 +374,10 @@ impl AdvsegApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
         self.infer.poll();
+        self.viewer.view_rects.clear();
+        if let Some(m) = self.browse.poll(&mut self.st) {
+            self.history.log.push(m);
+        }
         if self.autostart {
             self.autostart = false;
             self.start(Some(ui.ctx().clone()));
@@ -375,7 +428,11 @@ impl AdvsegApp {
                 Tab::Maps => self
                     .viewer
                     .ui(ui, &self.history.snapshots, &names, &mut self.st),
-                Tab::Inference => self.infer.ui(ui, &mut self.st),
+                Tab::Inference => {
+                    if let Some(f) = self.infer.ui(ui, &mut self.st) {
+                        self.browse.open(f, &self.st, Some(ui.ctx().clone()));
+                    }
+                }
             }
         });
         if self.running() {

@@ -16,6 +16,9 @@ pub enum Msg {
     Event(Event),
     /// The run could not start or failed; the text is the full chain of causes.
     Failed(String),
+    /// wgpu reported the GPU device lost (driver reset, GPU removed). The shared device is
+    /// gone for this process: nothing more can run on it until the app restarts.
+    DeviceLost(String),
     /// The thread has ended (after `Finished`, `Interrupted` or `Failed`).
     Exited,
 }
@@ -128,6 +131,14 @@ fn train(
     ui: UiObserver,
 ) -> anyhow::Result<()> {
     let gpu = Gpu::shared()?;
+    // The trainer thread then fails on its next GPU call; this says why, first.
+    let (tx, wake) = (ui.tx.clone(), ui.wake.clone());
+    gpu.device.set_device_lost_callback(move |reason, msg| {
+        let _ = tx.send(Msg::DeviceLost(format!("{reason:?}: {msg}")));
+        if let Some(c) = &wake {
+            c.request_repaint();
+        }
+    });
     let log_every = req.cfg.common.log_every;
     let resume_step = match &req.resume {
         Some(p) => Some(crate::train::checkpoint::Checkpoint::read(p)?.meta.step),

@@ -2,6 +2,7 @@
 //! `RunConfig::set`, the same code path as the CLI, so the app and `advseg train` cannot
 //! disagree about what a setting means.
 
+use super::browse::{self, PathField};
 use super::state::UiState;
 use crate::data::DataSpec;
 use crate::train::config::parse_value;
@@ -127,6 +128,24 @@ pub fn build_config(
     Ok(cfg)
 }
 
+/// A dataset folder that does not exist is reported before a run starts (the loader would
+/// only say so on the training thread).
+pub fn check_data_dir(spec: &DataSpec) -> Result<(), String> {
+    use crate::data::DataSpec::*;
+    let dir = match spec {
+        Synthetic(_) => return Ok(()),
+        CamVid(p) | Voc(p) | Cityscapes(p) | Folder(p) => p,
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "data: the dataset folder {} does not exist",
+            dir.display()
+        ))
+    }
+}
+
 /// The panel's fields holding the values of a resolved configuration (for "Load config").
 pub fn fields_from_config(cfg: &RunConfig) -> Result<BTreeMap<String, String>, String> {
     let m = cfg.method_name().to_string();
@@ -172,8 +191,10 @@ pub fn ensure_fields(st: &mut UiState) {
     }
 }
 
-/// Draws the setup fields; returns nothing, edits `st` in place.
-pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) {
+/// Draws the setup fields, editing `st` in place; returns the path field whose "Browse…"
+/// button was clicked.
+pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) -> Option<PathField> {
+    let mut browse = None;
     ui.add_enabled_ui(editable, |ui| {
         egui::ComboBox::from_label("method")
             .selected_text(st.method.clone())
@@ -210,6 +231,18 @@ pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) {
                             })
                             .response
                             .labelled_by(l.id);
+                    } else if k == "data" {
+                        ui.horizontal(|ui| {
+                            ui.add(
+                                egui::TextEdit::singleline(v)
+                                    .desired_width(180.0)
+                                    .id_salt(k.as_str()),
+                            )
+                            .labelled_by(l.id);
+                            if browse::button(ui, PathField::Data, true) {
+                                browse = Some(PathField::Data);
+                            }
+                        });
                     } else {
                         ui.add(
                             egui::TextEdit::singleline(v)
@@ -236,8 +269,12 @@ pub fn setup_ui(ui: &mut egui::Ui, st: &mut UiState, editable: bool) {
             ui.add(egui::TextEdit::singleline(&mut st.run_dir).desired_width(180.0))
                 .labelled_by(l.id)
                 .on_hover_text("empty: keep the run in memory (no checkpoints)");
+            if browse::button(ui, PathField::RunDir, true) {
+                browse = Some(PathField::RunDir);
+            }
         });
     });
+    browse
 }
 
 #[cfg(test)]

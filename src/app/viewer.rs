@@ -1,7 +1,7 @@
 //! The map viewer: a probe's input, ground truth, prediction overlay and the method's maps
 //! side by side with one shared zoom/pan, a live T_semi gate and a hover readout.
 
-use super::compose::{self, jet};
+use super::compose::{self, grey, jet};
 use super::state::UiState;
 use crate::train::event::ProbeSnapshot;
 use crate::train::Snapshot;
@@ -11,7 +11,12 @@ use std::sync::Arc;
 
 /// The view of the AdvSemiSeg gate recomputed at the slider's T_semi.
 pub const GATE_VIEW: &str = "semi_mask@T";
+/// One view for all per-class CAMs (`cam_<c>` maps); the class selector picks which.
+pub const CAM_VIEW: &str = "cam";
 const CONF_MAP: &str = "d_confidence";
+/// Training-batch maps (`Snapshot::train_maps`) show as views named with this prefix, as the
+/// run directory names their PNGs.
+pub const TRAIN_PREFIX: &str = "train_";
 
 #[derive(Default)]
 pub struct Viewer {
@@ -25,32 +30,117 @@ pub struct Viewer {
     /// Pixels passing the live gate, and all pixels, for the shown probe.
     pub pass_count: Option<(usize, usize)>,
     pub message: Option<String>,
+    /// Screen rectangles of the views drawn last frame, by view name (layout tests read them).
+    pub view_rects: Vec<(String, egui::Rect)>,
     textures: HashMap<String, (u64, egui::TextureHandle)>,
 }
 
-/// Views the probe can show, in display order.
-pub fn available_views(p: &ProbeSnapshot) -> Vec<String> {
-    let mut v: Vec<String> = ["input", "gt", "prediction", "confidence"]
-        .map(String::from)
-        .to_vec();
-    v.extend(p.maps.iter().map(|m| m.0.clone()));
-    if p.maps.iter().any(|m| m.0 == CONF_MAP) {
-        v.push(GATE_VIEW.into());
+/// How a map is drawn, decided by its name alone so a method's new maps show without app
+/// changes: `cam*` Jet over the input, `reliable*` class labels, `erased*` a grey image, any
+/// other name a Jet map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    Cam,
+    Labels,
+    Grey,
+    Scalar,
+}
+
+pub fn map_kind(name: &str) -> MapKind {
+    let n = name.to_ascii_lowercase();
+    if n.starts_with("reliable") {
+        MapKind::Labels
+    } else if n.starts_with("erased") {
+        MapKind::Grey
+    } else if n.contains("cam") {
+        MapKind::Cam
+    } else {
+        MapKind::Scalar
     }
+}
+
+/// The class of a per-class CAM map (`cam_3` → 3).
+pub fn cam_class(name: &str) -> Option<usize> {
+    name.strip_prefix("cam_")?.parse().ok()
+}
+
+/// Class ids of a label map. Maps are in [0, 1] by the snapshot contract, so ids travel as
+/// `id / 255` (1.0 is the ignore index 255, and the run directory's 8-bit PNG then holds the
+/// raw ids); a map with values above 1 is taken to hold raw ids. Negative values are ignored.
+pub fn label_ids(m: &[f32]) -> Vec<u8> {
+    let raw = m.iter().any(|&v| v > 1.0 + 1e-3);
+    m.iter()
+        .map(|&v| {
+            let id = if raw { v } else { v * 255.0 };
+            if id.is_finite() && id >= -0.5 {
+                id.round().min(255.0) as u8
+            } else {
+                255
+            }
+        })
+        .collect()
+}
+
+/// CAM classes of a probe, ascending.
+pub fn cam_classes(p: &ProbeSnapshot) -> Vec<usize> {
+    let mut v: Vec<usize> = p.maps.iter().filter_map(|m| cam_class(&m.0)).collect();
+    v.sort_unstable();
     v
 }
 
-fn is_cam(name: &str) -> bool {
-    name.to_ascii_lowercase().contains("cam")
+/// The CAM class actually shown: the chosen one if the probe has its CAM, else the first.
+pub fn shown_cam_class(p: &ProbeSnapshot, chosen: usize) -> Option<usize> {
+    let v = cam_classes(p);
+    v.contains(&chosen).then_some(chosen).or(v.first().copied())
+}
+
+/// Views the snapshot's probe can show, in display order.
+pub fn available_views(s: &Snapshot, p: &ProbeSnapshot) -> Vec<String> {
+    let mut v: Vec<String> = ["input", "gt", "prediction", "confidence"]
+        .map(String::from)
+        .to_vec();
+    if !cam_classes(p).is_empty() {
+        v.push(CAM_VIEW.into());
+    }
+    v.extend(
+        p.maps
+            .iter()
+            .filter(|m| cam_class(&m.0).is_none() && m.0 != "confidence")
+            .map(|m| m.0.clone()),
+    );
+    if p.maps.iter().any(|m| m.0 == CONF_MAP) {
+        v.push(GATE_VIEW.into());
+    }
+    v.extend(
+        s.train_maps
+            .iter()
+            .map(|m| format!("{TRAIN_PREFIX}{}", m.0)),
+    );
+    v
 }
 
 fn map<'a>(p: &'a ProbeSnapshot, name: &str) -> Option<&'a [f32]> {
     p.maps.iter().find(|m| m.0 == name).map(|m| m.1.as_slice())
 }
 
-/// Max class probability per pixel.
+/// A training-batch map by its view name: (h, w, values).
+fn train_map<'a>(s: &'a Snapshot, view: &str) -> Option<(usize, usize, &'a [f32])> {
+    let n = view.strip_prefix(TRAIN_PREFIX)?;
+    s.train_maps
+        .iter()
+        .find(|m| m.0 == n)
+        .map(|m| (m.1, m.2, m.3.as_slice()))
+}
+
+/// Max class probability per pixel; a snapshot read back from a run directory has no
+/// probabilities, only the `confidence` map written from them.
 pub fn confidence(p: &ProbeSnapshot, classes: usize) -> Vec<f32> {
     let hw = p.h * p.w;
+    if p.probs.len() < classes * hw {
+        if let Some(c) = map(p, "confidence") {
+            return c.to_vec();
+        }
+    }
     (0..hw)
         .map(|i| {
             (0..classes)
@@ -60,9 +150,24 @@ pub fn confidence(p: &ProbeSnapshot, classes: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Pixel size of a view: probe views share the probe's size, training maps have their own.
+pub fn view_dims(s: &Snapshot, p: &ProbeSnapshot, view: &str) -> (usize, usize) {
+    train_map(s, view).map_or((p.w, p.h), |(h, w, _)| (w, h))
+}
+
 /// RGBA pixels of one view.
 pub fn view_rgba(s: &Snapshot, p: &ProbeSnapshot, view: &str, st: &UiState) -> Option<Vec<u8>> {
     let hidden = &st.hidden_classes;
+    if let Some((_, _, m)) = train_map(s, view) {
+        // No input image under the last batch's maps: the batch is not the probe.
+        return Some(match map_kind(&view[TRAIN_PREFIX.len()..]) {
+            MapKind::Labels => compose::label_image(&label_ids(m), &s.colours, hidden),
+            MapKind::Grey => {
+                compose::rgb_to_rgba(&m.iter().flat_map(|&v| grey(v)).collect::<Vec<_>>())
+            }
+            _ => compose::rgb_to_rgba(&m.iter().flat_map(|&v| jet(v)).collect::<Vec<_>>()),
+        });
+    }
     Some(match view {
         "input" => compose::rgb_to_rgba(&p.input),
         "gt" => compose::label_image(&p.gt, &s.colours, hidden),
@@ -72,19 +177,32 @@ pub fn view_rgba(s: &Snapshot, p: &ProbeSnapshot, view: &str, st: &UiState) -> O
             let (m, _) = compose::semi_gate(map(p, CONF_MAP)?, st.t_semi);
             compose::gate_image(&p.input, &m)
         }
-        name if is_cam(name) => compose::map_over(&p.input, map(p, name)?, jet, st.cam_alpha),
-        name => compose::map_over(&p.input, map(p, name)?, jet, 1.0),
+        CAM_VIEW => {
+            let c = shown_cam_class(p, st.cam_class)?;
+            compose::map_over(&p.input, map(p, &format!("cam_{c}"))?, jet, st.cam_alpha)
+        }
+        name => {
+            let m = map(p, name)?;
+            match map_kind(name) {
+                MapKind::Cam => compose::map_over(&p.input, m, jet, st.cam_alpha),
+                MapKind::Labels => {
+                    compose::label_overlay(&p.input, &label_ids(m), &s.colours, st.opacity, hidden)
+                }
+                MapKind::Grey => compose::map_over(&p.input, m, grey, 1.0),
+                MapKind::Scalar => compose::map_over(&p.input, m, jet, 1.0),
+            }
+        }
     })
 }
 
-/// The hover readout of pixel (x, y).
+/// The hover readout of pixel (x, y) of the probe; the CAM line is the selected class's.
 pub fn readout(
     s: &Snapshot,
     p: &ProbeSnapshot,
     names: &[String],
     x: usize,
     y: usize,
-    t_semi: f32,
+    st: &UiState,
 ) -> String {
     let hw = p.h * p.w;
     let i = y * p.w + x;
@@ -103,24 +221,61 @@ pub fn readout(
         name(p.gt[i]),
         name(p.pred[i])
     );
-    let top = compose::top_classes(&p.probs, s.classes, hw, i, 3);
-    out += &format!(
-        "top: {}\n",
-        top.iter()
-            .map(|(c, v)| format!("{} {:.3}", name(*c as u8), v))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    if p.probs.len() >= s.classes * hw {
+        let top = compose::top_classes(&p.probs, s.classes, hw, i, 3);
+        out += &format!(
+            "top: {}\n",
+            top.iter()
+                .map(|(c, v)| format!("{} {:.3}", name(*c as u8), v))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let cam = shown_cam_class(p, st.cam_class);
     for (n, m) in &p.maps {
-        out += &format!("{n}: {:.3}\n", m[i]);
+        match (cam_class(n), map_kind(n)) {
+            (Some(c), _) if Some(c) == cam => {
+                out += &format!("CAM {} ({n}): {:.3}\n", name(c as u8), m[i]);
+            }
+            (Some(_), _) => {}
+            (None, MapKind::Labels) => {
+                out += &format!("{n}: {}\n", name(label_ids(&m[i..=i])[0]));
+            }
+            _ => out += &format!("{n}: {:.3}\n", m[i]),
+        }
     }
     if let Some(c) = map(p, CONF_MAP) {
-        let pass = if c[i] >= t_semi { "passes" } else { "fails" };
-        out += &format!("T_semi {t_semi:.2}: {pass}\n");
+        let pass = if c[i] >= st.t_semi { "passes" } else { "fails" };
+        out += &format!("T_semi {:.2}: {pass}\n", st.t_semi);
     }
     out.pop();
     out
 }
+
+/// The readout over a training-batch map (its own pixel grid).
+fn train_readout(s: &Snapshot, view: &str, names: &[String], x: usize, y: usize) -> Option<String> {
+    let (_, w, m) = train_map(s, view)?;
+    let v = *m.get(y * w + x)?;
+    Some(match map_kind(&view[TRAIN_PREFIX.len()..]) {
+        MapKind::Labels => {
+            let id = label_ids(&[v])[0];
+            let n = names
+                .get(id as usize)
+                .cloned()
+                .unwrap_or_else(|| "ignore".into());
+            format!("{view} (last training batch)\npixel ({x}, {y}): {n}")
+        }
+        _ => format!("{view} (last training batch)\npixel ({x}, {y}): {v:.3}"),
+    })
+}
+
+/// Splits `n` items of width `item` into rows that fit `avail` (at least one per row).
+pub fn per_row(avail: f32, item: f32, gap: f32) -> usize {
+    (((avail + gap) / (item + gap)).floor() as usize).max(1)
+}
+
+/// One control of the viewer's toolbar, drawn into its row.
+type ControlFn = dyn FnOnce(&mut egui::Ui, &mut UiState, &mut Viewer);
 
 fn key(parts: impl Hash) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -153,6 +308,8 @@ impl Viewer {
     }
 
     /// Shows snapshot controls and views; `snaps` is the recorded history (oldest first).
+    /// Everything is laid out to the width it is given (a column of the Overview or the whole
+    /// Maps tab): control rows and views wrap, and views shrink rather than overflow.
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -160,6 +317,7 @@ impl Viewer {
         names_of: &dyn Fn(usize) -> Vec<String>,
         st: &mut UiState,
     ) {
+        self.view_rects.clear();
         if self.mag < 1.0 {
             self.mag = 1.0;
             self.center = egui::vec2(0.5, 0.5);
@@ -198,16 +356,52 @@ impl Viewer {
             for (i, p) in s.probes.iter().enumerate() {
                 ui.selectable_value(&mut st.probe, i, p.name.as_str());
             }
-            ui.separator();
-            ui.add(egui::Slider::new(&mut st.opacity, 0.0..=1.0).text("opacity"));
-            ui.add(egui::Slider::new(&mut st.cam_alpha, 0.0..=1.0).text("CAM alpha"));
-            ui.add(egui::Slider::new(&mut st.zoom, 1.0..=12.0).text("scale"));
-            if ui.button("reset zoom").clicked() {
-                self.mag = 1.0;
-                self.center = egui::vec2(0.5, 0.5);
-            }
         });
         let p = &s.probes[st.probe];
+        let cams = cam_classes(p);
+        // Sliders are nested layouts that a wrapping row cannot break, so rows are cut here.
+        let avail = ui.available_width();
+        let sliders = per_row(avail, 230.0, 8.0);
+        let mut items: Vec<Box<ControlFn>> = vec![
+            Box::new(|ui, st, _| {
+                ui.add(egui::Slider::new(&mut st.opacity, 0.0..=1.0).text("opacity"));
+            }),
+            Box::new(|ui, st, _| {
+                ui.add(egui::Slider::new(&mut st.cam_alpha, 0.0..=1.0).text("CAM alpha"));
+            }),
+            Box::new(|ui, st, v| {
+                ui.add(egui::Slider::new(&mut st.zoom, 1.0..=12.0).text("scale"));
+                if ui.button("reset zoom").clicked() {
+                    v.mag = 1.0;
+                    v.center = egui::vec2(0.5, 0.5);
+                }
+            }),
+        ];
+        if !cams.is_empty() {
+            let shown = shown_cam_class(p, st.cam_class).unwrap_or(0);
+            let label = |c: usize| format!("{c}: {}", names.get(c).cloned().unwrap_or_default());
+            let cams = cams.clone();
+            let sel = label(shown);
+            let labels: Vec<(usize, String)> = cams.iter().map(|&c| (c, label(c))).collect();
+            items.push(Box::new(move |ui, st, _| {
+                st.cam_class = shown;
+                egui::ComboBox::from_label("CAM class")
+                    .selected_text(sel)
+                    .show_ui(ui, |ui| {
+                        for (c, l) in labels {
+                            ui.selectable_value(&mut st.cam_class, c, l);
+                        }
+                    });
+            }));
+        }
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            ui.horizontal(|ui| {
+                for f in items.by_ref().take(sliders) {
+                    f(ui, st, self);
+                }
+            });
+        }
         let hw = p.h * p.w;
         self.pass_count = None;
         if let Some(c) = map(p, CONF_MAP) {
@@ -232,7 +426,11 @@ impl Viewer {
                 let (r, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
                 ui.painter()
                     .rect_filled(r, 2.0, egui::Color32::from_rgb(col[0], col[1], col[2]));
-                if ui.checkbox(&mut on, names[c].as_str()).changed() {
+                let label = names
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class {c}"));
+                if ui.checkbox(&mut on, label).changed() {
                     if on {
                         st.hidden_classes.retain(|&h| h != c);
                     } else {
@@ -241,10 +439,10 @@ impl Viewer {
                 }
             }
         });
-        let avail = available_views(p);
+        let avail_views = available_views(&s, p);
         ui.horizontal_wrapped(|ui| {
             ui.label("views:");
-            for v in &avail {
+            for v in &avail_views {
                 let mut on = st.views.contains(v);
                 if ui.toggle_value(&mut on, v.as_str()).changed() {
                     if on {
@@ -255,12 +453,11 @@ impl Viewer {
                 }
             }
         });
-        let shown: Vec<String> = avail
+        let shown: Vec<String> = avail_views
             .iter()
             .filter(|v| st.views.contains(v))
             .cloned()
             .collect();
-        let size = egui::vec2(p.w as f32, p.h as f32) * st.zoom;
         let half = 0.5 / self.mag;
         let c = egui::vec2(
             self.center.x.clamp(half, 1.0 - half),
@@ -270,100 +467,150 @@ impl Viewer {
             egui::pos2(c.x - half, c.y - half),
             egui::pos2(c.x + half, c.y + half),
         );
-        // The readout of the previous frame's hover, above the views so the layout stays put.
-        ui.add_sized(
-            [ui.available_width(), 110.0],
-            egui::Label::new(
-                egui::RichText::new(
-                    self.hover
-                        .as_deref()
-                        .unwrap_or("hover a view to inspect pixels"),
-                )
-                .monospace(),
-            ),
+        // The readout of the previous frame's hover, above the views in a box of fixed size
+        // (clipped), so a long readout never moves the views under the cursor.
+        let (rect, _) = ui.allocate_exact_size(
+            egui::vec2(ui.available_width(), 140.0),
+            egui::Sense::hover(),
+        );
+        let mut child = ui.new_child(egui::UiBuilder::new().max_rect(rect));
+        child.set_clip_rect(rect.intersect(ui.clip_rect()));
+        child.label(
+            egui::RichText::new(
+                self.hover
+                    .as_deref()
+                    .unwrap_or("hover a view to inspect pixels"),
+            )
+            .monospace(),
         );
         if let Some(m) = &self.message {
             ui.label(m);
         }
+        let gap = ui.spacing().item_spacing.x;
+        // Views never get wider than the space they have (a narrow Overview column).
+        let scale = st
+            .zoom
+            .min((ui.available_width() - 16.0).max(32.0) / p.w as f32);
+        let size = egui::vec2(p.w as f32, p.h as f32) * scale;
+        let cols = per_row(ui.available_width() - 16.0, size.x, gap);
         let mut hover = None;
         let mut new_center = c;
         let mut new_mag = self.mag;
         egui::ScrollArea::vertical()
             .id_salt("views")
             .show(ui, |ui| {
-                ui.horizontal_wrapped(|ui| {
-                    for v in &shown {
-                        ui.vertical(|ui| {
-                            ui.label(v.as_str());
-                            let k = key((
-                                s.step,
-                                st.probe,
-                                v,
-                                st.opacity.to_bits(),
-                                st.cam_alpha.to_bits(),
-                                &st.hidden_classes,
-                                (v == GATE_VIEW).then_some(st.t_semi.to_bits()),
-                            ));
-                            let tex =
-                                self.texture(ui.ctx(), v, k, p.w, p.h, || view_rgba(&s, p, v, st));
-                            let (rect, resp) =
-                                ui.allocate_exact_size(size, egui::Sense::click_and_drag());
-                            resp.widget_info(|| {
-                                egui::WidgetInfo::labeled(
-                                    egui::Role::Image,
-                                    true,
-                                    format!("view {v}"),
-                                )
-                            });
-                            if let Some(t) = tex {
-                                ui.painter().image(t, rect, uv, egui::Color32::WHITE);
-                            }
-                            if resp.dragged() {
-                                let d = resp.drag_delta() / rect.size() / self.mag;
-                                new_center = c - d;
-                            }
-                            if let Some(pos) = resp.hover_pos() {
-                                let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-                                if scroll != 0.0 {
-                                    new_mag = (self.mag * (1.0 + scroll * 0.005)).clamp(1.0, 32.0);
-                                }
-                                let f = (pos - rect.min) / rect.size();
-                                let u = uv.min + f * uv.size();
-                                let x = ((u.x * p.w as f32) as usize).min(p.w - 1);
-                                let y = ((u.y * p.h as f32) as usize).min(p.h - 1);
-                                hover = Some((x, y));
-                            }
-                            if ui
-                                .small_button("export PNG")
-                                .on_hover_text("write this view to the export folder")
-                                .clicked()
-                            {
-                                let path = std::path::Path::new(&st.export_dir).join(format!(
-                                    "{}_step{}_{}.png",
-                                    p.name,
+                for row in shown.chunks(cols) {
+                    ui.horizontal(|ui| {
+                        for v in row {
+                            ui.vertical(|ui| {
+                                ui.set_width(size.x);
+                                ui.label(v.as_str());
+                                let (vw, vh) = view_dims(&s, p, v);
+                                let k = key((
                                     s.step,
-                                    v.replace(['@', '/'], "_")
+                                    st.probe,
+                                    v,
+                                    st.opacity.to_bits(),
+                                    st.cam_alpha.to_bits(),
+                                    &st.hidden_classes,
+                                    (v == GATE_VIEW).then_some(st.t_semi.to_bits()),
+                                    (v == CAM_VIEW).then_some(st.cam_class),
                                 ));
-                                self.message = Some(match view_rgba(&s, p, v, st) {
-                                    Some(px) => {
-                                        match compose::write_png_atomic(&path, p.w, p.h, &px) {
-                                            Ok(()) => format!("wrote {}", path.display()),
-                                            Err(e) => format!("export failed: {e}"),
-                                        }
-                                    }
-                                    None => format!("{v}: nothing to export"),
+                                let tex = self
+                                    .texture(ui.ctx(), v, k, vw, vh, || view_rgba(&s, p, v, st));
+                                let (rect, resp) =
+                                    ui.allocate_exact_size(size, egui::Sense::click_and_drag());
+                                self.view_rects.push((v.clone(), rect));
+                                resp.widget_info(|| {
+                                    egui::WidgetInfo::labeled(
+                                        egui::Role::Image,
+                                        true,
+                                        format!("view {v}"),
+                                    )
                                 });
-                            }
-                        });
-                    }
-                });
+                                if let Some(t) = tex {
+                                    ui.painter().image(t, rect, uv, egui::Color32::WHITE);
+                                }
+                                if resp.dragged() {
+                                    let d = resp.drag_delta() / rect.size() / self.mag;
+                                    new_center = c - d;
+                                }
+                                if let Some(pos) = resp.hover_pos() {
+                                    let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+                                    if scroll != 0.0 {
+                                        new_mag =
+                                            (self.mag * (1.0 + scroll * 0.005)).clamp(1.0, 32.0);
+                                    }
+                                    let f = (pos - rect.min) / rect.size();
+                                    let u = uv.min + f * uv.size();
+                                    let x = ((u.x * vw as f32) as usize).min(vw - 1);
+                                    let y = ((u.y * vh as f32) as usize).min(vh - 1);
+                                    hover = Some((v.clone(), x, y));
+                                }
+                                if ui
+                                    .small_button("export PNG")
+                                    .on_hover_text("write this view to the export folder")
+                                    .clicked()
+                                {
+                                    self.message = Some(export(&s, p, v, st, vw, vh));
+                                }
+                            });
+                        }
+                    });
+                }
             });
         self.center = new_center;
         self.mag = new_mag;
-        let readout_now = hover.map(|(x, y)| readout(&s, p, &names, x, y, st.t_semi));
+        let readout_now = hover.map(|(v, x, y)| {
+            train_readout(&s, &v, &names, x, y).unwrap_or_else(|| readout(&s, p, &names, x, y, st))
+        });
         if readout_now != self.hover {
             self.hover = readout_now;
             ui.ctx().request_repaint();
         }
+    }
+}
+
+/// Writes one view to the export folder; the message says where or why not.
+fn export(s: &Snapshot, p: &ProbeSnapshot, v: &str, st: &UiState, w: usize, h: usize) -> String {
+    let path = std::path::Path::new(&st.export_dir).join(format!(
+        "{}_step{}_{}.png",
+        p.name,
+        s.step,
+        v.replace(['@', '/'], "_")
+    ));
+    match view_rgba(s, p, v, st) {
+        Some(px) => match compose::write_png_atomic(&path, w, h, &px) {
+            Ok(()) => format!("wrote {}", path.display()),
+            Err(e) => format!("export failed: {e}"),
+        },
+        None => format!("{v}: nothing to export"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_name() {
+        assert_eq!(map_kind("cam_3"), MapKind::Cam);
+        assert_eq!(map_kind("reliable_label"), MapKind::Labels);
+        assert_eq!(map_kind("erased"), MapKind::Grey);
+        assert_eq!(map_kind("cegu_weight"), MapKind::Scalar);
+        assert_eq!(cam_class("cam_12"), Some(12));
+        assert_eq!(cam_class("grad_cam"), None);
+    }
+
+    #[test]
+    fn label_ids_scaled_or_raw() {
+        assert_eq!(label_ids(&[0.0, 3.0 / 255.0, 1.0]), vec![0, 3, 255]);
+        assert_eq!(label_ids(&[0.0, 3.0, 20.0, -1.0]), vec![0, 3, 20, 255]);
+    }
+
+    #[test]
+    fn rows_fit() {
+        assert_eq!(per_row(500.0, 128.0, 8.0), 3);
+        assert_eq!(per_row(50.0, 128.0, 8.0), 1);
     }
 }

@@ -20,6 +20,64 @@ use std::time::Instant;
 pub enum BenchCmd {
     /// Per-op forward/backward timings at DeepLab training shapes.
     Ops(OpsArgs),
+    /// The desktop app's overhead: a tiny run headless vs. under the app's observer and a
+    /// headless egui frame loop (offscreen wgpu rendering); steps/s of both and frame times.
+    App(AppArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct AppArgs {
+    #[arg(long, default_value = "advsemi")]
+    method: String,
+    #[arg(long, default_value = "synthetic:size=48,n=32,val=4")]
+    data: String,
+    #[arg(long, default_value_t = 60)]
+    iters: usize,
+    #[arg(long, default_value_t = 2)]
+    batch: usize,
+    #[arg(long, default_value_t = 5)]
+    snapshot_every: usize,
+    #[arg(long, default_value_t = 20)]
+    eval_every: usize,
+    /// Frame cap, as a vsynced window.
+    #[arg(long, default_value_t = 60.0)]
+    max_fps: f64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn app(a: AppArgs) -> Result<()> {
+    let o = advseg::app::bench::AppBenchOptions {
+        method: a.method,
+        data: a.data,
+        iters: a.iters,
+        batch: a.batch,
+        snapshot_every: a.snapshot_every,
+        eval_every: a.eval_every,
+        max_fps: a.max_fps,
+        ..Default::default()
+    };
+    let r = advseg::app::bench::run(&o)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("adapter              {}", r.adapter);
+        println!("iters                {}", r.iters);
+        println!("headless             {:.2} steps/s", r.headless_steps_per_s);
+        println!("with app             {:.2} steps/s", r.app_steps_per_s);
+        println!("overhead             {:.1}%", r.overhead_pct);
+        println!(
+            "frames               {} ({:.1} fps; cap {})",
+            r.frames, r.fps, a.max_fps
+        );
+        println!(
+            "frame time           median {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+            r.frame_ms_median, r.frame_ms_p95, r.frame_ms_max
+        );
+        println!("  of which UI pass    median {:.1} ms", r.ui_ms_median);
+    }
+    Ok(())
 }
 
 #[derive(Args, Clone)]
@@ -83,6 +141,7 @@ struct Report {
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Ops(a) => ops(a),
+        BenchCmd::App(a) => app(a),
     }
 }
 
