@@ -74,7 +74,7 @@ pub fn default_fields(method: &str) -> Result<Vec<(String, String)>, String> {
     Ok(v)
 }
 
-/// Turns a field's text into the TOML value `--set` would give it; `H,W` lists and `1/8`
+/// Turns a field's text into the TOML value `--set` would give it; `a,b` lists and `1/8`
 /// fractions are accepted as the CLI flags accept them.
 fn value_of(key: &str, text: &str) -> Result<toml::Value, String> {
     let t = text.trim();
@@ -91,8 +91,12 @@ fn value_of(key: &str, text: &str) -> Result<toml::Value, String> {
             return Ok(toml::Value::Float(a / b));
         }
     }
-    if key == "crop" && t.contains(',') && !t.starts_with('[') {
-        return Ok(parse_value(&format!("[{t}]")));
+    // Number lists (`crop`, RRM's `cam_scales`, …) are shown as `a,b,c`; other text with
+    // commas (a `--data` spec) stays a string.
+    if t.contains(',') && !t.starts_with('[') {
+        if let v @ toml::Value::Array(_) = parse_value(&format!("[{t}]")) {
+            return Ok(v);
+        }
     }
     Ok(parse_value(t))
 }

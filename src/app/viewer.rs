@@ -36,7 +36,7 @@ pub struct Viewer {
 }
 
 /// How a map is drawn, decided by its name alone so a method's new maps show without app
-/// changes: `cam*` Jet over the input, `reliable*` class labels, `erased*` a grey image, any
+/// changes: `cam*` Jet over the input, `reliable*` class labels (`reliable*mask` a 0/1 map), `erased*` a grey image, any
 /// other name a Jet map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapKind {
@@ -48,7 +48,7 @@ pub enum MapKind {
 
 pub fn map_kind(name: &str) -> MapKind {
     let n = name.to_ascii_lowercase();
-    if n.starts_with("reliable") {
+    if n.starts_with("reliable") && !n.ends_with("mask") {
         MapKind::Labels
     } else if n.starts_with("erased") {
         MapKind::Grey
@@ -596,6 +596,7 @@ mod tests {
     fn kinds_by_name() {
         assert_eq!(map_kind("cam_3"), MapKind::Cam);
         assert_eq!(map_kind("reliable_label"), MapKind::Labels);
+        assert_eq!(map_kind("reliable_mask"), MapKind::Scalar);
         assert_eq!(map_kind("erased"), MapKind::Grey);
         assert_eq!(map_kind("cegu_weight"), MapKind::Scalar);
         assert_eq!(cam_class("cam_12"), Some(12));

@@ -36,7 +36,7 @@
 //! Inference (§4.5): the segmentation branch upsampled (bilinear, align_corners False) to the
 //! input; no CRF post-processing. Probe maps: `cam_<c>` (max-normalised CAM per foreground
 //! class), `reliable_mask` (1 where the reliable label is set) and `reliable_labels` (class c
-//! drawn as (c + 1)/C, unreliable 0) built from the classes the classifier predicts present
+//! as c / 255, unreliable 1.0: the PNG holds raw ids, 255 = unreliable) built from the classes the classifier predicts present
 //! (`cls_threshold`; probes have no image labels). Probe inputs use the default (DeepLab mean)
 //! normalisation, as the trainer's probes and `predict` do.
 
@@ -413,7 +413,7 @@ impl RrmMethod {
         ops::upsample_bilinear2d(seg, size, false)
     }
 
-    /// Display maps of reliable labels [N, H, W]: (mask 0/1, labels as (c + 1)/C).
+    /// Display maps of reliable labels [N, H, W]: (mask 0/1, labels as id / 255 with 1.0 = unreliable).
     fn label_maps(
         &self,
         gpu: &std::sync::Arc<crate::gpu::Gpu>,
@@ -424,13 +424,15 @@ impl RrmMethod {
             .iter()
             .map(|&l| f32::from(u8::from(l != self.ignore)))
             .collect();
+        // The snapshot contract for label maps (the app's viewer, the run dir's 8-bit PNGs):
+        // id / 255, unreliable = 1.0 (the ignore index 255), so the PNG holds the raw ids.
         let lab: Vec<f32> = labels
             .iter()
             .map(|&l| {
                 if l == self.ignore {
-                    0.0
+                    1.0
                 } else {
-                    (l + 1) as f32 / self.classes as f32
+                    l as f32 / 255.0
                 }
             })
             .collect();
