@@ -273,3 +273,25 @@ fn interrupt_saves_last() {
     assert!(step >= 3, "saved step {step}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rrm-resnet50` keeps BN frozen as RRM does on pretrained weights; from random init that
+/// diverges (loss_cls 270 → 8e5 in two steps, measured), so the CLI says what to do. The bad
+/// data path then stops the run before any training.
+#[test]
+fn frozen_bn_from_scratch_warns() {
+    let o = advseg(&[
+        "train",
+        "--method",
+        "rrm",
+        "--data",
+        "camvid:/nonexistent/camvid",
+        "--out",
+        tmp("frozen_bn").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("rrm-resnet50 keeps BatchNorm frozen") && err.contains("--load-from"),
+        "{err}"
+    );
+}

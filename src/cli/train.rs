@@ -200,6 +200,19 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         None => None,
     };
 
+    if resume.is_none() && a.load_from.is_none() {
+        let c = &cfg.common;
+        if advseg::train::models::bn_mode(&c.bn_mode, &c.arch) == advseg::nn::BnMode::Frozen {
+            // Frozen BN normalises with running statistics that random weights do not have:
+            // activations grow through every block and the losses blow up within steps.
+            eprintln!(
+                "warning: {} keeps BatchNorm frozen (bn_mode={}) as its paper does on \
+                 pretrained weights; from random init that diverges: pass --load-from WEIGHTS \
+                 or --set bn_mode=train",
+                c.arch, c.bn_mode
+            );
+        }
+    }
     let gpu = Gpu::shared()?;
     let stop = Arc::new(AtomicBool::new(false));
     {
