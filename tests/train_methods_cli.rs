@@ -300,6 +300,16 @@ fn rrm_learns_resumes_evals_predicts() {
         let f = pred.join(format!("{stem}{suffix}.png"));
         assert!(f.is_file(), "{} missing", f.display());
     }
+    // Reliable labels are a palette PNG (IHDR colour type 3) of raw ids: classes 0..4 or 255
+    // (unreliable).
+    let lab_png = pred.join(format!("{stem}_reliable_labels.png"));
+    assert_eq!(std::fs::read(&lab_png).unwrap()[25], 3, "not a palette PNG");
+    let lab = advseg::data::io::read_label(&lab_png).unwrap();
+    assert!(
+        lab.data.iter().all(|&v| v < 4 || v == 255),
+        "{:?}",
+        &lab.data[..16]
+    );
     eprintln!("rrm: whole test {:.1} s", t0.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -502,7 +502,14 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
                     .iter()
                     .map(|x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
                     .collect();
-                write_gray_png(&a.out.join(format!("{stem}_{name}.png")), w, h, &v)?;
+                let path = a.out.join(format!("{stem}_{name}.png"));
+                // Label maps (RRM's reliable labels) travel as id / 255: a palette PNG keeps
+                // the raw ids (255 = unreliable, white) and shows the class colours.
+                if name.starts_with("reliable") && !name.ends_with("mask") {
+                    save_prediction(&path, w, h, &v, &colours)?;
+                } else {
+                    write_gray_png(&path, w, h, &v)?;
+                }
             }
         }
     }
