@@ -121,23 +121,7 @@ fn eader_runs_resumes_evals_predicts() {
     assert!(text.contains("steps 4..5"), "{text}");
     let j = eval_json(&dir.join("last.safetensors"));
     assert_eq!(j["step"], 5);
-    let pred = dir.join("pred");
-    let one = std::fs::read_dir(dir.join("snapshots/step_000005"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("_input.png"))
-        .unwrap();
-    ok(&[
-        "predict",
-        "--checkpoint",
-        dir.join("last.safetensors").to_str().unwrap(),
-        "--input",
-        one.to_str().unwrap(),
-        "--out",
-        pred.to_str().unwrap(),
-        "--maps",
-    ]);
-    let stem = one.file_stem().unwrap().to_string_lossy().to_string();
+    let (pred, stem) = predict_probe(&dir, 5, "last");
     assert!(pred.join(format!("{stem}_cam_1.png")).is_file());
     eprintln!("eader smoke: {:.1} s", t0.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir_all(&dir);
@@ -279,23 +263,7 @@ fn rrm_learns_resumes_evals_predicts() {
     let j = eval_json(&dir.join("last.safetensors"));
     assert_eq!(j["step"], 194);
 
-    let pred = dir.join("pred");
-    let one = std::fs::read_dir(dir.join(format!("snapshots/step_{iters:06}")))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("_input.png"))
-        .unwrap();
-    ok(&[
-        "predict",
-        "--checkpoint",
-        dir.join("best.safetensors").to_str().unwrap(),
-        "--input",
-        one.to_str().unwrap(),
-        "--out",
-        pred.to_str().unwrap(),
-        "--maps",
-    ]);
-    let stem = one.file_stem().unwrap().to_string_lossy().to_string();
+    let (pred, stem) = predict_probe(&dir, iters, "best");
     for suffix in ["", "_overlay", "_confidence", "_cam_1", "_reliable_mask"] {
         let f = pred.join(format!("{stem}{suffix}.png"));
         assert!(f.is_file(), "{} missing", f.display());

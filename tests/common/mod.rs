@@ -190,24 +190,7 @@ pub fn end_to_end(
     let j = eval_json(&dir.join("last.safetensors"));
     assert_eq!(j["step"], iters + 10);
     assert!((j["miou"].as_f64().unwrap() - e2.last().unwrap().1).abs() < 1e-9);
-    let pred = dir.join("pred");
-    let inputs = dir.join(format!("snapshots/step_{:06}", iters + 10));
-    let one = std::fs::read_dir(&inputs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("_input.png"))
-        .unwrap();
-    ok(&[
-        "predict",
-        "--checkpoint",
-        dir.join("best.safetensors").to_str().unwrap(),
-        "--input",
-        one.to_str().unwrap(),
-        "--out",
-        pred.to_str().unwrap(),
-        "--maps",
-    ]);
-    let stem = one.file_stem().unwrap().to_string_lossy().to_string();
+    let (pred, stem) = predict_probe(&dir, iters + 10, "best");
     for suffix in ["".to_string(), "_overlay".into(), "_confidence".into()]
         .into_iter()
         .chain(maps.iter().map(|m| format!("_{m}")))
@@ -217,4 +200,27 @@ pub fn end_to_end(
     }
     eprintln!("{method}: whole test {:.1} s", t0.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `predict --maps` with checkpoint `ckpt` (`last` / `best`) of run `dir` on the first
+/// probe input snapshotted at `step`; returns the output dir and the input's file stem.
+pub fn predict_probe(dir: &Path, step: u64, ckpt: &str) -> (PathBuf, String) {
+    let pred = dir.join("pred");
+    let one = std::fs::read_dir(dir.join(format!("snapshots/step_{step:06}")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("_input.png"))
+        .unwrap();
+    ok(&[
+        "predict",
+        "--checkpoint",
+        dir.join(format!("{ckpt}.safetensors")).to_str().unwrap(),
+        "--input",
+        one.to_str().unwrap(),
+        "--out",
+        pred.to_str().unwrap(),
+        "--maps",
+    ]);
+    let stem = one.file_stem().unwrap().to_string_lossy().to_string();
+    (pred, stem)
 }
