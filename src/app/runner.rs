@@ -79,6 +79,11 @@ impl Run {
                     )),
                 };
                 if let Some(f) = failure {
+                    // A lost device fails the next GPU call (often as a validation error)
+                    // before wgpu reports the loss; a poll lets the report go out first.
+                    if let Ok(g) = Gpu::shared() {
+                        g.settle();
+                    }
                     let _ = tx.send(Msg::Failed(f));
                 }
                 let _ = tx.send(Msg::Exited);

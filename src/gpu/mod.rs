@@ -486,6 +486,13 @@ impl Gpu {
         self.take_errors()
     }
 
+    /// Polls the device once without submitting, ignoring errors: after a failure this lets
+    /// wgpu run its pending callbacks (a destroyed device reports itself lost only from a
+    /// poll), so the device-lost report can come before the caller's own error.
+    pub fn settle(&self) {
+        let _ = self.device.poll(wgpu::PollType::Poll);
+    }
+
     /// Copies `len` bytes at `offset` of `b` back to the host (submits and waits).
     pub fn read(&self, b: &GpuBuffer, offset: u64, len: u64) -> Result<Vec<u8>> {
         if len == 0 {
