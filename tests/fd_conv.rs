@@ -2,7 +2,7 @@
 //! central differences of the reference, for every GEMM tile preset and forced split-K.
 
 use advseg::autograd;
-use advseg::ops::conv::{conv2d_with, linear_with, Conv2dParams, GemmConfig, Tile};
+use advseg::ops::conv::{conv2d_with, linear_with, Conv2dParams, Family, GemmConfig, Tile};
 use advseg::testing::fd::{numeric_grad, worst_ratio};
 use advseg::{Gpu, Tensor};
 
@@ -193,8 +193,10 @@ fn every_tile_preset_and_forced_split_k() {
     for tile in Tile::PRESETS {
         for splits in [1, 3] {
             let cfg = GemmConfig {
+                family: Some(Family::Tiled),
                 tile: Some(tile),
                 splits: Some(splits),
+                ..Default::default()
             };
             check(
                 &format!("{name} {tile:?} splits {splits}"),
@@ -208,6 +210,42 @@ fn every_tile_preset_and_forced_split_k() {
 }
 
 #[test]
+fn every_family_on_every_shape() {
+    for family in Family::ALL {
+        let cfg = GemmConfig {
+            family: Some(family),
+            ..Default::default()
+        };
+        for (name, s) in shapes() {
+            check(&format!("{name} {family:?}"), s, true, false, cfg);
+        }
+    }
+}
+
+#[test]
+fn every_texture_block_and_forced_split_k() {
+    for (name, s) in [shapes().swap_remove(1), shapes().swap_remove(2)] {
+        for rm in [8, 16, 32] {
+            for splits in [1, 3] {
+                let cfg = GemmConfig {
+                    family: Some(Family::Texture),
+                    rm: Some(rm),
+                    splits: Some(splits),
+                    ..Default::default()
+                };
+                check(
+                    &format!("{name} texture rm {rm} splits {splits}"),
+                    s,
+                    true,
+                    false,
+                    cfg,
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn linear_matches_reference_and_finite_differences() {
     let s = Shape {
         x: [5, 7, 1, 1],
@@ -216,14 +254,24 @@ fn linear_matches_reference_and_finite_differences() {
     };
     check("linear", s, true, true, GemmConfig::default());
     check("linear no bias", s, false, true, GemmConfig::default());
+    for family in Family::ALL {
+        let cfg = GemmConfig {
+            family: Some(family),
+            splits: Some(2),
+            ..Default::default()
+        };
+        check(&format!("linear {family:?}"), s, true, true, cfg);
+    }
     check(
         "linear split",
         s,
         true,
         true,
         GemmConfig {
+            family: Some(Family::Tiled),
             tile: Some(Tile::T128),
             splits: Some(2),
+            ..Default::default()
         },
     );
 }

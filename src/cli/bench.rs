@@ -7,7 +7,7 @@
 use advseg::gpu::CounterSnapshot;
 use advseg::ops::conv::{
     conv2d_forward_raw, conv2d_input_grad_raw, conv2d_weight_grad_raw, Conv2dParams, ConvGeom,
-    GemmConfig, Tile,
+    Family, GemmConfig, Tile,
 };
 use advseg::{Gpu, Tensor};
 use anyhow::Result;
@@ -20,6 +20,8 @@ use std::time::Instant;
 pub enum BenchCmd {
     /// Per-op forward/backward timings at DeepLab training shapes.
     Ops(OpsArgs),
+    /// One method's whole training step: ms/step, time to first step, GFLOP/s, counters.
+    Step(super::bench_step::StepArgs),
     /// The desktop app's overhead: a tiny run headless vs. under the app's observer and a
     /// headless egui frame loop (offscreen wgpu rendering); steps/s of both and frame times.
     App(AppArgs),
@@ -103,6 +105,17 @@ pub struct OpsArgs {
     /// Force the split-K factor (tuning).
     #[arg(long)]
     splits: Option<usize>,
+    /// Row set: `deeplab` (DeepLab / discriminator layers, default) or `burn` (the shapes of
+    /// ../shared/tools/burn-bench: conv1..conv6 at their batch sizes, matmul 1024³ and 2048³,
+    /// the FCDiscriminator forward and forward+backward), for side-by-side tables.
+    #[arg(long, default_value = "deeplab")]
+    suite: String,
+    /// Force the convolution kernel family: tiled (shared-memory tiles) or texture.
+    #[arg(long)]
+    family: Option<String>,
+    /// Force the texture family's register-block rows (8, 16 or 32).
+    #[arg(long)]
+    rm: Option<u32>,
 }
 
 /// One timed measurement.
@@ -115,6 +128,11 @@ pub struct BenchRow {
     /// Floating-point operations per call, when meaningful.
     pub flops: Option<f64>,
     pub gflops: Option<f64>,
+    /// Process CPU milliseconds (user + sys, the driver's threads included) per call: on a CPU
+    /// driver the load-independent cost.
+    pub cpu_ms: Option<f64>,
+    /// GFLOP per CPU-second of the process.
+    pub gflop_per_cpu_s: Option<f64>,
     /// Bytes moved per call (minimum: inputs read once, outputs written once), for
     /// memory-bound ops.
     pub bytes: Option<f64>,
@@ -142,6 +160,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Ops(a) => ops(a),
         BenchCmd::App(a) => app(a),
+        BenchCmd::Step(a) => super::bench_step::run(a, Instant::now()),
     }
 }
 
@@ -179,6 +198,7 @@ impl Ctx {
         self.gpu.reset_peak();
         let before = self.gpu.counters();
         let mut samples = Vec::with_capacity(self.reps);
+        let cpu0 = super::bench_step::cpu_seconds();
         for _ in 0..self.reps.max(1) {
             let t = Instant::now();
             for _ in 0..iters {
@@ -187,9 +207,15 @@ impl Ctx {
             self.gpu.sync()?;
             samples.push(t.elapsed().as_secs_f64() * 1e3 / iters as f64);
         }
+        let calls = (iters * samples.len()) as f64;
+        let cpu_ms = cpu0
+            .zip(super::bench_step::cpu_seconds())
+            .map(|(a, b)| (b - a) * 1e3 / calls);
         samples.sort_by(f64::total_cmp);
         let ms = samples[samples.len() / 2];
         Ok(BenchRow {
+            cpu_ms,
+            gflop_per_cpu_s: flops.zip(cpu_ms).map(|(f, c)| f / (c.max(1e-9) * 1e6)),
             op: op.to_string(),
             shape: shape.to_string(),
             ms,
@@ -354,9 +380,112 @@ fn bilinear_rows(cx: &Ctx, from: [usize; 4], to: usize, rows: &mut Vec<BenchRow>
     Ok(())
 }
 
+/// burn-bench's convolution shapes: id, batch and [ci, co, hw, k, stride, pad, dil].
+const BURN_CONVS: &[(&str, usize, [usize; 7])] = &[
+    ("conv1 3x3 256ch 41x41 d2", 2, [256, 256, 41, 3, 1, 2, 2]),
+    ("conv2 3x3 64ch 81x81", 2, [64, 64, 81, 3, 1, 1, 1]),
+    ("conv3 aspp 2048->21 d6", 1, [2048, 21, 41, 3, 1, 6, 6]),
+    ("conv4 aspp 2048->21 d24", 1, [2048, 21, 41, 3, 1, 24, 24]),
+    ("conv5 4x4/2 21->64 321", 2, [21, 64, 321, 4, 2, 1, 1]),
+    ("conv6 3x3 512ch 21x21 d4", 2, [512, 512, 21, 3, 1, 4, 4]),
+];
+
+/// burn-bench's rows: each conv as forward, both gradients and forward+backward (3× the
+/// forward's FLOP, as burn-bench counts it), the square matmuls and the FCDiscriminator.
+fn burn_rows(cx: &Ctx, rows: &mut Vec<BenchRow>) -> Result<()> {
+    for &(name, batch, [ci, co, hw, k, stride, pad, dil]) in BURN_CONVS {
+        let shape = format!("{name} n{batch}");
+        let p = Conv2dParams::new(stride, pad, dil);
+        let g = ConvGeom::new(&[batch, ci, hw, hw], &[co, ci, k, k], &p)?;
+        conv_geom_rows(cx, "conv2d", &shape, &g, rows)?;
+        let op = "conv2d fwd+bwd";
+        if cx.wanted(op, &shape) {
+            let gpu = &cx.gpu;
+            let x = Tensor::full(gpu, &[g.batch, g.ci, g.h, g.w], 0.01)?;
+            let w = Tensor::full(gpu, &[g.co, g.ci, g.kh, g.kw], 0.01)?;
+            let dy = Tensor::full(gpu, &g.out_shape(), 0.01)?;
+            let cfg = cx.gemm;
+            rows.push(cx.time(op, &shape, Some(3.0 * g.flops()), || {
+                conv2d_forward_raw(&x, &w, None, &g, &cfg)?;
+                conv2d_input_grad_raw(&dy, &w, &g, &cfg)?;
+                conv2d_weight_grad_raw(&dy, &x, &g, &cfg)?;
+                Ok(())
+            })?);
+        }
+    }
+    for n in [1024, 2048] {
+        let shape = format!("matmul {n}x{n}x{n}");
+        let op = "matmul";
+        if cx.wanted(op, &shape) {
+            let gpu = &cx.gpu;
+            let a = Tensor::full(gpu, &[n, n], 0.01)?;
+            let b = Tensor::full(gpu, &[n, n], 0.01)?;
+            let g = ConvGeom::linear(n, n, n);
+            let cfg = cx.gemm;
+            rows.push(cx.time(op, &shape, Some(g.flops()), || {
+                conv2d_forward_raw(
+                    &a.reshape(&[n, n, 1, 1])?,
+                    &b.reshape(&[n, n, 1, 1])?,
+                    None,
+                    &g,
+                    &cfg,
+                )?;
+                Ok(())
+            })?);
+        }
+    }
+    fcd_rows(cx, rows)
+}
+
+/// Hung et al.'s FCDiscriminator (ndf 64) at (2, 21, 321, 321): logits upsampled to the input,
+/// BCE-with-logits against ones; forward, and forward + backward to the input and weights.
+fn fcd_rows(cx: &Ctx, rows: &mut Vec<BenchRow>) -> Result<()> {
+    let shape = "fcd (2,21,321,321) ndf64";
+    let gpu = &cx.gpu;
+    let m = advseg::nn::arch::build("fcdisc", 21)?;
+    m.materialize(gpu, 0)?;
+    let x = Tensor::full(gpu, &[2, 21, 321, 321], 0.01)?.into_param();
+    let ones = Tensor::full(gpu, &[2, 1, 321, 321], 1.0)?;
+    let bn = advseg::nn::BnMode::Train;
+    let loss = || -> Result<Tensor> {
+        Ok(advseg::ops::loss::bce_with_logits(
+            &m.forward(&x, bn)?,
+            &ones,
+            None,
+        )?)
+    };
+    // FLOP of the convolutions (forward), as burn-bench counts them.
+    let before = gpu.counters();
+    advseg::autograd::no_grad(loss)?;
+    let fwd_flops = gpu.counters().since(&before).flops as f64;
+    if cx.wanted("fcd fwd", shape) {
+        let _g = advseg::autograd::NoGradGuard::new();
+        rows.push(cx.time("fcd fwd", shape, Some(fwd_flops), || {
+            loss()?;
+            Ok(())
+        })?);
+    }
+    if cx.wanted("fcd fwd+bwd", shape) {
+        rows.push(cx.time("fcd fwd+bwd", shape, Some(3.0 * fwd_flops), || {
+            loss()?.backward()?;
+            Ok(())
+        })?);
+    }
+    Ok(())
+}
+
 /// Every benchmark row; other op families add their per-op functions here.
 fn ops_rows(cx: &Ctx, a: &OpsArgs) -> Result<Vec<BenchRow>> {
     let mut rows = Vec::new();
+    if a.suite == "burn" {
+        burn_rows(cx, &mut rows)?;
+        return Ok(rows);
+    }
+    anyhow::ensure!(
+        a.suite == "deeplab",
+        "--suite {:?}: expected deeplab or burn",
+        a.suite
+    );
     let convs = if a.quick { QUICK_CONVS } else { CONVS };
     for s in convs {
         conv_rows(cx, s, a.batch, &mut rows)?;
@@ -382,8 +511,17 @@ fn ops(a: OpsArgs) -> Result<()> {
         reps: if a.quick { a.reps.min(3) } else { a.reps },
         filter: a.filter.clone(),
         gemm: GemmConfig {
+            family: a
+                .family
+                .as_deref()
+                .map(|f| {
+                    Family::parse(f)
+                        .ok_or_else(|| anyhow::anyhow!("--family {f:?}: expected tiled or texture"))
+                })
+                .transpose()?,
             tile: a.tile.as_deref().map(parse_tile).transpose()?,
             splits: a.splits,
+            rm: a.rm,
         },
     };
     let start = gpu.counters();
@@ -416,17 +554,28 @@ fn parse_tile(s: &str) -> Result<Tile> {
 fn print_table(r: &Report) {
     println!("device: {} ({}), batch {}", r.device, r.backend, r.batch);
     println!(
-        "{:<28} {:<36} {:>10} {:>10} {:>8} {:>6} {:>9} {:>8} {:>9}",
-        "op", "shape", "ms", "GFLOP/s", "GB/s", "iters", "disp/call", "allocs", "peak MiB"
+        "{:<28} {:<36} {:>10} {:>10} {:>8} {:>8} {:>6} {:>9} {:>8} {:>9}",
+        "op",
+        "shape",
+        "ms",
+        "GFLOP/s",
+        "GF/cpu-s",
+        "GB/s",
+        "iters",
+        "disp/call",
+        "allocs",
+        "peak MiB"
     );
     for row in &r.rows {
         let per_call = row.counters.dispatches as f64 / (row.iters * row.samples).max(1) as f64;
         println!(
-            "{:<28} {:<36} {:>10.3} {:>10} {:>8} {:>6} {:>9.1} {:>8} {:>9.1}",
+            "{:<28} {:<36} {:>10.3} {:>10} {:>8} {:>8} {:>6} {:>9.1} {:>8} {:>9.1}",
             row.op,
             row.shape,
             row.ms,
-            row.gflops.map_or("-".to_string(), |g| format!("{g:.1}")),
+            row.gflops.map_or("-".to_string(), |g| format!("{g:.2}")),
+            row.gflop_per_cpu_s
+                .map_or("-".to_string(), |g| format!("{g:.2}")),
             row.gbps.map_or("-".to_string(), |g| format!("{g:.2}")),
             row.iters,
             per_call,

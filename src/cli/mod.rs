@@ -1,6 +1,7 @@
 //! Subcommand implementations of the `advseg` binary.
 pub mod app;
 pub mod bench;
+pub mod bench_step;
 pub mod data;
 pub mod info;
 pub mod model;

@@ -12,6 +12,7 @@ pub struct Counters {
     pub submits: AtomicU64,
     pub readbacks: AtomicU64,
     pub pipelines: AtomicU64,
+    pub flops: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -30,6 +31,9 @@ pub struct CounterSnapshot {
     pub readbacks: u64,
     /// Compute pipelines compiled (pipeline-cache misses).
     pub pipelines: u64,
+    /// Floating-point operations recorded by the GEMM-shaped ops (conv2d, linear: 2 per
+    /// multiply-add, each of forward, input and weight gradient).
+    pub flops: u64,
 }
 
 impl Counters {
@@ -43,6 +47,7 @@ impl Counters {
             submits: self.submits.load(Relaxed),
             readbacks: self.readbacks.load(Relaxed),
             pipelines: self.pipelines.load(Relaxed),
+            flops: self.flops.load(Relaxed),
         }
     }
     pub(crate) fn add_live(&self, b: u64) {
@@ -70,6 +75,7 @@ impl CounterSnapshot {
             submits: self.submits - earlier.submits,
             readbacks: self.readbacks - earlier.readbacks,
             pipelines: self.pipelines - earlier.pipelines,
+            flops: self.flops - earlier.flops,
         }
     }
 }

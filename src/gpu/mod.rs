@@ -6,9 +6,11 @@
 mod counters;
 pub mod device;
 mod pool;
+mod texture;
 
 pub use counters::{CounterSnapshot, Counters};
 pub use device::AdapterSummary;
+pub use texture::GpuTexture;
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -27,23 +29,42 @@ const RING_BYTES: u64 = 1 << 20;
 /// Submit after this many dispatches so the GPU starts while the CPU keeps recording.
 const DISPATCHES_PER_SUBMIT: u32 = 512;
 
-/// How a kernel uses a storage binding; must match the WGSL declaration.
+/// How a kernel uses a binding; must match the WGSL declaration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Access {
+    /// `var<storage, read>` buffer.
     Read,
+    /// `var<storage, read_write>` buffer.
     ReadWrite,
+    /// `texture_2d<f32>` read with `textureLoad` (rgba32float, not filterable).
+    Texture,
+    /// `texture_storage_2d<rgba32float, write>`.
+    StoreTexture,
 }
 
-/// One storage binding of a dispatch (bindings 1.. in order; binding 0 is the parameter uniform).
-pub struct Bind<'a>(pub &'a wgpu::Buffer, pub Access);
+enum Res<'a> {
+    Buffer(&'a wgpu::Buffer),
+    View(&'a wgpu::TextureView),
+}
 
-/// Read-only binding.
+/// One binding of a dispatch (bindings 1.. in order; binding 0 is the parameter uniform).
+pub struct Bind<'a>(Res<'a>, Access);
+
+/// Read-only storage binding.
 pub fn r(b: &GpuBuffer) -> Bind<'_> {
-    Bind(b.raw(), Access::Read)
+    Bind(Res::Buffer(b.raw()), Access::Read)
 }
-/// Read-write binding.
+/// Read-write storage binding.
 pub fn w(b: &GpuBuffer) -> Bind<'_> {
-    Bind(b.raw(), Access::ReadWrite)
+    Bind(Res::Buffer(b.raw()), Access::ReadWrite)
+}
+/// Texture read with `textureLoad`.
+pub fn tex(t: &GpuTexture) -> Bind<'_> {
+    Bind(Res::View(t.view()), Access::Texture)
+}
+/// Write-only storage texture.
+pub fn store_tex(t: &GpuTexture) -> Bind<'_> {
+    Bind(Res::View(t.view()), Access::StoreTexture)
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -79,6 +100,8 @@ pub struct Gpu {
     batch: Mutex<Batch>,
     ring: wgpu::Buffer,
     dummy: wgpu::Buffer,
+    dummy_tex: wgpu::TextureView,
+    textures: Mutex<texture::TexPool>,
     readback: Mutex<Option<(u64, wgpu::Buffer)>>,
     errors: Arc<Mutex<Vec<String>>>,
     counters: Counters,
@@ -138,6 +161,8 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let dummy_tex =
+            texture::create(&device, 1, 1).create_view(&wgpu::TextureViewDescriptor::default());
         let ubo_align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
         Ok(Arc::new(Gpu {
             device,
@@ -150,6 +175,8 @@ impl Gpu {
             batch: Mutex::default(),
             ring,
             dummy,
+            dummy_tex,
+            textures: Mutex::default(),
             readback: Mutex::new(None),
             errors,
             counters: Counters::default(),
@@ -159,11 +186,21 @@ impl Gpu {
 
     /// A read-only binding for kernel slots an entry point does not use.
     pub fn unused(&self) -> Bind<'_> {
-        Bind(&self.dummy, Access::Read)
+        Bind(Res::Buffer(&self.dummy), Access::Read)
+    }
+
+    /// A texture binding for slots an entry point does not read.
+    pub fn unused_texture(&self) -> Bind<'_> {
+        Bind(Res::View(&self.dummy_tex), Access::Texture)
     }
 
     pub fn counters(&self) -> CounterSnapshot {
         self.counters.snapshot()
+    }
+
+    /// Counts `flops` floating-point operations of recorded work (see [`CounterSnapshot::flops`]).
+    pub fn add_flops(&self, flops: f64) {
+        self.counters.flops.fetch_add(flops as u64, Relaxed);
     }
 
     /// Restarts peak-memory tracking from the current live bytes.
@@ -173,7 +210,11 @@ impl Gpu {
 
     /// Frees the pool's cached buffers; returns the bytes released.
     pub fn trim_pool(&self) -> u64 {
-        self.pool.lock().unwrap().clear()
+        self.textures
+            .lock()
+            .unwrap()
+            .clear(self.texture_row_bytes())
+            + self.pool.lock().unwrap().clear()
     }
 
     fn take_errors(&self) -> Result<()> {
@@ -308,16 +349,29 @@ impl Gpu {
             count: None,
         }];
         for (i, a) in key.access.iter().enumerate() {
-            entries.push(wgpu::BindGroupLayoutEntry {
-                binding: i as u32 + 1,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
+            let ty = match a {
+                Access::Read | Access::ReadWrite => wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Storage {
                         read_only: *a == Access::Read,
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,
                 },
+                Access::Texture => wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                    multisampled: false,
+                },
+                Access::StoreTexture => wgpu::BindingType::StorageTexture {
+                    access: wgpu::StorageTextureAccess::WriteOnly,
+                    format: texture::FORMAT,
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                },
+            };
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty,
                 count: None,
             });
         }
@@ -427,7 +481,10 @@ impl Gpu {
         for (i, b) in binds.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
-                resource: b.0.as_entire_binding(),
+                resource: match b.0 {
+                    Res::Buffer(buf) => buf.as_entire_binding(),
+                    Res::View(v) => wgpu::BindingResource::TextureView(v),
+                },
             });
         }
         let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {

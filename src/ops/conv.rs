@@ -6,8 +6,9 @@
 //! loaders; nothing is unfolded into an im2col buffer. Long reductions are split over extra
 //! workgroups (split-K) whose partials are summed in a fixed order by a second pass.
 
+use super::conv_tex::{self, TexConfig};
 use crate::error::{Error, Result};
-use crate::gpu::{r, w, GpuBuffer};
+use crate::gpu::{r, w, Gpu, GpuBuffer};
 use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = "conv";
@@ -153,12 +154,70 @@ impl Tile {
     }
 }
 
+/// Kernel family of the convolution core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Shared-memory tiles with barriers (`conv.wgsl`): the discrete-GPU design.
+    Tiled,
+    /// Barrier-free register blocks over texture operands (`texgemm.wgsl`, [`conv_tex`]):
+    /// the CPU-driver design.
+    Texture,
+}
+
+impl Family {
+    pub const ALL: [Family; 2] = [Family::Tiled, Family::Texture];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Tiled => "tiled",
+            Family::Texture => "texture",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
 /// Optional overrides of the automatic kernel configuration (tests and tuning).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GemmConfig {
+    /// Kernel family; `None` chooses per device and shape ([`family_for`]).
+    pub family: Option<Family>,
     pub tile: Option<Tile>,
     /// Split-K factor; clamped to what the reduction length and buffer limits allow.
     pub splits: Option<usize>,
+    /// Register-block rows of the texture family (8, 16 or 32).
+    pub rm: Option<u32>,
+}
+
+impl GemmConfig {
+    fn tex(&self) -> TexConfig {
+        TexConfig {
+            rm: self.rm,
+            splits: self.splits,
+        }
+    }
+}
+
+/// The family that runs `g`: the forced one when it can (`cfg.family`, `ADVSEG_CONV_FAMILY`),
+/// otherwise the texture family on CPU drivers and the tiled one elsewhere.
+pub fn family_for(gpu: &Gpu, g: &ConvGeom, cfg: &GemmConfig) -> Family {
+    let forced = cfg.family.or_else(|| {
+        std::env::var("ADVSEG_CONV_FAMILY")
+            .ok()
+            .and_then(|v| Family::parse(v.trim()))
+    });
+    let want = forced.unwrap_or(if gpu.summary.device_type == "Cpu" {
+        Family::Texture
+    } else {
+        Family::Tiled
+    });
+    if want == Family::Texture && !conv_tex::supported(gpu, g) {
+        Family::Tiled
+    } else {
+        want
+    }
 }
 
 /// Shortest reduction one split should walk; shorter chunks cost more in partial traffic than
@@ -432,6 +491,10 @@ pub fn conv2d_forward_raw(
     g: &ConvGeom,
     cfg: &GemmConfig,
 ) -> Result<Tensor> {
+    x.gpu().add_flops(g.flops());
+    if family_for(x.gpu(), g, cfg) == Family::Texture {
+        return conv_tex::forward(x, wt, bias, g, &g.out_shape(), &cfg.tex());
+    }
     gemm(
         GemmMode::Forward,
         g,
@@ -450,6 +513,10 @@ pub fn conv2d_input_grad_raw(
     g: &ConvGeom,
     cfg: &GemmConfig,
 ) -> Result<Tensor> {
+    dy.gpu().add_flops(g.flops());
+    if family_for(dy.gpu(), g, cfg) == Family::Texture {
+        return conv_tex::input_grad(dy, wt, g, &cfg.tex());
+    }
     gemm(
         GemmMode::InputGrad,
         g,
@@ -468,6 +535,10 @@ pub fn conv2d_weight_grad_raw(
     g: &ConvGeom,
     cfg: &GemmConfig,
 ) -> Result<Tensor> {
+    dy.gpu().add_flops(g.flops());
+    if family_for(dy.gpu(), g, cfg) == Family::Texture {
+        return conv_tex::weight_grad(dy, x, g, &cfg.tex());
+    }
     gemm(
         GemmMode::WeightGrad,
         g,
@@ -604,15 +675,20 @@ pub fn linear_with(
     }
     let g = ConvGeom::linear(x.shape()[0], x.shape()[1], wt.shape()[0]);
     check_inputs(OP, x, wt, bias, g.co)?;
-    let out = gemm(
-        GemmMode::Forward,
-        &g,
-        wt.buffer(),
-        x.buffer(),
-        bias.map(|b| b.buffer()),
-        &[g.batch, g.co],
-        cfg,
-    )?;
+    x.gpu().add_flops(g.flops());
+    let out = if family_for(x.gpu(), &g, cfg) == Family::Texture {
+        conv_tex::forward(x, wt, bias, &g, &[g.batch, g.co], &cfg.tex())?
+    } else {
+        gemm(
+            GemmMode::Forward,
+            &g,
+            wt.buffer(),
+            x.buffer(),
+            bias.map(|b| b.buffer()),
+            &[g.batch, g.co],
+            cfg,
+        )?
+    };
     Ok(with_backward(out, OP, x, wt, bias, g, *cfg))
 }
 

@@ -5,6 +5,7 @@ pub mod batchnorm;
 pub mod bilateral;
 pub mod concat;
 pub mod conv;
+pub mod conv_tex;
 pub mod crf;
 pub mod dropout;
 pub mod elementwise;
