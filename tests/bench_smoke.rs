@@ -90,3 +90,62 @@ fn bench_app_tiny_json() {
     }
     assert!(v["frames"].as_u64().unwrap() >= 1);
 }
+
+fn bench(args: &[&str], cache: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_advseg"))
+        .args(args)
+        .env("ADVSEG_CACHE_DIR", cache)
+        .env_remove("ADVSEG_TUNE")
+        .env_remove("ADVSEG_CONV_FAMILY")
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .output()
+        .expect("run advseg");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "advseg {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `bench ops --tune` measures the convolution variants per shape class and caches the
+/// choices on disk; a later process reuses them without measuring again.
+#[test]
+fn tuned_choices_are_measured_cached_and_reused() {
+    let cache = std::env::temp_dir().join(format!("advseg_tune_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let args = ["bench", "ops", "--quick", "--reps", "1", "--filter", "conv2d"];
+    let mut tune = args.to_vec();
+    tune.push("--tune");
+    let out = bench(&tune, &cache);
+    assert!(out.contains("tuned choices"), "{out}");
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    let json = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a tune-*.json cache file");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let choices = v["choices"].as_object().expect("choices");
+    // Two quick conv shapes × forward, input grad, weight grad.
+    assert!(choices.len() >= 4, "{v}");
+    for c in choices.values() {
+        let c = c.as_str().unwrap();
+        assert!(c == "tiled" || c.starts_with("texture:"), "{c}");
+    }
+    let log = cache.join("tune.log");
+    let measured = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(measured, choices.len(), "one log line per choice");
+    // A second process uses the cache: nothing is measured again.
+    bench(&args, &cache);
+    let after = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(after, measured, "the cached choices were measured again");
+    let _ = std::fs::remove_dir_all(&cache);
+}

@@ -110,6 +110,10 @@ pub struct OpsArgs {
     /// the FCDiscriminator forward and forward+backward), for side-by-side tables.
     #[arg(long, default_value = "deeplab")]
     suite: String,
+    /// Measure the convolution variants again for every row's shape class (refreshes the
+    /// on-disk choices for this device), then print the choices.
+    #[arg(long)]
+    tune: bool,
     /// Force the convolution kernel family: tiled (shared-memory tiles) or texture.
     #[arg(long)]
     family: Option<String>,
@@ -524,6 +528,17 @@ fn ops(a: OpsArgs) -> Result<()> {
             rm: a.rm,
         },
     };
+    if a.tune {
+        anyhow::ensure!(
+            advseg::ops::tune::enabled(),
+            "--tune: ADVSEG_TUNE is off in this environment"
+        );
+        anyhow::ensure!(
+            cx.gemm.family.is_none() && cx.gemm.rm.is_none(),
+            "--tune measures every variant: drop --family / --rm"
+        );
+        advseg::ops::tune::reset(&gpu);
+    }
     let start = gpu.counters();
     let rows = ops_rows(&cx, &a)?;
     let report = Report {
@@ -538,6 +553,12 @@ fn ops(a: OpsArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
+        if a.tune {
+            println!("tuned choices ({}):", advseg::ops::tune::device_key(&gpu));
+            for (class, v) in advseg::ops::tune::choices(&gpu) {
+                println!("  {class:<48} {v}");
+            }
+        }
     }
     Ok(())
 }

@@ -63,7 +63,18 @@ pub struct StepReport {
     pub peak_mib: f64,
     /// Process CPU seconds (user + sys, lavapipe's threads included) per timed step.
     pub cpu_s_per_step: Option<f64>,
+    /// Per-kernel time over the timed steps (`ADVSEG_PROFILE` set), slowest first.
+    pub profile: Option<Vec<KernelTime>>,
 }
+
+#[derive(Serialize, Debug)]
+pub struct KernelTime {
+    pub kernel: String,
+    pub calls_per_step: f64,
+    pub ms_per_step: f64,
+}
+
+type ProfileSlot = Arc<Mutex<Option<Vec<(String, u64, f64)>>>>;
 
 /// Step-end times and counters, taken on the training thread.
 #[derive(Default)]
@@ -130,6 +141,19 @@ pub fn run(a: StepArgs, t0: Instant) -> Result<()> {
         r.dispatches_per_step, r.submits_per_step, r.readbacks_per_step, r.allocations_per_step
     );
     println!("peak GPU memory  {:.1} MiB", r.peak_mib);
+    if let Some(prof) = &r.profile {
+        let total: f64 = prof.iter().map(|k| k.ms_per_step).sum();
+        println!("kernels per timed step (ADVSEG_PROFILE: each dispatch timed alone):");
+        for k in prof.iter().take(25) {
+            println!(
+                "  {:<40} {:>7.1} calls {:>9.1} ms {:>5.1}%",
+                k.kernel,
+                k.calls_per_step,
+                k.ms_per_step,
+                100.0 * k.ms_per_step / total.max(1e-12)
+            );
+        }
+    }
     Ok(())
 }
 
@@ -177,7 +201,34 @@ pub fn measure(a: &StepArgs, t0: Instant) -> Result<StepReport> {
         marks: marks.clone(),
     }));
     gpu.reset_peak();
+    // Profile only the timed steps: clear what the warm-up recorded once it is over.
+    struct ProfileWindow {
+        gpu: Arc<Gpu>,
+        from: usize,
+        to: usize,
+        out: ProfileSlot,
+    }
+    impl Observer for ProfileWindow {
+        fn on_event(&mut self, e: &Event) {
+            if let Event::Step(s) = e {
+                if s.step == self.from {
+                    self.gpu.take_profile();
+                }
+                if s.step == self.to {
+                    *self.out.lock().unwrap() = self.gpu.take_profile();
+                }
+            }
+        }
+    }
+    let profile = ProfileSlot::default();
+    trainer.add_observer(Box::new(ProfileWindow {
+        gpu: gpu.clone(),
+        from: a.warmup.max(1),
+        to: total,
+        out: profile.clone(),
+    }));
     trainer.run()?;
+    let profile = profile.lock().unwrap().take();
     let m = marks.lock().unwrap();
     anyhow::ensure!(
         m.at.len() == total,
@@ -219,5 +270,14 @@ pub fn measure(a: &StepArgs, t0: Instant) -> Result<StepReport> {
         allocations_per_step: d.buffers_allocated as f64 / steps,
         peak_mib: d.bytes_peak as f64 / (1 << 20) as f64,
         cpu_s_per_step: cpu,
+        profile: profile.map(|p| {
+            p.into_iter()
+                .map(|(kernel, calls, s)| KernelTime {
+                    kernel,
+                    calls_per_step: calls as f64 / steps,
+                    ms_per_step: s * 1e3 / steps,
+                })
+                .collect()
+        }),
     })
 }

@@ -106,6 +106,8 @@ pub struct Gpu {
     errors: Arc<Mutex<Vec<String>>>,
     counters: Counters,
     ubo_align: u64,
+    /// Per-kernel wall time when `ADVSEG_PROFILE` is set (each dispatch then runs alone).
+    profile: Option<Mutex<HashMap<String, (u64, f64)>>>,
 }
 
 static SHARED: OnceLock<std::result::Result<Arc<Gpu>, String>> = OnceLock::new();
@@ -181,6 +183,7 @@ impl Gpu {
             errors,
             counters: Counters::default(),
             ubo_align,
+            profile: std::env::var_os("ADVSEG_PROFILE").map(|_| Mutex::default()),
         }))
     }
 
@@ -454,6 +457,43 @@ impl Gpu {
         if groups.contains(&0) {
             return Ok(());
         }
+        if let Some(prof) = &self.profile {
+            // Profiling: wait for everything before, then time this dispatch alone.
+            self.sync()?;
+            let t = std::time::Instant::now();
+            self.record(shader, entry, constants, params, binds, groups)?;
+            self.sync()?;
+            let name = format!("{shader}::{entry}");
+            let mut m = prof.lock().unwrap();
+            let e = m.entry(name).or_default();
+            e.0 += 1;
+            e.1 += t.elapsed().as_secs_f64();
+            return Ok(());
+        }
+        self.record(shader, entry, constants, params, binds, groups)
+    }
+
+    /// Per-kernel (calls, seconds) since the start or the last call, slowest first, when
+    /// `ADVSEG_PROFILE` is set.
+    pub fn take_profile(&self) -> Option<Vec<(String, u64, f64)>> {
+        let prof = self.profile.as_ref()?;
+        let mut v: Vec<_> = std::mem::take(&mut *prof.lock().unwrap())
+            .into_iter()
+            .map(|(k, (n, s))| (k, n, s))
+            .collect();
+        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+        Some(v)
+    }
+
+    fn record<P: bytemuck::Pod>(
+        &self,
+        shader: &'static str,
+        entry: &'static str,
+        constants: &[(&'static str, u32)],
+        params: &P,
+        binds: &[Bind<'_>],
+        groups: [u32; 3],
+    ) -> Result<()> {
         let key = PipeKey {
             shader,
             entry,

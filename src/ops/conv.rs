@@ -7,6 +7,7 @@
 //! workgroups (split-K) whose partials are summed in a fixed order by a second pass.
 
 use super::conv_tex::{self, TexConfig};
+use super::tune;
 use crate::error::{Error, Result};
 use crate::gpu::{r, w, Gpu, GpuBuffer};
 use crate::tensor::{DType, Tensor};
@@ -491,19 +492,34 @@ pub fn conv2d_forward_raw(
     g: &ConvGeom,
     cfg: &GemmConfig,
 ) -> Result<Tensor> {
-    x.gpu().add_flops(g.flops());
-    if family_for(x.gpu(), g, cfg) == Family::Texture {
-        return conv_tex::forward(x, wt, bias, g, &g.out_shape(), &cfg.tex());
-    }
-    gemm(
-        GemmMode::Forward,
-        g,
-        wt.buffer(),
-        x.buffer(),
-        bias.map(|b| b.buffer()),
-        &g.out_shape(),
-        cfg,
-    )
+    forward_into(x, wt, bias, g, &g.out_shape(), cfg)
+}
+
+/// Forward GEMM with the result in `out_shape` (NCHW, or [N, Co] for linear).
+fn forward_into(
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeom,
+    out_shape: &[usize],
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    let gpu = x.gpu();
+    gpu.add_flops(g.flops());
+    tune::run(gpu, GemmMode::Forward, g, cfg, |c| {
+        if family_for(gpu, g, c) == Family::Texture {
+            return conv_tex::forward(x, wt, bias, g, out_shape, &c.tex());
+        }
+        gemm(
+            GemmMode::Forward,
+            g,
+            wt.buffer(),
+            x.buffer(),
+            bias.map(|b| b.buffer()),
+            out_shape,
+            c,
+        )
+    })
 }
 
 /// dL/dx of a convolution given dL/dy (no autograd).
@@ -513,19 +529,22 @@ pub fn conv2d_input_grad_raw(
     g: &ConvGeom,
     cfg: &GemmConfig,
 ) -> Result<Tensor> {
-    dy.gpu().add_flops(g.flops());
-    if family_for(dy.gpu(), g, cfg) == Family::Texture {
-        return conv_tex::input_grad(dy, wt, g, &cfg.tex());
-    }
-    gemm(
-        GemmMode::InputGrad,
-        g,
-        wt.buffer(),
-        dy.buffer(),
-        None,
-        &[g.batch, g.ci, g.h, g.w],
-        cfg,
-    )
+    let gpu = dy.gpu();
+    gpu.add_flops(g.flops());
+    tune::run(gpu, GemmMode::InputGrad, g, cfg, |c| {
+        if family_for(gpu, g, c) == Family::Texture {
+            return conv_tex::input_grad(dy, wt, g, &c.tex());
+        }
+        gemm(
+            GemmMode::InputGrad,
+            g,
+            wt.buffer(),
+            dy.buffer(),
+            None,
+            &[g.batch, g.ci, g.h, g.w],
+            c,
+        )
+    })
 }
 
 /// dL/dw of a convolution given dL/dy and the input x (no autograd).
@@ -535,19 +554,22 @@ pub fn conv2d_weight_grad_raw(
     g: &ConvGeom,
     cfg: &GemmConfig,
 ) -> Result<Tensor> {
-    dy.gpu().add_flops(g.flops());
-    if family_for(dy.gpu(), g, cfg) == Family::Texture {
-        return conv_tex::weight_grad(dy, x, g, &cfg.tex());
-    }
-    gemm(
-        GemmMode::WeightGrad,
-        g,
-        dy.buffer(),
-        x.buffer(),
-        None,
-        &[g.co, g.ci, g.kh, g.kw],
-        cfg,
-    )
+    let gpu = dy.gpu();
+    gpu.add_flops(g.flops());
+    tune::run(gpu, GemmMode::WeightGrad, g, cfg, |c| {
+        if family_for(gpu, g, c) == Family::Texture {
+            return conv_tex::weight_grad(dy, x, g, &c.tex());
+        }
+        gemm(
+            GemmMode::WeightGrad,
+            g,
+            dy.buffer(),
+            x.buffer(),
+            None,
+            &[g.co, g.ci, g.kh, g.kw],
+            c,
+        )
+    })
 }
 
 /// Bias gradient: per-output-channel sum of dy over batch and space.
@@ -675,20 +697,7 @@ pub fn linear_with(
     }
     let g = ConvGeom::linear(x.shape()[0], x.shape()[1], wt.shape()[0]);
     check_inputs(OP, x, wt, bias, g.co)?;
-    x.gpu().add_flops(g.flops());
-    let out = if family_for(x.gpu(), &g, cfg) == Family::Texture {
-        conv_tex::forward(x, wt, bias, &g, &[g.batch, g.co], &cfg.tex())?
-    } else {
-        gemm(
-            GemmMode::Forward,
-            &g,
-            wt.buffer(),
-            x.buffer(),
-            bias.map(|b| b.buffer()),
-            &[g.batch, g.co],
-            cfg,
-        )?
-    };
+    let out = forward_into(x, wt, bias, &g, &[g.batch, g.co], cfg)?;
     Ok(with_backward(out, OP, x, wt, bias, g, *cfg))
 }
 

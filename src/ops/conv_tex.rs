@@ -22,7 +22,7 @@ const GEMM: &str = "texgemm";
 /// Taps a kernel can carry in its parameter block (7×7 and 8×8 kernels fit).
 pub const MAX_TAPS: usize = 64;
 /// Shortest reduction (in texels, 4 elements each) one split should walk.
-const MIN_CHUNK: usize = 32;
+const MIN_CHUNK: usize = 64;
 
 type TapBlock = [[i32; 4]; MAX_TAPS / 2];
 
@@ -249,8 +249,10 @@ fn run_gemm(
     let lanes = p.ncol as usize * (p.mp / rm) as usize;
     let kt = p.kt as usize;
     // Enough lanes to keep every core (CPU) or SM (GPU) busy; the partials cost M·nn each.
+    // (A CPU driver runs a workgroup per thread: a few per core balance the load, more only
+    // add partial traffic.)
     let target: usize = if gpu.summary.device_type == "Cpu" {
-        4096
+        1024
     } else {
         65536
     };

@@ -16,6 +16,7 @@ pub mod pool;
 pub mod reduce;
 pub mod resize;
 pub mod softmax;
+pub mod tune;
 
 pub use batchnorm::batch_norm2d;
 pub use bilateral::{bilateral_filter, FilterCfg};

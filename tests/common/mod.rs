@@ -9,6 +9,9 @@ pub fn advseg(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_advseg"))
         .args(args)
         .env("XDG_RUNTIME_DIR", "/tmp")
+        // Static kernel choice: concurrent test processes tuning the same shape class could
+        // pick different variants (different bits) between the runs a test compares.
+        .env("ADVSEG_TUNE", "off")
         .output()
         .expect("run advseg");
     out
