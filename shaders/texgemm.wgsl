@@ -147,8 +147,9 @@ fn zero_acc() {
     c31 = vec4<f32>(0.0);
 }
 
+// @region acc: the subgroup variant (shaders/variants/texgemm_sg.wgsl) replaces it.
 // Loads the RM rows of A at texel (ax, ay) onwards and accumulates c_i += Σ_kk a_i[kk]·v_kk.
-fn acc(ax: i32, ay: i32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+fn acc(ax: i32, ay: i32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, sl: u32) {
     let a0 = textureLoad(ta, vec2<i32>(ax + 0, ay), 0);
     c0 = fma(vec4<f32>(a0.w), v3, fma(vec4<f32>(a0.z), v2, fma(vec4<f32>(a0.y), v1, fma(vec4<f32>(a0.x), v0, c0))));
     let a1 = textureLoad(ta, vec2<i32>(ax + 1, ay), 0);
@@ -218,6 +219,7 @@ fn acc(ax: i32, ay: i32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f
         c31 = fma(vec4<f32>(a31.w), v3, fma(vec4<f32>(a31.z), v2, fma(vec4<f32>(a31.y), v1, fma(vec4<f32>(a31.x), v0, c31))));
     }
 }
+// @end-region
 
 // Stores every row of the register block through `put` (rows past M are skipped there).
 fn emit_all(z: u32, m0: u32, col: u32) {
@@ -306,7 +308,11 @@ fn lane(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
 }
 
 @compute @workgroup_size(64)
+// @region entry
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    // Lane within the subgroup (used by the subgroup variant only).
+    let sl = 0u;
+// @end-region
     let g = lane(wid, nwg, lid);
     let blocks = p.mp / RM;
     let per = p.ncol * blocks;
@@ -352,7 +358,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 let at = texel(al);
                 acc(at.x, at.y,
                     vec4<f32>(b0.x, b1.x, b2.x, b3.x), vec4<f32>(b0.y, b1.y, b2.y, b3.y),
-                    vec4<f32>(b0.z, b1.z, b2.z, b3.z), vec4<f32>(b0.w, b1.w, b2.w, b3.w));
+                    vec4<f32>(b0.z, b1.z, b2.z, b3.z), vec4<f32>(b0.w, b1.w, b2.w, b3.w), sl);
                 al += p.mp;
             }
             k += span;
@@ -374,7 +380,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             var al = k * p.mp + m0;
             for (var s = 0u; s < span; s++) {
                 let at = texel(al);
-                acc(at.x, at.y, ld(bl), ld(bl + step), ld(bl + 2u * step), ld(bl + 3u * step));
+                acc(at.x, at.y, ld(bl), ld(bl + step), ld(bl + 2u * step), ld(bl + 3u * step), sl);
                 bl += 4u * step;
                 al += p.mp;
             }

@@ -118,7 +118,9 @@ fn bench(args: &[&str], cache: &std::path::Path) -> String {
 fn tuned_choices_are_measured_cached_and_reused() {
     let cache = std::env::temp_dir().join(format!("advseg_tune_{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
-    let args = ["bench", "ops", "--quick", "--reps", "1", "--filter", "conv2d"];
+    let args = [
+        "bench", "ops", "--quick", "--reps", "1", "--filter", "conv2d",
+    ];
     let mut tune = args.to_vec();
     tune.push("--tune");
     let out = bench(&tune, &cache);

@@ -225,24 +225,56 @@ fn every_family_on_every_shape() {
 #[test]
 fn every_texture_block_and_forced_split_k() {
     for (name, s) in [shapes().swap_remove(1), shapes().swap_remove(2)] {
-        for rm in [8, 16, 32] {
-            for splits in [1, 3] {
-                let cfg = GemmConfig {
-                    family: Some(Family::Texture),
-                    rm: Some(rm),
-                    splits: Some(splits),
-                    ..Default::default()
-                };
-                check(
-                    &format!("{name} texture rm {rm} splits {splits}"),
-                    s,
-                    true,
-                    false,
-                    cfg,
-                );
-            }
+        for (rm, splits, subgroups) in [
+            (8, 1, true),
+            (16, 3, true),
+            (32, 1, true),
+            (32, 3, true),
+            (8, 3, false),
+            (16, 1, false),
+            (32, 3, false),
+        ] {
+            let cfg = GemmConfig {
+                family: Some(Family::Texture),
+                rm: Some(rm),
+                splits: Some(splits),
+                subgroups: Some(subgroups),
+                ..Default::default()
+            };
+            check(
+                &format!("{name} texture rm {rm} splits {splits} subgroups {subgroups}"),
+                s,
+                true,
+                false,
+                cfg,
+            );
         }
     }
+}
+
+/// The subgroup variant only shares fetches: its results are the plain variant's, bit for bit.
+#[test]
+fn subgroup_variant_gives_the_same_bits() {
+    let gpu = Gpu::shared().expect("GPU");
+    let (_, s) = shapes().swap_remove(1);
+    let x = Tensor::from_f32(&gpu, &f32s(&data(s.x.iter().product(), 5)), &s.x).unwrap();
+    let w = Tensor::from_f32(&gpu, &f32s(&data(s.w.iter().product(), 6)), &s.w).unwrap();
+    let run = |subgroups: bool| {
+        let cfg = GemmConfig {
+            family: Some(Family::Texture),
+            subgroups: Some(subgroups),
+            ..Default::default()
+        };
+        conv2d_with(&x, &w, None, &s.p, &cfg)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap()
+    };
+    let (a, b) = (run(true), run(false));
+    assert!(
+        a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()),
+        "subgroup and plain variants differ"
+    );
 }
 
 #[test]

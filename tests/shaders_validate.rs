@@ -40,7 +40,35 @@ fn all_shaders_validate_with_naga() {
             "{stem} not embedded"
         );
     }
-    println!("validated {} shaders", files.len());
+    // Composed variants (shaders/variants/, built by build.rs) validate with the capabilities
+    // they are used under.
+    for (name, base, src) in advseg::gpu::shader_variants() {
+        match naga::front::wgsl::parse_str(src) {
+            Ok(module) => {
+                let mut v = naga::valid::Validator::new(
+                    naga::valid::ValidationFlags::all(),
+                    naga::valid::Capabilities::SUBGROUP,
+                );
+                v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+                v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
+                if let Err(e) = v.validate(&module) {
+                    failures.push(format!(
+                        "variant {name} of {base}: {}",
+                        e.emit_to_string(src)
+                    ));
+                }
+            }
+            Err(e) => failures.push(format!(
+                "variant {name} of {base}: {}",
+                e.emit_to_string(src)
+            )),
+        }
+    }
+    println!(
+        "validated {} shaders and {} variants",
+        files.len(),
+        advseg::gpu::shader_variants().len()
+    );
     assert!(
         failures.is_empty(),
         "{} shader(s) failed:\n{}",

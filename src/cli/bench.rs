@@ -526,6 +526,7 @@ fn ops(a: OpsArgs) -> Result<()> {
             tile: a.tile.as_deref().map(parse_tile).transpose()?,
             splits: a.splits,
             rm: a.rm,
+            subgroups: None,
         },
     };
     if a.tune {

@@ -19,9 +19,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
 
-/// WGSL source of a shader by file stem.
+/// WGSL source of a shader by file stem (or variant name, see `shaders/variants/`).
 pub fn shader_source(name: &str) -> Option<&'static str> {
-    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    SHADERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .or_else(|| VARIANTS.iter().find(|(n, ..)| *n == name).map(|v| v.2))
+}
+
+/// (name, base shader, composed source) of every shader variant.
+pub fn shader_variants() -> &'static [(&'static str, &'static str, &'static str)] {
+    VARIANTS
 }
 
 /// Bytes of uniform ring; a submit happens at the latest when it is full.
@@ -106,6 +115,7 @@ pub struct Gpu {
     errors: Arc<Mutex<Vec<String>>>,
     counters: Counters,
     ubo_align: u64,
+    subgroup: Option<u32>,
     /// Per-kernel wall time when `ADVSEG_PROFILE` is set (each dispatch then runs alone).
     profile: Option<Mutex<HashMap<String, (u64, f64)>>>,
 }
@@ -135,10 +145,15 @@ impl Gpu {
 
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Gpu>> {
         let summary = AdapterSummary::of(&adapter);
+        let info = adapter.get_info();
+        let subgroup = (adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size)
+            .then_some(info.subgroup_min_size);
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("advseg"),
-            required_features: wgpu::Features::empty(),
+            // Subgroup operations let the texture GEMM share operand fetches across SIMD lanes.
+            required_features: adapter.features() & wgpu::Features::SUBGROUP,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -183,8 +198,15 @@ impl Gpu {
             errors,
             counters: Counters::default(),
             ubo_align,
+            subgroup,
             profile: std::env::var_os("ADVSEG_PROFILE").map(|_| Mutex::default()),
         }))
+    }
+
+    /// Lanes per subgroup when wgpu's SUBGROUP feature is on and the adapter's subgroups have
+    /// one fixed size.
+    pub fn subgroup_size(&self) -> Option<u32> {
+        self.subgroup
     }
 
     /// A read-only binding for kernel slots an entry point does not use.

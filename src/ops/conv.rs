@@ -190,6 +190,9 @@ pub struct GemmConfig {
     pub splits: Option<usize>,
     /// Register-block rows of the texture family (8, 16 or 32).
     pub rm: Option<u32>,
+    /// Texture family: share operand fetches across subgroup lanes where the adapter allows
+    /// (default; `ADVSEG_SUBGROUPS=off` or `Some(false)` disables). Same bits either way.
+    pub subgroups: Option<bool>,
 }
 
 impl GemmConfig {
@@ -197,6 +200,11 @@ impl GemmConfig {
         TexConfig {
             rm: self.rm,
             splits: self.splits,
+            subgroups: self.subgroups.or_else(|| {
+                std::env::var("ADVSEG_SUBGROUPS")
+                    .ok()
+                    .map(|v| !matches!(v.trim(), "off" | "0" | "false"))
+            }),
         }
     }
 }

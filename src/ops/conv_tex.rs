@@ -19,6 +19,10 @@ use std::sync::Arc;
 
 const PACK: &str = "texpack";
 const GEMM: &str = "texgemm";
+/// Subgroup variant (`shaders/variants/texgemm_sg.wgsl`): lanes share A's fetches.
+const GEMM_SG: &str = "texgemm_sg";
+/// Subgroup width the variant is written for.
+const SG_LANES: u32 = 8;
 /// Taps a kernel can carry in its parameter block (7×7 and 8×8 kernels fit).
 pub const MAX_TAPS: usize = 64;
 /// Shortest reduction (in texels, 4 elements each) one split should walk.
@@ -91,6 +95,8 @@ pub struct TexConfig {
     pub rm: Option<u32>,
     /// Split-K factor (clamped to what the reduction allows).
     pub splits: Option<usize>,
+    /// Use the subgroup variant where the adapter allows it (default true).
+    pub subgroups: Option<bool>,
 }
 
 /// One tap: texel offset in the image texture, tap index in the weight tensor.
@@ -246,6 +252,12 @@ fn run_gemm(
     cfg: &TexConfig,
     g: &ConvGeom,
 ) -> Result<()> {
+    let sg = cfg.subgroups.unwrap_or(true) && gpu.subgroup_size() == Some(SG_LANES);
+    if sg {
+        // A subgroup's lanes must share one row block and one split.
+        p.ncol = p.ncol.next_multiple_of(SG_LANES);
+    }
+    let shader = if sg { GEMM_SG } else { GEMM };
     let lanes = p.ncol as usize * (p.mp / rm) as usize;
     let kt = p.kt as usize;
     // Enough lanes to keep every core (CPU) or SM (GPU) busy; the partials cost M·nn each.
@@ -278,7 +290,7 @@ fn run_gemm(
     let bias_bind = || bias.map(r).unwrap_or_else(|| gpu.unused());
     if splits == 1 {
         return gpu.dispatch(
-            GEMM,
+            shader,
             "gemm",
             &constants,
             &p,
@@ -288,7 +300,7 @@ fn run_gemm(
     }
     let part = gpu.alloc("conv2d split-K", (splits * mn * 4) as u64)?;
     gpu.dispatch(
-        GEMM,
+        shader,
         "gemm",
         &constants,
         &p,

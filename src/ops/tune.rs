@@ -103,9 +103,9 @@ pub fn device_key(gpu: &Gpu) -> String {
 
 fn cache_file(key: &str) -> Option<PathBuf> {
     // File name from a stable hash of the key (FNV-1a), so odd adapter names are harmless.
-    let h = key
-        .bytes()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
     cache_dir().map(|d| d.join(format!("tune-{h:016x}.json")))
 }
 
@@ -128,8 +128,7 @@ fn with_state<R>(gpu: &Gpu, f: impl FnOnce(&mut State) -> R) -> R {
     if !st.loaded {
         st.loaded = true;
         // A missing or unreadable cache only means measuring again.
-        if let Some(text) = cache_file(&st.device).and_then(|p| std::fs::read_to_string(p).ok())
-        {
+        if let Some(text) = cache_file(&st.device).and_then(|p| std::fs::read_to_string(p).ok()) {
             if let Ok(c) = serde_json::from_str::<CacheFile>(&text) {
                 if c.device == st.device {
                     st.choices = c.choices;
