@@ -71,7 +71,17 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> DataResult<RgbImage> {
         let Some(eoi) = jpeg_eoi(bytes) else {
             return Err(decode("JPEG has no end-of-image marker".into()));
         };
-        let img = decode_jpeg(bytes).map_err(decode)?;
+        // Strict mode also refuses stray bytes between header segments, which some cameras
+        // write and which say nothing about the pixels: only there is leniency kept.
+        let mut strict = true;
+        let img = match decode_jpeg(bytes, true) {
+            Err(e) if e.contains("[strict-mode]") => {
+                strict = false;
+                decode_jpeg(bytes, false)
+            }
+            r => r,
+        }
+        .map_err(decode)?;
         // The decoder zero-fills a scan that runs into a marker, so a file cut mid-scan that
         // still ends in EOI decodes without complaint (the rest comes out flat). A complete
         // scan never needs bits past its end: with stuffed 0xFF bytes (all-ones bits) put
@@ -82,7 +92,7 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> DataResult<RgbImage> {
             ones.extend_from_slice(&[0xFF, 0x00]);
         }
         ones.extend_from_slice(&bytes[eoi..]);
-        if decode_jpeg(&ones).ok().as_ref() != Some(&img) {
+        if decode_jpeg(&ones, strict).ok().as_ref() != Some(&img) {
             return Err(decode(
                 "the JPEG's scan data ends before the image does (truncated file)".into(),
             ));
@@ -102,15 +112,15 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> DataResult<RgbImage> {
     })
 }
 
-/// Decodes a JPEG with zune-jpeg in strict mode. The `image` crate runs the same decoder
-/// leniently, which turns a scan cut short (a truncated file that still ends in an EOI marker)
-/// into a flat grey lower part without a word; strict mode reports it.
-fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, String> {
+/// Decodes a JPEG with zune-jpeg, normally in strict mode. The `image` crate runs the same
+/// decoder leniently, which turns corrupt entropy-coded data into grey without a word; strict
+/// mode reports it.
+fn decode_jpeg(bytes: &[u8], strict: bool) -> Result<RgbImage, String> {
     use zune_jpeg::zune_core::{
         bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions,
     };
     let opts = DecoderOptions::default()
-        .set_strict_mode(true)
+        .set_strict_mode(strict)
         .set_max_width(65535)
         .set_max_height(65535);
     let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), opts);
