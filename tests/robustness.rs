@@ -531,6 +531,12 @@ fn predict_reports_every_bad_file_and_goes_on() {
         "{err}"
     );
     assert!(err.contains("c_broken.jpg"), "{err}");
+    // The file is named once per line.
+    assert!(
+        err.lines().all(|l| l.matches("c_broken.jpg").count() <= 1),
+        "{err}"
+    );
+    eprintln!("predict over a directory with bad files:\n{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -538,7 +538,7 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let min = min_side(&gpu, method.as_ref())?;
     // One bad file must not cost the rest of a directory: failures are collected and listed.
-    let mut failed: Vec<(PathBuf, String)> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
     for f in &files {
         if let Err(e) = predict_one(&gpu, method.as_ref(), meta.classes, &colours, min, f, &a) {
             let why = match e.downcast_ref::<advseg::Error>() {
@@ -548,8 +548,15 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
                 ),
                 _ => format!("{e:#}"),
             };
-            eprintln!("error: {}: {why}", f.display());
-            failed.push((f.clone(), why));
+            // Decoding errors already start with the file's path.
+            let file = f.display().to_string();
+            let why = if why.contains(&file) {
+                why
+            } else {
+                format!("{file}: {why}")
+            };
+            eprintln!("error: {why}");
+            failed.push(why);
         }
     }
     println!(
@@ -559,8 +566,8 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
     );
     if !failed.is_empty() {
         eprintln!("{} of {} image(s) failed:", failed.len(), files.len());
-        for (f, why) in &failed {
-            eprintln!("  {}: {why}", f.display());
+        for why in &failed {
+            eprintln!("  {why}");
         }
         bail!("{} of {} image(s) failed", failed.len(), files.len());
     }
