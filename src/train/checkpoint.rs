@@ -144,8 +144,12 @@ impl Checkpoint {
 }
 
 /// Counts NaN/inf values in every network tensor and optimiser state buffer on the GPU (one
-/// read-back of per-tensor counts); returns the tensors that hold any, with their counts.
-pub fn non_finite_state(gpu: &Arc<Gpu>, method: &mut dyn Method) -> Result<Vec<(String, u64)>> {
+/// read-back of per-tensor counts); returns the tensors that hold any as (name, NaN/inf
+/// count, element count), as [`crate::nn::checkpoint::non_finite`] does for host tensors.
+pub fn non_finite_state(
+    gpu: &Arc<Gpu>,
+    method: &mut dyn Method,
+) -> Result<Vec<(String, usize, usize)>> {
     let mut named: Vec<(String, crate::tensor::Tensor)> = Vec::new();
     for (name, m) in method.models() {
         for s in m.store.slots() {
@@ -163,7 +167,7 @@ pub fn non_finite_state(gpu: &Arc<Gpu>, method: &mut dyn Method) -> Result<Vec<(
         .into_iter()
         .zip(counts)
         .filter(|(_, c)| *c > 0)
-        .map(|((k, _), c)| (k, c))
+        .map(|((k, t), c)| (k, c as usize, t.numel()))
         .collect())
 }
 

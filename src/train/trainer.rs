@@ -370,7 +370,7 @@ impl Trainer {
             if let Some(d) = &self.opts.run_dir {
                 let line = serde_json::json!({"type": "bad_sample", "step": self.step,
                                               "name": name, "error": why});
-                let _ = append_line(&d.join("metrics.jsonl"), &line);
+                let _ = super::rundir::append_jsonl(&d.join("metrics.jsonl"), &line);
             }
             self.bad_samples.push((self.step, name, why));
         }
@@ -601,18 +601,9 @@ impl Trainer {
         // loss 1.5e31, then inf weights); such state must never replace a good checkpoint.
         let bad = checkpoint::non_finite_state(&self.gpu, self.method.as_mut())?;
         if !bad.is_empty() {
-            let total: u64 = bad.iter().map(|b| b.1).sum();
-            let mut names: Vec<String> = bad
-                .iter()
-                .take(6)
-                .map(|(k, n)| format!("{k}: {n}"))
-                .collect();
-            if bad.len() > 6 {
-                names.push(format!("{} more tensors", bad.len() - 6));
-            }
             return Err(TrainError::NonFiniteState {
                 step: self.step,
-                what: format!("{total} NaN/inf values: {}", names.join(", ")),
+                what: crate::nn::checkpoint::describe_non_finite(&bad),
                 kept: self.kept(),
             }
             .into());
@@ -650,16 +641,6 @@ fn crop_too_large(crop: [usize; 2], batch: usize, bytes: u64, limit: u64) -> Tra
             crop[0], crop[1]
         ),
     )
-}
-
-/// Appends one JSON line to `path` (the run's metrics.jsonl).
-fn append_line(path: &Path, v: &serde_json::Value) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    writeln!(f, "{v}")
 }
 
 /// The value of `metric` in an evaluation.
