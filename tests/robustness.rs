@@ -67,23 +67,20 @@ const DATA: &str = "synthetic:size=32,n=16,val=4";
 /// A two-step run of `method` on tiny synthetic data; returns its directory.
 fn trained(name: &str, method: &str) -> PathBuf {
     let dir = tmp("rob", name);
-    ok(&[
-        "train",
-        "--method",
+    ok(&train(
         method,
-        "--data",
         DATA,
-        "--batch",
-        "2",
-        "--iters",
-        "2",
-        "--ndf",
-        "4",
-        "--out",
         dir.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &["--batch", "2", "--iters", "2", "--ndf", "4", "--quiet"],
+    ));
     dir
+}
+
+/// `advseg train --method M --data D --out O` and `extra`.
+fn train<'a>(method: &'a str, data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["train", "--method", method, "--data", data, "--out", out];
+    a.extend_from_slice(extra);
+    a
 }
 
 fn stderr_of(args: &[&str]) -> (Option<i32>, String) {
@@ -171,28 +168,26 @@ fn gpu_non_finite_count_is_exact() {
 fn overflowing_update_never_poisons_the_checkpoint() {
     let dir = tmp("rob", "poison");
     let d = dir.to_str().unwrap();
-    let (code, err) = stderr_of(&[
-        "train",
-        "--method",
+    let (code, err) = stderr_of(&train(
         "advsemi",
-        "--data",
         DATA,
-        "--arch",
-        "tiny",
-        "--batch",
-        "2",
-        "--ndf",
-        "4",
-        "--iters",
-        "30",
-        "--set",
-        "lr=1e6",
-        "--set",
-        "checkpoint_every=1",
-        "--out",
         d,
-        "--quiet",
-    ]);
+        &[
+            "--arch",
+            "tiny",
+            "--batch",
+            "2",
+            "--ndf",
+            "4",
+            "--iters",
+            "30",
+            "--set",
+            "lr=1e6",
+            "--set",
+            "checkpoint_every=1",
+            "--quiet",
+        ],
+    ));
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("training stopped"), "{err}");
     let last = dir.join("last.safetensors");
@@ -247,41 +242,21 @@ fn non_finite_checkpoints_are_refused() {
     );
     let other = tmp("rob", "refuse_other");
     fails(
-        &[
-            "train",
-            "--method",
+        &train(
             "supervised",
-            "--data",
             DATA,
-            "--iters",
-            "1",
-            "--batch",
-            "2",
-            "--out",
             other.to_str().unwrap(),
-            "--quiet",
-            "--load-from",
-            b,
-        ],
+            &["--iters", "1", "--batch", "2", "--quiet", "--load-from", b],
+        ),
         "non-finite",
     );
     fails(
-        &[
-            "train",
-            "--method",
+        &train(
             "supervised",
-            "--data",
             DATA,
-            "--iters",
-            "4",
-            "--batch",
-            "2",
-            "--out",
             dir.to_str().unwrap(),
-            "--quiet",
-            "--resume",
-            b,
-        ],
+            &["--iters", "4", "--batch", "2", "--quiet", "--resume", b],
+        ),
         &needle,
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -352,20 +327,12 @@ fn atomic_writes_leave_no_temp_files() {
     std::fs::create_dir_all(&run).unwrap();
     let stale = advseg::atomic::temp_path(&run.join("last.safetensors"), dead);
     std::fs::write(&stale, [0u8; 100]).unwrap();
-    ok(&[
-        "train",
-        "--method",
+    ok(&train(
         "supervised",
-        "--data",
         DATA,
-        "--iters",
-        "1",
-        "--batch",
-        "2",
-        "--out",
         run.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &["--iters", "1", "--batch", "2", "--quiet"],
+    ));
     assert!(!stale.exists());
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&run);
@@ -437,42 +404,8 @@ fn bad_sample_saves_last_or_is_skipped() {
 #[test]
 fn sigterm_saves_last_and_exits_143() {
     let dir = tmp("rob", "sigterm");
-    let child = Command::new(env!("CARGO_BIN_EXE_advseg"))
-        .args([
-            "train",
-            "--method",
-            "supervised",
-            "--data",
-            DATA,
-            "--iters",
-            "100000",
-            "--batch",
-            "2",
-            "--out",
-            dir.to_str().unwrap(),
-            "--quiet",
-            "--log-every",
-            "1",
-        ])
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while !std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|s| s.lines().count() >= 2)
-    {
-        assert!(t0.elapsed().as_secs() < 60, "training never started");
-        std::thread::sleep(std::time::Duration::from_millis(30));
-    }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(143), "{err}");
+    let (code, err) = common::signal_run(&dir, "-TERM", 2);
+    assert_eq!(code, Some(143), "{err}");
     assert!(err.contains("--resume auto"), "{err}");
     let ck = Checkpoint::read(&dir.join("last.safetensors")).unwrap();
     assert!(ck.meta.step >= 2, "saved step {}", ck.meta.step);
@@ -552,22 +485,20 @@ fn over_limit_sizes_name_the_setting_or_file() {
         return;
     }
     let dir = tmp("rob", "crop");
-    let (code, err) = stderr_of(&[
-        "train",
-        "--method",
+    let (code, err) = stderr_of(&train(
         "supervised",
-        "--data",
         DATA,
-        "--iters",
-        "1",
-        "--batch",
-        "1",
-        "--crop",
-        "4000,4000",
-        "--out",
         dir.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &[
+            "--iters",
+            "1",
+            "--batch",
+            "1",
+            "--crop",
+            "4000,4000",
+            "--quiet",
+        ],
+    ));
     assert_ne!(code, Some(0));
     assert!(
         err.contains("setting \"crop\": 4000x4000 with batch 1")
@@ -622,34 +553,23 @@ fn error_messages_are_clean() {
     std::fs::write(&cfg, "iters = 3\nlamda_adv = 0.1\n").unwrap();
     let run = dir.join("run");
     fails(
-        &[
-            "train",
-            "--method",
+        &train(
             "advsemi",
-            "--data",
             DATA,
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
             run.to_str().unwrap(),
-        ],
+            &["--config", cfg.to_str().unwrap()],
+        ),
         &format!("config {}: unknown setting \"lamda_adv\"", cfg.display()),
     );
 
     // A typo in --arch leaves no files behind.
     fails(
-        &[
-            "train",
-            "--method",
+        &train(
             "supervised",
-            "--data",
             DATA,
-            "--arch",
-            "tinyy",
-            "--out",
             run.to_str().unwrap(),
-            "--quiet",
-        ],
+            &["--arch", "tinyy", "--quiet"],
+        ),
         "unknown arch \"tinyy\"",
     );
     assert!(!run.join("split.txt").exists() && !run.join("config.toml").exists());
@@ -881,22 +801,14 @@ fn kill_9_loop() {
         .meta
         .step;
     let iters = (step + 2).to_string();
-    ok(&[
-        "train",
-        "--method",
+    ok(&train(
         "supervised",
-        "--data",
         "synthetic:size=16,n=16,val=4",
-        "--iters",
-        &iters,
-        "--batch",
-        "2",
-        "--quiet",
-        "--out",
         &d,
-        "--resume",
-        "auto",
-    ]);
+        &[
+            "--iters", &iters, "--batch", "2", "--quiet", "--resume", "auto",
+        ],
+    ));
     assert_eq!(
         Checkpoint::read(&dir.join("last.safetensors"))
             .unwrap()
