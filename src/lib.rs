@@ -5,6 +5,7 @@
 //! observers of its event stream).
 
 pub mod app;
+pub mod atomic;
 pub mod autograd;
 pub mod data;
 pub mod error;

@@ -1,7 +1,7 @@
 //! The `advseg` command line.
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cli;
 
@@ -30,7 +30,7 @@ enum Command {
         #[command(subcommand)]
         what: cli::bench::BenchCmd,
     },
-    /// Train a segmentation network with a method (supervised, advsemi).
+    /// Train a segmentation network with a method (the list comes from the METHODS registry).
     Train(Box<cli::train::TrainArgs>),
     /// Evaluate a training checkpoint on a dataset split (mIoU table or --json).
     Eval(cli::train::EvalArgs),
@@ -43,13 +43,46 @@ enum Command {
     },
 }
 
+/// The clap command with `train`'s one-line help naming every registered method, so the help
+/// cannot fall behind the registry.
+fn command() -> clap::Command {
+    let names: Vec<&str> = advseg::train::methods::METHODS
+        .iter()
+        .map(|m| m.name)
+        .collect();
+    Cli::command().mut_subcommand("train", |c| {
+        c.about(format!(
+            "Train a segmentation network with a method ({})",
+            names.join(", ")
+        ))
+    })
+}
+
+/// The error and its causes on one line, each cause once: many errors already quote their
+/// source in their own message (`{path}: {source}`), which `{:#}` would print a second time.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if line.contains(&c) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&c);
+    }
+    line
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches())
+        .unwrap_or_else(|e| e.format(&mut command()).exit());
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The chain of causes, not a backtrace: users need the file/field/shape at fault.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -60,7 +93,7 @@ fn run(cli: Cli) -> Result<()> {
         if advseg::app::display_available() {
             return cli::app::run(Default::default());
         }
-        Cli::command().print_help()?;
+        command().print_help()?;
         return Ok(());
     };
     match cmd {

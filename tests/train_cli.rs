@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn tmp(name: &str) -> PathBuf {
     common::tmp("train", name)
@@ -229,43 +228,8 @@ fn non_finite_loss_stops_and_keeps_last_good_checkpoint() {
 #[test]
 fn interrupt_saves_last() {
     let dir = tmp("sigint");
-    let d = dir.to_str().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_advseg"))
-        .args([
-            "train",
-            "--method",
-            "supervised",
-            "--data",
-            "synthetic:size=32,n=16,val=4",
-            "--iters",
-            "100000",
-            "--batch",
-            "2",
-            "--out",
-            d,
-            "--quiet",
-            "--log-every",
-            "1",
-        ])
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while !std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|s| s.lines().count() >= 3)
-    {
-        assert!(t0.elapsed().as_secs() < 60, "training never started");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
+    let (code, err) = common::signal_run(&dir, "-INT", 3);
+    assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("--resume auto"), "{err}");
     let step = eval_json(&dir.join("last.safetensors"))["step"]
         .as_u64()

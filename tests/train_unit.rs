@@ -170,10 +170,12 @@ fn set_resolves_keys_per_method() {
     let file = "iters = 5\n[supervised]\n";
     s.apply_toml(file, std::path::Path::new("f.toml")).unwrap();
     assert_eq!(s.common.iters, 5);
+    // A key error in a file names the file (and still says whose key it is).
     let wrong = "[advsemi]\nlambda_adv = 0.1\n";
     assert!(matches!(
         s.apply_toml(wrong, std::path::Path::new("f.toml")),
-        Err(TrainError::KeyNotForMethod { .. })
+        Err(TrainError::ConfigFile { path, why })
+            if path.ends_with("f.toml") && why.contains("belongs to method advsemi")
     ));
 }
 

@@ -15,3 +15,9 @@ def away_from(t, points, margin=1e-2):
             close = (t - p).abs() < margin
             t[close] = p + margin * torch.sign(t[close] - p + 1e-12) * 2
     return t
+
+
+def rand0(seed, grad=True):
+    """A 0-d tensor (shape []), what PyTorch reductions and losses return."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn((), generator=g).float().requires_grad_(grad)

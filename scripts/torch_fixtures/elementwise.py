@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from .common import rand, away_from
+from .common import rand, rand0, away_from
 
 SHAPES = [(2, 3, 5, 7), (1, 1, 1, 9), (3, 4)]
 
@@ -26,3 +26,7 @@ def cases():
         yield (f"sub_{i}", "sub", {}, {"a": a, "b": b}, lambda a, b: a - b, 1e-5, 1e-5)
         bd = away_from(rand(*sb, seed=70 + i), [0.0], margin=0.3)
         yield (f"div_{i}", "div", {}, {"a": a, "b": bd}, lambda a, b: a / b, 1e-5, 1e-4)
+    # 0-d operands (shape [], PyTorch scalars) broadcast against any shape.
+    a, b = rand(2, 3, 4, 5, seed=80), rand0(seed=81)
+    yield ("mul_0d", "mul", {}, {"a": a, "b": b}, lambda a, b: a * b, 1e-5, 1e-5)
+    yield ("add_0d_0d", "add", {}, {"a": rand0(seed=82), "b": rand0(seed=83)}, lambda a, b: a + b, 1e-6, 1e-5)

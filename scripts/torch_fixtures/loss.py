@@ -1,7 +1,7 @@
 """Channel softmax / log_softmax, argmax over channels, losses (cross-entropy with ignore index
 and pixel weights, BCE with logits and mask, multilabel soft margin) and channel concat.
 
-References run in float64. Losses are reshaped to [1] (the engine's scalar shape).
+References run in float64. Losses are 0-d tensors (shape []), as PyTorch returns them.
 """
 import torch
 import torch.nn.functional as F
@@ -27,16 +27,16 @@ def ce_ref(ii, weighted):
     def f(logits, target, pixel_weight=None):
         ce = F.cross_entropy(logits.double(), target, ignore_index=ii, reduction="none")
         if not weighted:
-            return F.cross_entropy(logits.double(), target, ignore_index=ii).float().reshape(1)
-        return ((pixel_weight.double() * ce).sum() / (target != ii).sum()).float().reshape(1)
+            return F.cross_entropy(logits.double(), target, ignore_index=ii).float()
+        return ((pixel_weight.double() * ce).sum() / (target != ii).sum()).float()
     return f
 
 
 def bce_ref(logits, target, mask=None):
     l = F.binary_cross_entropy_with_logits(logits.double(), target.double(), reduction="none")
     if mask is None:
-        return l.mean().float().reshape(1)
-    return ((mask.double() * l).sum() / mask.double().sum()).float().reshape(1)
+        return l.mean().float()
+    return ((mask.double() * l).sum() / mask.double().sum()).float()
 
 
 def cases():
@@ -95,7 +95,7 @@ def cases():
         t = (uniform(*s, seed=610 + i, grad=False) < 0.4).float().requires_grad_(True)
         yield (f"multilabel_soft_margin_{i}", "multilabel_soft_margin", {"reduction": "mean"},
                {"logits": x, "target": t},
-               lambda logits, target: F.multilabel_soft_margin_loss(logits.double(), target.double()).float().reshape(1),
+               lambda logits, target: F.multilabel_soft_margin_loss(logits.double(), target.double()).float(),
                1e-5, 1e-4)
 
     for i, (sa, sb) in enumerate([((2, 3, 4, 5), (2, 2, 4, 5)), ((3, 4), (3, 1)), ((1, 1, 3, 7), (1, 4, 3, 7))]):

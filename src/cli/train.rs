@@ -215,6 +215,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     }
     let gpu = Gpu::shared()?;
     let stop = Arc::new(AtomicBool::new(false));
+    install_sigterm(stop.clone());
     {
         let stop = stop.clone();
         ctrlc::set_handler(move || {
@@ -242,17 +243,64 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             .with_context(|| format!("run directory {}", out.display()))?,
     ));
     trainer.add_observer(Box::new(Console::new(log_every, a.quiet)));
-    match trainer.run()? {
+    let outcome = trainer.run();
+    let bad = trainer.bad_samples();
+    if !bad.is_empty() {
+        eprintln!("skipped {} bad sample(s) (on_bad_sample=skip):", bad.len());
+        for (step, name, why) in bad {
+            eprintln!("  step {step}: {name}: {why}");
+        }
+    }
+    match outcome? {
         Outcome::Finished => Ok(()),
         Outcome::Interrupted => {
+            let term = TERM.load(Ordering::SeqCst);
             eprintln!(
-                "interrupted at step {}; continue with --resume auto --out {}",
+                "{} at step {}; continue with --resume auto --out {}",
+                if term {
+                    "terminated (SIGTERM)"
+                } else {
+                    "interrupted"
+                },
                 trainer.step(),
                 out.display()
             );
-            std::process::exit(130)
+            // The shell's convention: 128 + the signal number.
+            std::process::exit(if term { 143 } else { 130 })
         }
     }
+}
+
+/// Set by the SIGTERM handler; a watcher thread turns it into the trainer's stop request.
+static TERM: AtomicBool = AtomicBool::new(false);
+
+#[cfg(unix)]
+extern "C" fn on_sigterm(_: libc::c_int) {
+    // Only async-signal-safe work in a handler: a flag, or `_exit` on a second SIGTERM.
+    if TERM.swap(true, Ordering::SeqCst) {
+        // SAFETY: `_exit` is async-signal-safe.
+        unsafe { libc::_exit(143) };
+    }
+}
+
+/// Makes SIGTERM (what `kill`, systemd and job schedulers send) act like Ctrl-C: save `last`
+/// after the current step and exit with 143. ctrlc's own SIGTERM support would call the same
+/// handler for both signals, leaving the exit code unknowable.
+fn install_sigterm(stop: Arc<AtomicBool>) {
+    #[cfg(unix)]
+    {
+        let handler: extern "C" fn(libc::c_int) = on_sigterm;
+        // SAFETY: the handler only touches an atomic and calls `_exit`.
+        unsafe { libc::signal(libc::SIGTERM, handler as libc::sighandler_t) };
+    }
+    std::thread::spawn(move || loop {
+        if TERM.load(Ordering::SeqCst) {
+            eprintln!("SIGTERM: saving `last` after the current step");
+            stop.store(true, Ordering::SeqCst);
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    });
 }
 
 /// Progress bar and log lines.
@@ -453,6 +501,33 @@ fn images_in(p: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// The smallest square input side every network of `method` accepts (searched with tiny
+/// probes, so a too-small image is refused by name before it fails deep inside a conv).
+fn min_side(gpu: &Arc<Gpu>, method: &dyn advseg::train::Method) -> Result<usize> {
+    let ok = |s: usize| -> Result<bool> {
+        let x = Tensor::zeros(gpu, &[1, 3, s, s], advseg::DType::F32)?;
+        Ok(method.probe(&x).is_ok())
+    };
+    let mut hi = 1;
+    while !ok(hi)? {
+        if hi >= 1024 {
+            bail!("the checkpoint's networks accept no input of side up to 1024");
+        }
+        hi *= 2;
+    }
+    let mut lo = hi / 2;
+    // Invariant: `lo` fails (or is 0), `hi` works.
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if ok(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(hi)
+}
+
 pub fn run_predict(a: PredictArgs) -> Result<()> {
     let gpu = Gpu::shared()?;
     let (method, cfg, meta) = checkpoint::load_method(&gpu, &a.checkpoint)?;
@@ -461,62 +536,103 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
         .unwrap_or_else(|_| (0..meta.classes).map(data::palette::voc_colour).collect());
     let files = images_in(&a.input)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let norm = Normalise::BgrMean;
+    let min = min_side(&gpu, method.as_ref())?;
+    // One bad file must not cost the rest of a directory: failures are collected and listed.
+    let mut failed: Vec<String> = Vec::new();
     for f in &files {
-        let img = read_image(f)?;
-        let (h, w) = (img.h, img.w);
-        let mut x = vec![0f32; 3 * h * w];
-        for (i, px) in img.data.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                x[c * h * w + i] = norm.apply(c, px[c] as f32);
-            }
-        }
-        let out = method.probe(&Tensor::from_f32(&gpu, &x, &[1, 3, h, w])?)?;
-        let probs = out.probs.to_vec_f32()?;
-        let pred = advseg::metrics::argmax_chw(&probs, meta.classes, h, w);
-        let stem = f
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_else(|| "image".into());
-        save_prediction(&a.out.join(format!("{stem}.png")), w, h, &pred, &colours)?;
-        save_overlay(
-            &a.out.join(format!("{stem}_overlay.png")),
-            &img,
-            &pred,
-            &colours,
-            0.5,
-        )?;
-        if a.maps {
-            let hw = h * w;
-            let conf: Vec<u8> = (0..hw)
-                .map(|j| {
-                    let m = (0..meta.classes)
-                        .map(|c| probs[c * hw + j])
-                        .fold(0.0, f32::max);
-                    (m.clamp(0.0, 1.0) * 255.0).round() as u8
-                })
-                .collect();
-            write_gray_png(&a.out.join(format!("{stem}_confidence.png")), w, h, &conf)?;
-            for (name, t) in &out.maps {
-                let v: Vec<u8> = t.to_vec_f32()?[..hw]
-                    .iter()
-                    .map(|x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
-                    .collect();
-                let path = a.out.join(format!("{stem}_{name}.png"));
-                // Label maps (RRM's reliable labels) travel as id / 255: a palette PNG keeps
-                // the raw ids (255 = unreliable, white) and shows the class colours.
-                if name.starts_with("reliable") && !name.ends_with("mask") {
-                    save_prediction(&path, w, h, &v, &colours)?;
-                } else {
-                    write_gray_png(&path, w, h, &v)?;
-                }
-            }
+        if let Err(e) = predict_one(&gpu, method.as_ref(), meta.classes, &colours, min, f, &a) {
+            let why = match e.downcast_ref::<advseg::Error>() {
+                Some(advseg::Error::TooLarge { bytes, limit, .. }) => format!(
+                    "the image needs a GPU buffer of {bytes} bytes, over the adapter's limit of \
+                     {limit} bytes (max_storage_buffer_binding_size); downscale it"
+                ),
+                _ => format!("{e:#}"),
+            };
+            // Decoding errors already start with the file's path.
+            let file = f.display().to_string();
+            let why = if why.contains(&file) {
+                why
+            } else {
+                format!("{file}: {why}")
+            };
+            eprintln!("error: {why}");
+            failed.push(why);
         }
     }
     println!(
         "wrote predictions of {} image(s) to {}",
-        files.len(),
+        files.len() - failed.len(),
         a.out.display()
     );
+    if !failed.is_empty() {
+        eprintln!("{} of {} image(s) failed:", failed.len(), files.len());
+        for why in &failed {
+            eprintln!("  {why}");
+        }
+        bail!("{} of {} image(s) failed", failed.len(), files.len());
+    }
+    Ok(())
+}
+
+fn predict_one(
+    gpu: &Arc<Gpu>,
+    method: &dyn advseg::train::Method,
+    classes: usize,
+    colours: &[[u8; 3]],
+    min: usize,
+    f: &Path,
+    a: &PredictArgs,
+) -> Result<()> {
+    let norm = Normalise::BgrMean;
+    let img = read_image(f)?;
+    let (h, w) = (img.h, img.w);
+    if h < min || w < min {
+        bail!("{w}x{h} (WxH) is smaller than the {min}x{min} the checkpoint's networks need");
+    }
+    let mut x = vec![0f32; 3 * h * w];
+    for (i, px) in img.data.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            x[c * h * w + i] = norm.apply(c, px[c] as f32);
+        }
+    }
+    let out = method.probe(&Tensor::from_f32(gpu, &x, &[1, 3, h, w])?)?;
+    let probs = out.probs.to_vec_f32()?;
+    let pred = advseg::metrics::argmax_chw(&probs, classes, h, w);
+    let stem = f
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "image".into());
+    save_prediction(&a.out.join(format!("{stem}.png")), w, h, &pred, colours)?;
+    save_overlay(
+        &a.out.join(format!("{stem}_overlay.png")),
+        &img,
+        &pred,
+        colours,
+        0.5,
+    )?;
+    if a.maps {
+        let hw = h * w;
+        let conf: Vec<u8> = (0..hw)
+            .map(|j| {
+                let m = (0..classes).map(|c| probs[c * hw + j]).fold(0.0, f32::max);
+                (m.clamp(0.0, 1.0) * 255.0).round() as u8
+            })
+            .collect();
+        write_gray_png(&a.out.join(format!("{stem}_confidence.png")), w, h, &conf)?;
+        for (name, t) in &out.maps {
+            let v: Vec<u8> = t.to_vec_f32()?[..hw]
+                .iter()
+                .map(|x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect();
+            let path = a.out.join(format!("{stem}_{name}.png"));
+            // Label maps (RRM's reliable labels) travel as id / 255: a palette PNG keeps
+            // the raw ids (255 = unreliable, white) and shows the class colours.
+            if name.starts_with("reliable") && !name.ends_with("mask") {
+                save_prediction(&path, w, h, &v, colours)?;
+            } else {
+                write_gray_png(&path, w, h, &v)?;
+            }
+        }
+    }
     Ok(())
 }

@@ -29,6 +29,9 @@ pub struct LoaderConfig {
     pub drop_last: bool,
     pub seed: u64,
     pub aug: AugConfig,
+    /// Skip samples that fail to load (recorded, see [`Loader::take_skipped`]) instead of
+    /// ending the stream with their error.
+    pub skip_bad: bool,
 }
 
 impl Default for LoaderConfig {
@@ -42,6 +45,7 @@ impl Default for LoaderConfig {
             drop_last: false,
             seed: 0,
             aug: AugConfig::default(),
+            skip_bad: false,
         }
     }
 }
@@ -76,6 +80,9 @@ pub struct Loader {
     total: Option<u64>,
     cfg: LoaderConfig,
     num_classes: usize,
+    subset_len: usize,
+    /// (sample name, error) of samples skipped since the last [`Loader::take_skipped`].
+    skipped: Vec<(String, String)>,
 }
 
 /// Dataset index of stream item `k`.
@@ -178,6 +185,8 @@ impl Loader {
             start,
             total,
             num_classes: ds.num_classes(),
+            subset_len: subset.len(),
+            skipped: Vec::new(),
             cfg,
         })
     }
@@ -185,6 +194,11 @@ impl Loader {
     /// Stream items handed out so far, counting from item 0 (a resume point).
     pub fn position(&self) -> u64 {
         self.next
+    }
+
+    /// Samples skipped as bad (with `skip_bad`) since the last call: (name, error).
+    pub fn take_skipped(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.skipped)
     }
 
     /// Samples per pass over the subset.
@@ -207,11 +221,24 @@ impl Iterator for Loader {
 
     fn next(&mut self) -> Option<DataResult<Batch>> {
         let mut items: Vec<(usize, Augmented)> = Vec::with_capacity(self.cfg.batch);
+        // A whole pass of bad samples in a row means nothing is left to skip to.
+        let mut bad_in_row = 0;
         while items.len() < self.cfg.batch {
             match self.recv() {
                 None => break,
+                Some((_, Err(e))) if self.cfg.skip_bad && bad_in_row < self.subset_len => {
+                    bad_in_row += 1;
+                    let name = match &e {
+                        DataError::Sample { name, .. } => name.clone(),
+                        _ => String::new(),
+                    };
+                    self.skipped.push((name, e.to_string()));
+                }
                 Some((_, Err(e))) => return Some(Err(e)),
-                Some((i, Ok(a))) => items.push((i, a)),
+                Some((i, Ok(a))) => {
+                    bad_in_row = 0;
+                    items.push((i, a))
+                }
             }
         }
         if items.is_empty() || (self.cfg.drop_last && items.len() < self.cfg.batch) {

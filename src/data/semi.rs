@@ -107,6 +107,11 @@ impl SemiSplit {
 
     pub fn load(path: &Path, ds: &dyn Dataset) -> DataResult<SemiSplit> {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        Self::parse(&text, path, ds)
+    }
+
+    /// [`SemiSplit::load`] on text in memory; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path, ds: &dyn Dataset) -> DataResult<SemiSplit> {
         let index: HashMap<String, usize> = (0..ds.len()).map(|i| (ds.name(i), i)).collect();
         let mut seen = vec![false; ds.len()];
         let mut labelled = Vec::new();

@@ -9,30 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
+/// Writes `bytes` to `path` atomically (see [`crate::atomic::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name()
-            .map(|s| s.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::atomic::write_atomic(path, bytes).map_err(|(path, source)| Error::Io { path, source })
 }
 
 /// Host copy of named tensors (for checkpoints, optimizer state, conversion).
@@ -59,20 +38,61 @@ pub fn to_safetensors(
         .map_err(|e| Error::invalid("checkpoint", e.to_string()))
 }
 
+/// The safetensors crate's own bound on the JSON header.
+const MAX_HEADER: u64 = 100_000_000;
+
+/// Reads a safetensors file whole, after checking that the header length it claims fits in
+/// the file: a corrupt or hostile length (or a large file of another kind) is refused from its
+/// first 8 bytes instead of being read into memory.
+pub fn read_safetensors_bytes(path: &Path) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |why: String| Error::File {
+        path: path.to_path_buf(),
+        why: format!("not a safetensors checkpoint: {why}"),
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    if len < 8 {
+        return Err(bad(format!("{len} bytes is too short for a header")));
+    }
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).map_err(io)?;
+    let n = u64::from_le_bytes(n);
+    if n > (len - 8).min(MAX_HEADER) {
+        return Err(bad(format!(
+            "the header claims {n} bytes but the file holds {len}"
+        )));
+    }
+    f.rewind().map_err(io)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
+}
+
 /// Reads every F32 tensor of a safetensors file (other dtypes, e.g. `num_batches_tracked`, are
 /// converted to f32) and its metadata.
 pub fn read_safetensors(path: &Path) -> Result<(HostTensors, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    parse_safetensors(&read_safetensors_bytes(path)?, path)
+}
+
+/// [`read_safetensors`] on bytes already in memory; `path` only names them in errors. Every
+/// allocation is bounded by the length of `bytes`: the crate checks each tensor's offsets and
+/// element count against the buffer before any tensor is converted.
+pub fn parse_safetensors(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(HostTensors, HashMap<String, String>)> {
     let bad = |why: String| Error::File {
         path: path.to_path_buf(),
         why,
     };
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
+    let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| bad(format!("not a safetensors checkpoint: {e}")))?;
-    let st = SafeTensors::deserialize(&bytes)
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| bad(format!("not a safetensors checkpoint: {e}")))?;
     let mut out = BTreeMap::new();
     for (name, v) in st.tensors() {
@@ -101,6 +121,50 @@ pub fn read_safetensors(path: &Path) -> Result<(HostTensors, HashMap<String, Str
         out.insert(name, (v.shape().to_vec(), data));
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))
+}
+
+/// Tensors holding NaN or ±inf: (name, how many such values, element count).
+pub fn non_finite(tensors: &HostTensors) -> Vec<(String, usize, usize)> {
+    tensors
+        .iter()
+        .filter_map(|(k, (_, v))| {
+            let bad = v.iter().filter(|x| !x.is_finite()).count();
+            (bad > 0).then(|| (k.clone(), bad, v.len()))
+        })
+        .collect()
+}
+
+/// Lists non-finite tensors for an error message (the first few by name, then a count).
+pub fn describe_non_finite(bad: &[(String, usize, usize)]) -> String {
+    let total: usize = bad.iter().map(|b| b.1).sum();
+    let mut names: Vec<String> = bad
+        .iter()
+        .take(8)
+        .map(|(k, n, all)| format!("{k} ({n} of {all})"))
+        .collect();
+    if bad.len() > 8 {
+        names.push(format!("and {} more", bad.len() - 8));
+    }
+    format!(
+        "{total} non-finite values (NaN/inf) in {} tensor(s): {}",
+        bad.len(),
+        names.join(", ")
+    )
+}
+
+/// Refuses weights that hold NaN or inf: they would only propagate into every output.
+pub fn refuse_non_finite(tensors: &HostTensors, path: &Path) -> Result<()> {
+    let bad = non_finite(tensors);
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(Error::File {
+        path: path.to_path_buf(),
+        why: format!(
+            "refused: {}; the file is poisoned (a diverged run?): use an earlier checkpoint",
+            describe_non_finite(&bad)
+        ),
+    })
 }
 
 /// What a load found.

@@ -111,7 +111,7 @@ fn run(
     gpu.dispatch(SHADER, entry, &[], p, binds, gpu.grid_1d(n as u64, 256))
 }
 
-/// Gated dense energy loss → shape [1]. `seg` [N, K, H, W] probabilities (differentiable);
+/// Gated dense energy loss → shape [] (0-d). `seg` [N, K, H, W] probabilities (differentiable);
 /// `image` [N, 3, H, W] RGB 0–255; `roi` f32 [N, H, W] (1 inside the image, 0 in padding);
 /// `labels` i32 [N, H, W] reliable labels (`cfg.ignore` = unreliable), `None` = all unreliable.
 pub fn dense_energy_loss(

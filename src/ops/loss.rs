@@ -4,7 +4,7 @@
 //!
 //! Each loss writes per-element terms and counts, sums them with the deterministic tree
 //! reduction of `ops::reduce`, and divides on the GPU, so computing a loss reads nothing back.
-//! Losses are shape [1]. When nothing is counted (every pixel ignored, an all-zero mask) the
+//! Losses are 0-d tensors (shape [], one element) as in PyTorch. When nothing is counted (every pixel ignored, an all-zero mask) the
 //! loss is 0 with a zero gradient, where PyTorch gives NaN.
 
 use super::reduce::sum_dims;
@@ -40,10 +40,10 @@ fn params(n: usize, c: usize, inner: usize, ignore: i32, has_w: bool) -> Params 
 }
 
 /// Sums the two rows [terms | counts] of `stats` and divides them on the GPU.
-/// Returns (loss [1], sums [2, 1]).
+/// Returns (loss [], sums [2, 1]).
 fn finish(gpu: &Arc<Gpu>, op: &'static str, stats: &Tensor) -> Result<(Tensor, Tensor)> {
     let sums = sum_dims(stats, &[1])?;
-    let loss = Tensor::empty(gpu, op, &[1], DType::F32)?;
+    let loss = Tensor::empty(gpu, op, &[], DType::F32)?;
     gpu.dispatch(
         SHADER,
         "ratio",

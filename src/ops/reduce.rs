@@ -180,16 +180,16 @@ pub fn mean_dims(x: &Tensor, dims: &[usize]) -> Result<Tensor> {
     reduce_dims(x, dims, true)
 }
 
-/// Sum of all elements → shape [1].
+/// Sum of all elements → a 0-d tensor (shape [], one element), as `torch.sum(x)`.
 pub fn sum(x: &Tensor) -> Result<Tensor> {
     let all: Vec<usize> = (0..x.ndim()).collect();
-    sum_dims(x, &all)?.reshape(&[1])
+    sum_dims(x, &all)?.reshape(&[])
 }
 
-/// Mean of all elements → shape [1].
+/// Mean of all elements → a 0-d tensor (shape []), as `torch.mean(x)`.
 pub fn mean(x: &Tensor) -> Result<Tensor> {
     let all: Vec<usize> = (0..x.ndim()).collect();
-    mean_dims(x, &all)?.reshape(&[1])
+    mean_dims(x, &all)?.reshape(&[])
 }
 
 /// Parity-case evaluations of this module's ops.
@@ -216,7 +216,7 @@ pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
     })
 }
 
-/// `dim`: absent/null = all (result shape [1]); a list = those dims, kept as size 1.
+/// `dim`: absent/null = all (result shape [], 0-d); a list = those dims, kept as size 1.
 fn dims_param(c: &crate::testing::parity::CaseCtx) -> Result<Option<Vec<usize>>> {
     c.usize_list("dim")
 }

@@ -75,6 +75,11 @@ pub trait Optimizer {
     fn state_dict(&self) -> Result<Vec<StateEntry>>;
     /// Restores state written by [`Optimizer::state_dict`] for the same parameter layout.
     fn load_state_dict(&mut self, state: &[StateEntry]) -> Result<()>;
+    /// The GPU tensors of the state, named as in [`Optimizer::state_dict`] (for checks that must
+    /// not read the state back).
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
     /// Clears every parameter's gradient.
     fn zero_grad(&self) {
         for g in self.groups() {
@@ -166,6 +171,19 @@ impl Store {
 
     fn key(gi: usize, pi: usize, what: &str) -> String {
         format!("groups.{gi}.params.{pi}.{what}")
+    }
+
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (gi, states) in self.state.iter().enumerate() {
+            for (pi, slot) in states.iter().enumerate() {
+                let Some(s) = slot else { continue };
+                for (b, name) in s.bufs.iter().zip(self.names) {
+                    out.push((Self::key(gi, pi, name), b.clone()));
+                }
+            }
+        }
+        out
     }
 
     fn state_dict(&self) -> Result<Vec<StateEntry>> {
@@ -338,6 +356,9 @@ impl Optimizer for Sgd {
     fn load_state_dict(&mut self, state: &[StateEntry]) -> Result<()> {
         self.store.load_state_dict(state)
     }
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        self.store.state_tensors()
+    }
 }
 
 /// Adam settings (torch.optim.Adam, amsgrad off; weight decay is L2 added to the gradient).
@@ -424,5 +445,8 @@ impl Optimizer for Adam {
     }
     fn load_state_dict(&mut self, state: &[StateEntry]) -> Result<()> {
         self.store.load_state_dict(state)
+    }
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        self.store.state_tensors()
     }
 }

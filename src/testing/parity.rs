@@ -59,13 +59,14 @@ fn ferr(path: &Path, why: impl Into<String>) -> Error {
 
 /// Reads a case file.
 pub fn load_case(path: &Path) -> Result<Case> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
+    parse_case(&crate::nn::checkpoint::read_safetensors_bytes(path)?, path)
+}
+
+/// [`load_case`] on bytes in memory; `path` names them in errors.
+pub fn parse_case(bytes: &[u8], path: &Path) -> Result<Case> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| ferr(path, format!("not a safetensors file: {e}")))?;
-    let st = SafeTensors::deserialize(&bytes)
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| ferr(path, format!("not a safetensors file: {e}")))?;
     let md = meta.metadata().clone().unwrap_or_default();
     let get = |k: &str| {

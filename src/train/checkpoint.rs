@@ -7,7 +7,10 @@ use super::error::TrainError;
 use super::method::Method;
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::nn::checkpoint::{read_safetensors, to_safetensors, write_atomic, HostTensors};
+use crate::nn::checkpoint::{
+    parse_safetensors, read_safetensors_bytes, refuse_non_finite, to_safetensors, write_atomic,
+    HostTensors,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -29,7 +32,7 @@ pub struct CkptMeta {
 }
 
 impl CkptMeta {
-    fn to_map(&self) -> HashMap<String, String> {
+    pub fn to_map(&self) -> HashMap<String, String> {
         let mut m = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("method".to_string(), self.method.clone()),
@@ -98,9 +101,16 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Reads a checkpoint; one holding NaN/inf anywhere is refused with the tensors named.
     pub fn read(path: &Path) -> Result<Checkpoint> {
-        let (tensors, meta) = read_safetensors(path)?;
+        Self::from_bytes(&read_safetensors_bytes(path)?, path)
+    }
+
+    /// [`Checkpoint::read`] on bytes in memory; `path` names them in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+        let (tensors, meta) = parse_safetensors(bytes, path)?;
         let meta = CkptMeta::from_map(&meta, path)?;
+        refuse_non_finite(&tensors, path)?;
         Ok(Checkpoint { meta, tensors })
     }
 
@@ -131,6 +141,34 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// Counts NaN/inf values in every network tensor and optimiser state buffer on the GPU (one
+/// read-back of per-tensor counts); returns the tensors that hold any as (name, NaN/inf
+/// count, element count), as [`crate::nn::checkpoint::non_finite`] does for host tensors.
+pub fn non_finite_state(
+    gpu: &Arc<Gpu>,
+    method: &mut dyn Method,
+) -> Result<Vec<(String, usize, usize)>> {
+    let mut named: Vec<(String, crate::tensor::Tensor)> = Vec::new();
+    for (name, m) in method.models() {
+        for s in m.store.slots() {
+            named.push((format!("{name}.{}", s.name), s.get()?));
+        }
+    }
+    for slot in method.optimizers() {
+        for (k, t) in slot.opt.state_tensors() {
+            named.push((format!("optim.{}.{k}", slot.name), t));
+        }
+    }
+    let refs: Vec<&crate::tensor::Tensor> = named.iter().map(|(_, t)| t).collect();
+    let counts = crate::ops::count_non_finite(gpu, &refs)?;
+    Ok(named
+        .into_iter()
+        .zip(counts)
+        .filter(|(_, c)| *c > 0)
+        .map(|((k, t), c)| (k, c as usize, t.numel()))
+        .collect())
 }
 
 /// Writes networks + optimiser states + `meta` to `path` atomically.

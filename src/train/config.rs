@@ -63,6 +63,9 @@ pub struct TrainConfig {
     pub eval_batch: usize,
     /// Metric that selects `best`: `miou` or `pixel_acc`.
     pub best_metric: String,
+    /// A training sample that fails to load: `stop` (save `last`, end the run naming the file)
+    /// or `skip` (count it, list it in metrics.jsonl and the summary, go on).
+    pub on_bad_sample: String,
 }
 
 impl Default for TrainConfig {
@@ -98,6 +101,7 @@ impl Default for TrainConfig {
             eval_split: "val".into(),
             eval_batch: 8,
             best_metric: "miou".into(),
+            on_bad_sample: "stop".into(),
         }
     }
 }
@@ -238,10 +242,11 @@ impl RunConfig {
             match v {
                 toml::Value::Table(sub) if methods::find(&k).is_ok() => {
                     for (sk, sv) in sub {
-                        self.set(&format!("{k}.{sk}"), sv)?;
+                        self.set(&format!("{k}.{sk}"), sv)
+                            .map_err(|e| bad(e.to_string()))?;
                     }
                 }
-                v => self.set(&k, v)?,
+                v => self.set(&k, v).map_err(|e| bad(e.to_string()))?,
             }
         }
         Ok(())
@@ -349,6 +354,22 @@ impl RunConfig {
                 "bn_mode",
                 format!("{:?}: use auto, train, frozen-affine or frozen", c.bn_mode),
             ));
+        }
+        if !["stop", "skip"].contains(&c.on_bad_sample.as_str()) {
+            return Err(TrainError::bad_value(
+                "on_bad_sample",
+                format!("{:?}: use stop or skip", c.on_bad_sample),
+            ));
+        }
+        // Checked here, before the run writes anything, so a typo leaves no files behind.
+        for (k, v) in [("arch", &c.arch), ("disc", &c.disc)] {
+            if !crate::nn::arch::ARCHS.iter().any(|a| a.0 == v.as_str()) {
+                let names: Vec<&str> = crate::nn::arch::ARCHS.iter().map(|a| a.0).collect();
+                return Err(TrainError::bad_value(
+                    k,
+                    format!("unknown arch {v:?}; known: {}", names.join(", ")),
+                ));
+            }
         }
         if !["miou", "pixel_acc"].contains(&c.best_metric.as_str()) {
             return Err(TrainError::bad_value(

@@ -30,6 +30,26 @@ pub enum TrainError {
     #[error("checkpoint {path}: {why}")]
     Checkpoint { path: PathBuf, why: String },
 
+    #[error(
+        "step {step} made the state non-finite ({what}); it was not saved and training \
+         stopped; {kept}"
+    )]
+    NonFiniteState {
+        step: usize,
+        what: String,
+        kept: String,
+    },
+
+    #[error(
+        "bad training sample in step {step}: {why}; {saved}; fix or remove the file (or pass \
+         --set on_bad_sample=skip) and continue with --resume auto"
+    )]
+    BadSample {
+        step: usize,
+        why: String,
+        saved: String,
+    },
+
     #[error("loss term {term:?} is {value} at step {step}: training stopped; {kept}")]
     NonFinite {
         term: String,

@@ -47,11 +47,7 @@ impl RunDirWriter {
     }
 
     fn append(&mut self, v: serde_json::Value) -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("metrics.jsonl"))?;
-        writeln!(f, "{v}")
+        append_jsonl(&self.dir.join("metrics.jsonl"), &v)
     }
 
     fn handle(&mut self, e: &Event) -> Result<(), String> {
@@ -95,6 +91,16 @@ impl Observer for RunDirWriter {
             }
         }
     }
+}
+
+/// Appends one JSON line to `path` (a run's `metrics.jsonl`; the trainer also writes its
+/// `bad_sample` lines through this).
+pub fn append_jsonl(path: &Path, v: &serde_json::Value) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(f, "{v}")
 }
 
 fn to_u8(v: &[f32]) -> Vec<u8> {

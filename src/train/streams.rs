@@ -44,6 +44,8 @@ pub struct StreamSetup {
     pub workers: usize,
     pub seed: u64,
     pub aug: AugConfig,
+    /// `on_bad_sample=skip`: loaders skip samples that fail to load.
+    pub skip_bad: bool,
 }
 
 impl Streams {
@@ -79,6 +81,7 @@ impl Streams {
                 seed: crate::rng::Rng::derive_named(setup.seed, &format!("stream{i}:{}", s.name))
                     .next_u64(),
                 aug: setup.aug.clone(),
+                skip_bad: setup.skip_bad,
             };
             let start = positions.get(s.name).copied().unwrap_or(0);
             loaders.insert(
@@ -97,6 +100,14 @@ impl Streams {
 
     pub fn has(&self, name: &str) -> bool {
         self.loaders.contains_key(name)
+    }
+
+    /// Samples skipped as bad since the last call, over all streams: (name, error).
+    pub fn take_skipped(&mut self) -> Vec<(String, String)> {
+        self.loaders
+            .values_mut()
+            .flat_map(|l| l.take_skipped())
+            .collect()
     }
 
     /// Items consumed per stream (the resume point).

@@ -69,6 +69,8 @@ pub struct Trainer {
     colours: Vec<[u8; 3]>,
     ignore: u8,
     pub split: SemiSplit,
+    /// (step, sample name, error) of every sample skipped with `on_bad_sample=skip`.
+    bad_samples: Vec<(usize, String, String)>,
 }
 
 /// Reads the method's checkpoint header to check it against the run before building anything.
@@ -98,10 +100,7 @@ pub fn check_resume(
 
 /// Refuses `--load-from` of an advseg checkpoint of another arch before building anything.
 fn check_load_from(path: &Path, arch: &str) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::nn::checkpoint::read_safetensors_bytes(path)?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::File {
         path: path.to_path_buf(),
         why: format!("not a safetensors checkpoint: {e}"),
@@ -123,6 +122,7 @@ fn check_load_from(path: &Path, arch: &str) -> Result<()> {
 /// state_dict. Refuses a file from which nothing matches (another arch).
 fn load_pretrained(gpu: &Arc<Gpu>, g: &Model, path: &Path) -> Result<()> {
     let (mut t, meta) = crate::nn::read_safetensors(path)?;
+    crate::nn::checkpoint::refuse_non_finite(&t, path)?;
     if meta.get("format").map(String::as_str) == Some(checkpoint::FORMAT) {
         t = t
             .into_iter()
@@ -148,6 +148,27 @@ impl Trainer {
     pub fn new(gpu: &Arc<Gpu>, cfg: RunConfig, opts: TrainerOptions) -> Result<Trainer> {
         cfg.validate()?;
         let c = &cfg.common;
+        // The input batch is the first tensor a crop sizes: allocating it now (the pool keeps
+        // it for the first upload) reports a crop the engine cannot hold by its setting,
+        // before any loader decodes ahead and before any file is written.
+        let crop = cfg.crop();
+        let batch_bytes = (c.batch as u64)
+            .saturating_mul(3 * 4)
+            .saturating_mul(crop[0] as u64)
+            .saturating_mul(crop[1] as u64);
+        drop(gpu.alloc("crop", batch_bytes).map_err(|e| match e {
+            Error::TooLarge { bytes, limit, .. } => {
+                crop_too_large(crop, c.batch, bytes, limit).into()
+            }
+            e => e,
+        })?);
+        if let Some(d) = &opts.run_dir {
+            // Temp files of a killed run (a half-written checkpoint) would otherwise stay for
+            // good; only dead writers' files go, so a live run in the same dir is untouched.
+            for p in crate::atomic::sweep_stale_temps(d) {
+                eprintln!("removed {} (left by an interrupted write)", p.display());
+            }
+        }
         let train_ds = data::open(&c.data, "train")?;
         let eval_ds = data::open(&c.data, &c.eval_split)?;
         let classes = train_ds.num_classes();
@@ -189,14 +210,6 @@ impl Trainer {
                 c.seed,
             )?,
         };
-        if let Some(p) = &split_path {
-            split.save(
-                p,
-                train_ds.as_ref(),
-                &format!("labeled_fraction {} seed {}", c.labeled_fraction, c.seed),
-            )?;
-        }
-
         let init = |name: &str, m: &Model| -> Result<()> {
             if let (Some(ck), Some(p)) = (&ckpt, &opts.resume) {
                 return checkpoint::load_model(gpu, m, &ck.model(name), p);
@@ -225,7 +238,6 @@ impl Trainer {
             _ => (0, BTreeMap::new(), None),
         };
 
-        let crop = cfg.crop();
         let aug = AugConfig {
             scale: c.random_scale.then_some(crate::data::augment::ScaleRange {
                 min: 0.5,
@@ -247,6 +259,7 @@ impl Trainer {
                 workers: c.workers,
                 seed: c.seed,
                 aug,
+                skip_bad: c.on_bad_sample == "skip",
             },
             &positions,
         )?;
@@ -266,6 +279,14 @@ impl Trainer {
                 image: s.image,
                 label: s.label.data,
             });
+        }
+        // Written only once everything above succeeded, so a failing setup leaves no files.
+        if let Some(p) = &split_path {
+            split.save(
+                p,
+                train_ds.as_ref(),
+                &format!("labeled_fraction {} seed {}", c.labeled_fraction, c.seed),
+            )?;
         }
         if let Some(d) = &opts.run_dir {
             crate::nn::write_atomic(&d.join("config.toml"), cfg.to_toml().as_bytes())?;
@@ -289,7 +310,70 @@ impl Trainer {
             ignore,
             split,
             cfg,
+            bad_samples: Vec::new(),
         })
+    }
+
+    /// Samples skipped so far with `on_bad_sample=skip`: (step, name, error).
+    pub fn bad_samples(&self) -> &[(usize, String, String)] {
+        &self.bad_samples
+    }
+
+    /// Where the last good checkpoint is, for messages about a stopped run.
+    fn kept(&self) -> String {
+        match &self.last_saved {
+            Some((p, s)) => format!(
+                "the last good checkpoint (step {s}) is kept at {}",
+                p.display()
+            ),
+            None => "no checkpoint had been written yet".to_string(),
+        }
+    }
+
+    /// Turns a failed step into the error to report, saving `last` first when the step failed
+    /// on a bad sample (nothing was updated yet: every method fetches its batches before its
+    /// optimiser steps), so no progress is lost.
+    fn step_failed(&mut self, e: Error) -> Error {
+        match e {
+            Error::Data(d @ crate::data::DataError::Sample { .. }) => {
+                let saved = match self.save("last") {
+                    Ok(()) if self.opts.run_dir.is_some() => format!(
+                        "`last` was saved at step {} ({})",
+                        self.step,
+                        self.last_saved
+                            .as_ref()
+                            .map(|p| p.0.display().to_string())
+                            .unwrap_or_default()
+                    ),
+                    Ok(()) => "no run directory, nothing saved".to_string(),
+                    Err(se) => format!("saving `last` failed too: {se}; {}", self.kept()),
+                };
+                TrainError::BadSample {
+                    step: self.step + 1,
+                    why: d.to_string(),
+                    saved,
+                }
+                .into()
+            }
+            Error::TooLarge { bytes, limit, .. } => {
+                let c = &self.cfg.common;
+                crop_too_large(self.cfg.crop(), c.batch, bytes, limit).into()
+            }
+            e => e,
+        }
+    }
+
+    /// Records samples the loaders skipped in this step (metrics.jsonl and the summary).
+    fn note_skipped(&mut self) {
+        for (name, why) in self.streams.take_skipped() {
+            eprintln!("skipped bad sample {name}: {why}");
+            if let Some(d) = &self.opts.run_dir {
+                let line = serde_json::json!({"type": "bad_sample", "step": self.step,
+                                              "name": name, "error": why});
+                let _ = super::rundir::append_jsonl(&d.join("metrics.jsonl"), &line);
+            }
+            self.bad_samples.push((self.step, name, why));
+        }
     }
 
     /// Installs a pause flag checked between iterations.
@@ -389,28 +473,29 @@ impl Trainer {
                     iters: c.iters,
                     streams: &mut self.streams,
                 };
-                self.method.step(&mut ctx)?
+                self.method.step(&mut ctx)
+            };
+            let losses = match losses {
+                Ok(l) => l,
+                Err(e) => return Err(self.step_failed(e)),
             };
             let values = self.read_scalars(&losses)?;
             for ((name, _), v) in losses.iter().zip(&values) {
                 if !v.is_finite() {
-                    let kept = match &self.last_saved {
-                        Some((p, s)) => format!(
-                            "the last good checkpoint (step {s}) is kept at {}",
-                            p.display()
-                        ),
-                        None => "no checkpoint had been written yet".to_string(),
-                    };
                     return Err(TrainError::NonFinite {
                         term: name.clone(),
                         value: *v,
                         step: self.step + 1,
-                        kept,
+                        kept: self.kept(),
                     }
                     .into());
                 }
             }
             self.step += 1;
+            self.note_skipped();
+            if !self.bad_samples.is_empty() {
+                scalars.push(("bad_samples".into(), self.bad_samples.len() as f32));
+            }
             scalars.splice(0..0, losses.iter().map(|l| l.0.clone()).zip(values));
             let dt = window.0.elapsed().as_secs_f64();
             let it_per_s = (self.step - window.1) as f64 / dt.max(1e-9);
@@ -512,6 +597,17 @@ impl Trainer {
             return Ok(());
         };
         let path = dir.join(format!("{kind}.safetensors"));
+        // A finite loss can still come with an update that overflowed the weights (lr 1e6:
+        // loss 1.5e31, then inf weights); such state must never replace a good checkpoint.
+        let bad = checkpoint::non_finite_state(&self.gpu, self.method.as_mut())?;
+        if !bad.is_empty() {
+            return Err(TrainError::NonFiniteState {
+                step: self.step,
+                what: crate::nn::checkpoint::describe_non_finite(&bad),
+                kept: self.kept(),
+            }
+            .into());
+        }
         let meta = CkptMeta {
             method: self.cfg.common.method.clone(),
             arch: self.cfg.common.arch.clone(),
@@ -532,6 +628,19 @@ impl Trainer {
         });
         Ok(())
     }
+}
+
+/// The error for a training batch too large for one GPU buffer, naming the settings to change.
+fn crop_too_large(crop: [usize; 2], batch: usize, bytes: u64, limit: u64) -> TrainError {
+    TrainError::bad_value(
+        "crop",
+        format!(
+            "{}x{} with batch {batch} needs a GPU buffer of {bytes} bytes, over the adapter's \
+             limit of {limit} bytes (max_storage_buffer_binding_size); use a smaller --crop \
+             or --batch",
+            crop[0], crop[1]
+        ),
+    )
 }
 
 /// The value of `metric` in an evaluation.

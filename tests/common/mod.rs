@@ -38,6 +38,50 @@ pub fn fails(args: &[&str], needle: &str) {
     );
 }
 
+/// Starts a long `supervised` run into `dir` (logging every step), waits until `metrics.jsonl`
+/// has `lines` lines, sends `kill -SIGNAL` and returns the exit code and stderr.
+pub fn signal_run(dir: &Path, signal: &str, lines: usize) -> (Option<i32>, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_advseg"))
+        .args([
+            "train",
+            "--method",
+            "supervised",
+            "--data",
+            "synthetic:size=32,n=16,val=4",
+            "--iters",
+            "100000",
+            "--batch",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+            "--quiet",
+            "--log-every",
+            "1",
+        ])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .is_ok_and(|s| s.lines().count() >= lines)
+    {
+        assert!(t0.elapsed().as_secs() < 60, "training never started");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+    let kill = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn tmp(prefix: &str, name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("advseg_{prefix}_{name}_{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
