@@ -5,11 +5,13 @@
 
 mod counters;
 pub mod device;
+mod pipeline_cache;
 mod pool;
 mod texture;
 
 pub use counters::{CounterSnapshot, Counters};
 pub use device::AdapterSummary;
+pub use pipeline_cache::{cache_dir, fnv1a};
 pub use texture::GpuTexture;
 
 use crate::error::{Error, Result};
@@ -116,6 +118,7 @@ pub struct Gpu {
     counters: Counters,
     ubo_align: u64,
     subgroup: Option<u32>,
+    disk_cache: Option<pipeline_cache::DiskCache>,
     /// Per-kernel wall time when `ADVSEG_PROFILE` is set (each dispatch then runs alone).
     profile: Option<Mutex<HashMap<String, (u64, f64)>>>,
 }
@@ -153,7 +156,8 @@ impl Gpu {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("advseg"),
             // Subgroup operations let the texture GEMM share operand fetches across SIMD lanes.
-            required_features: adapter.features() & wgpu::Features::SUBGROUP,
+            required_features: adapter.features()
+                & (wgpu::Features::SUBGROUP | wgpu::Features::PIPELINE_CACHE),
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -161,6 +165,7 @@ impl Gpu {
             adapter: summary.name.clone(),
             source,
         })?;
+        let disk_cache = pipeline_cache::DiskCache::open(&device, &info);
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -199,6 +204,7 @@ impl Gpu {
             counters: Counters::default(),
             ubo_align,
             subgroup,
+            disk_cache,
             profile: std::env::var_os("ADVSEG_PROFILE").map(|_| Mutex::default()),
         }))
     }
@@ -427,8 +433,11 @@ impl Gpu {
                     constants: &constants,
                     zero_initialize_workgroup_memory: false,
                 },
-                cache: None,
+                cache: self.disk_cache.as_ref().map(|c| &c.cache),
             });
+        if let Some(c) = &self.disk_cache {
+            c.mark_dirty();
+        }
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
                 "shaders/{}.wgsl entry {}: {e}",
@@ -577,6 +586,10 @@ impl Gpu {
     }
 
     fn submit(&self, batch: &mut Batch) -> Result<()> {
+        if let Some(c) = &self.disk_cache {
+            // Pipelines compiled since the last submit are kept for later processes.
+            c.save_if_dirty();
+        }
         batch.pass = None;
         if let Some(enc) = batch.encoder.take() {
             if !batch.ring.is_empty() {

@@ -3,7 +3,7 @@
 //!
 //! On the first call of a shape class every candidate variant (the tiled family, the texture
 //! family at each register block) runs once to compile and once timed, and the fastest wins.
-//! Choices live in `$XDG_CACHE_HOME/advseg` (or `~/.cache/advseg`), one JSON file per device
+//! Choices live in advseg's cache directory (`crate::gpu::cache_dir`), one JSON file per device
 //! key, and each new choice is appended to `tune.log` there. `ADVSEG_TUNE=off` uses the static
 //! rules of `conv::family_for`; `advseg bench ops --tune` measures again. A variant
 //! always gives the same bits; only the choice between them depends on the machine.
@@ -79,16 +79,6 @@ pub fn enabled() -> bool {
     )
 }
 
-fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("ADVSEG_CACHE_DIR") {
-        return Some(PathBuf::from(d));
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("advseg"))
-}
-
 /// Adapter, backend, driver and advseg version: a choice is only valid for all four.
 pub fn device_key(gpu: &Gpu) -> String {
     let s = &gpu.summary;
@@ -102,11 +92,9 @@ pub fn device_key(gpu: &Gpu) -> String {
 }
 
 fn cache_file(key: &str) -> Option<PathBuf> {
-    // File name from a stable hash of the key (FNV-1a), so odd adapter names are harmless.
-    let h = key.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    });
-    cache_dir().map(|d| d.join(format!("tune-{h:016x}.json")))
+    // File name from a stable hash of the key, so odd adapter names are harmless.
+    let h = crate::gpu::fnv1a(key.as_bytes());
+    crate::gpu::cache_dir().map(|d| d.join(format!("tune-{h:016x}.json")))
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
