@@ -259,6 +259,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
 struct Console {
     bar: ProgressBar,
     log_every: usize,
+    balance: advseg::train::balance::BalanceMonitor,
 }
 
 impl Console {
@@ -277,6 +278,7 @@ impl Console {
         Console {
             bar,
             log_every: log_every.max(1),
+            balance: Default::default(),
         }
     }
     fn say(&self, s: String) {
@@ -306,6 +308,9 @@ impl Observer for Console {
                 self.say(format!("{method}: steps {start_step}..{iters}{dir}"));
             }
             Event::Step(s) => {
+                if let Some(w) = self.balance.observe(s) {
+                    self.say(format!("warning: {w}"));
+                }
                 self.bar.set_position(s.step as u64);
                 let main: Vec<String> = MAIN
                     .iter()
