@@ -355,8 +355,8 @@ fn run_dir_then_inference_and_export() {
         "{text}"
     );
 
-    let gt = hist.snapshots[0].probes[0].gt.clone();
-    let w = hist.snapshots[0].probes[0].w;
+    let gt = h.state().history.snapshots[0].probes[0].gt.clone();
+    let w = h.state().history.snapshots[0].probes[0].w;
     if let Some(i) = gt.iter().position(|&c| c != 0 && c != 255) {
         let r = h.get_by_label("view gt").rect();
         let zoom = r.width() / w as f32;
