@@ -207,6 +207,14 @@ fn errors_are_messages_and_stop_pause_work() {
     wait(&mut h, 60, |a| a.history.step >= 1);
     h.get_by_label("Pause").click();
     h.run_steps(2);
+    assert!(h.state().run.as_ref().unwrap().paused());
+    // Space toggles it, also right after a click on the Pause / Resume button.
+    h.key_press(egui::Key::Space);
+    h.run_steps(2);
+    assert!(!h.state().run.as_ref().unwrap().paused());
+    h.key_press(egui::Key::Space);
+    h.run_steps(2);
+    assert!(h.state().run.as_ref().unwrap().paused());
     std::thread::sleep(Duration::from_millis(800));
     h.run_steps(2);
     let s0 = h.state().history.step;

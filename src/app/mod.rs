@@ -464,11 +464,12 @@ impl AdvsegApp {
             self.autostart = false;
             self.start(Some(ui.ctx().clone()));
         }
+        // Before any widget: shortcut keys are consumed here.
+        self.shortcuts(ui.ctx());
         egui::Panel::left("setup_panel")
             .default_size(330.0)
             .resizable(true)
             .show(ui, |ui| self.side_panel(ui));
-        self.shortcuts(ui.ctx());
         egui::Panel::top("tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
                 for (t, name) in Tab::ALL {
@@ -551,7 +552,8 @@ impl AdvsegApp {
             return;
         }
         use egui::Key;
-        let pressed = |k: Key| ctx.input(|i| i.key_pressed(k));
+        // Consumed, so a focused button does not also take the key (Space would press it).
+        let pressed = |k: Key| ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, k));
         if pressed(Key::Space) {
             if let Some(r) = self.run.as_ref().filter(|r| !r.is_finished()) {
                 r.set_paused(!r.paused());
@@ -579,7 +581,11 @@ impl AdvsegApp {
                 self.st.tab = Tab::ALL[i].0;
             }
         }
-        if pressed(Key::F1) || pressed(Key::Questionmark) {
+        let question = ctx.input_mut(|i| {
+            i.consume_key(egui::Modifiers::SHIFT, Key::Questionmark)
+                || i.consume_key(egui::Modifiers::NONE, Key::Questionmark)
+        });
+        if pressed(Key::F1) || question {
             self.st.show_help = !self.st.show_help;
         }
     }
