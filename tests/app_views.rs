@@ -491,7 +491,15 @@ fn plots_read_out_values_and_switch_axes_and_series() {
     assert!(t.starts_with("t "), "{t}");
     // The IoU table: latest, best and its step per class.
     h.get_by_label("best step");
-    h.get_by_role_and_label(egui::accesskit::Role::Label, "c2");
+    let c2 = h.query_all_by_role_and_label(egui::accesskit::Role::Label, "c2");
+    assert!(c2.count() >= 3, "IoU table and both confusion axes");
+    // The probes' confusion matrix: gt is y % 3, pred (32y + x) % 3 on a 32×24 probe.
+    h.get_by_label_contains("confusion matrix, probe images at step 20");
+    let m = advseg::app::plots::confusion(h.state().history.snapshots.last().unwrap());
+    assert_eq!(
+        m,
+        vec![vec![88, 88, 80], vec![88, 80, 88], vec![80, 88, 88]]
+    );
     // Switching a series off removes it from every plot (here: the only loss).
     h.get_by_role_and_label(egui::accesskit::Role::Button, "loss_seg")
         .click();

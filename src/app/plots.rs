@@ -323,6 +323,9 @@ pub fn plots_ui(
         over = plot(ui, "per-class IoU (%)", height, per, axes).or(over);
         iou_table(ui, h);
     }
+    if let Some(s) = h.snapshots.last() {
+        confusion_ui(ui, s, &h.class_names(s.classes));
+    }
     // Keeps the last readout while the cursor is between plots.
     if over.is_some() {
         *hover = over;
@@ -361,6 +364,72 @@ pub fn iou_table(ui: &mut egui::Ui, h: &History) {
                 ui.label(pct(*v));
                 ui.label(pct(best.map(|b| b.0)));
                 ui.label(best.map_or("–".into(), |b| b.1.to_string()));
+                ui.end_row();
+            }
+        });
+}
+
+/// Pixel confusion matrix of a snapshot's probe images: `m[gt][pred]`, ignored pixels left
+/// out. The trainer's evaluation events carry IoU only, so this is the probes' view.
+pub fn confusion(s: &crate::train::Snapshot) -> Vec<Vec<u64>> {
+    let c = s.classes;
+    let mut m = vec![vec![0u64; c]; c];
+    for p in &s.probes {
+        for (&g, &q) in p.gt.iter().zip(&p.pred) {
+            if g != s.ignore && (g as usize) < c && (q as usize) < c {
+                m[g as usize][q as usize] += 1;
+            }
+        }
+    }
+    m
+}
+
+/// The confusion matrix as a table: rows are ground truth, columns predictions, cells the
+/// share of the row, shaded by it.
+pub fn confusion_ui(ui: &mut egui::Ui, s: &crate::train::Snapshot, names: &[String]) {
+    let m = confusion(s);
+    ui.label(format!(
+        "confusion matrix, probe images at step {} (rows: ground truth, columns: prediction, % of row)",
+        s.step
+    ));
+    let name = |c: usize| {
+        names
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| format!("class {c}"))
+    };
+    let colour = |c: usize| {
+        s.colours
+            .get(c)
+            .map(|k| egui::Color32::from_rgb(k[0], k[1], k[2]))
+    };
+    let coloured = |c: usize| {
+        let t = egui::RichText::new(name(c)).strong();
+        match colour(c) {
+            Some(k) => t.color(k),
+            None => t,
+        }
+    };
+    egui::Grid::new("confusion")
+        .num_columns(s.classes + 1)
+        .show(ui, |ui| {
+            ui.label("");
+            for c in 0..s.classes {
+                ui.label(coloured(c));
+            }
+            ui.end_row();
+            for (g, row) in m.iter().enumerate() {
+                ui.label(coloured(g));
+                let total: u64 = row.iter().sum();
+                for &n in row {
+                    let f = n as f64 / total.max(1) as f64;
+                    let shade = (40.0 + 160.0 * f) as u8;
+                    ui.label(
+                        egui::RichText::new(format!("{:.1}", 100.0 * f))
+                            .monospace()
+                            .background_color(egui::Color32::from_rgb(20, shade / 2, shade)),
+                    );
+                }
                 ui.end_row();
             }
         });
