@@ -792,3 +792,15 @@ fn assets_match_their_generators() {
         assert!(assets::icon().is_some(), "the embedded icon decodes");
     }
 }
+
+/// The progress line: steps/s, elapsed training time and the ETA at the current rate.
+#[test]
+fn progress_shows_rate_elapsed_and_eta() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    h.state_mut().history.iters = 40;
+    h.run_steps(2);
+    // 20 steps left at 10 steps/s.
+    h.get_by_label_contains("step 20/40  10.00 steps/s  elapsed 0:00  ETA 0:02");
+    assert_eq!(h.state().history.eta(), Some(2.0));
+}
