@@ -101,7 +101,13 @@ fn tiny_run_gate_hover_and_class_toggle() {
         text.starts_with("pixel (0, 0)") || text.starts_with("pixel ("),
         "{text}"
     );
-    for part in ["GT: ", "pred: ", "top: ", "d_confidence: ", "T_semi 1.00: "] {
+    for part in [
+        "GT: ",
+        "pred: ",
+        "top: ",
+        "d_confidence: ",
+        "T_semi 1.000: ",
+    ] {
         assert!(text.contains(part), "{part} missing from {text}");
     }
     h.get_by_label_contains("pred: ");
@@ -201,12 +207,27 @@ fn errors_are_messages_and_stop_pause_work() {
     wait(&mut h, 60, |a| a.history.step >= 1);
     h.get_by_label("Pause").click();
     h.run_steps(2);
+    assert!(h.state().run.as_ref().unwrap().paused());
+    // Space toggles it, also right after a click on the Pause / Resume button.
+    h.key_press(egui::Key::Space);
+    h.run_steps(2);
+    assert!(!h.state().run.as_ref().unwrap().paused());
+    h.key_press(egui::Key::Space);
+    h.run_steps(2);
+    assert!(h.state().run.as_ref().unwrap().paused());
     std::thread::sleep(Duration::from_millis(800));
     h.run_steps(2);
     let s0 = h.state().history.step;
     std::thread::sleep(Duration::from_millis(800));
     h.run_steps(2);
     assert!(h.state().history.step <= s0 + 1, "paused run advanced");
+    // Paused, nothing asks for a repaint: the UI sleeps until an event or input.
+    h.run_steps(3);
+    let delay = h.output().viewport_output[&egui::ViewportId::ROOT].repaint_delay;
+    assert!(
+        delay >= Duration::from_secs(1),
+        "paused run repaints every {delay:?}"
+    );
     h.get_by_label("Resume").click();
     wait(&mut h, 60, |a| a.history.step > s0 + 1);
     h.get_by_label("Stop").click();
@@ -317,6 +338,17 @@ fn run_dir_then_inference_and_export() {
         );
     }
     assert_eq!(hist.snapshots[0].colours, live[0].colours);
+    // Class names follow class ids (they came out in alphabetical order: the red disc read
+    // "GT: bar"), from classes.json or, for older runs, the dataset in config.toml.
+    let want: Vec<String> = advseg::data::synthetic::CLASS_NAMES[..6]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(run.join("classes.json").exists());
+    assert_eq!(hist.class_names(6), want);
+    let ev = hist.evals.last().unwrap();
+    let names: Vec<&str> = ev.per_class_iou.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, want);
     // The viewer shows the old run: its views and a readout (no probabilities on disk).
     h.get_by_label("view prediction");
     h.get_by_label("view d_confidence");
@@ -331,6 +363,21 @@ fn run_dir_then_inference_and_export() {
         "{text}"
     );
 
+    let gt = h.state().history.snapshots[0].probes[0].gt.clone();
+    let w = h.state().history.snapshots[0].probes[0].w;
+    if let Some(i) = gt.iter().position(|&c| c != 0 && c != 255) {
+        let r = h.get_by_label("view gt").rect();
+        let zoom = r.width() / w as f32;
+        let (x, y) = ((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
+        for d in [0.0, 0.3] {
+            h.hover_at(r.min + egui::vec2(x + d, y) * zoom);
+            h.run_steps(2);
+        }
+        let text = h.state().viewer.hover.clone().unwrap();
+        let name = &want[gt[i] as usize];
+        assert!(text.contains(&format!("GT: {name}")), "{text}");
+    }
+
     // Resuming the opened run still works (it is complete: it ends at once) and keeps the
     // loaded history.
     h.get_by_label("Resume run dir").click();
@@ -340,4 +387,86 @@ fn run_dir_then_inference_and_export() {
         steps(&h.state().history.snapshots[..live.len()]),
         steps(&live)
     );
+}
+
+/// The same class table for a run directory written before classes.json existed: from the
+/// dataset its config.toml names.
+#[test]
+fn old_run_dirs_name_classes_from_their_config() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("app_old_run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = advseg::train::RunConfig::new("advsemi").unwrap();
+    std::fs::write(dir.join("config.toml"), cfg.to_toml()).unwrap();
+    std::fs::write(
+        dir.join("metrics.jsonl"),
+        r#"{"type":"eval","step":2,"split":"val","miou":0.5,"iou":{"background":0.9,"bar":0.1,"cross":0.2,"disc":0.7,"rectangle":0.3,"ring":0.4,"triangle":0.5}}"#,
+    )
+    .unwrap();
+    let h = advseg::app::history::History::load_run(&dir, None).unwrap();
+    assert_eq!(h.class_names(6)[1], "disc");
+    assert_eq!(h.evals[0].per_class_iou[1], ("disc".to_string(), Some(0.7)));
+}
+
+fn advseg_cmd(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_advseg"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .unwrap()
+}
+
+/// `advseg app --set` rejects what `train --set` rejects, before opening a window.
+#[test]
+fn app_set_rejects_unknown_keys() {
+    for (kv, what) in [("bogus=1", "bogus"), ("iters=lots", "iters")] {
+        let out = advseg_cmd(&["app", "--set", kv]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{kv} accepted");
+        assert!(err.contains(what) && !err.contains("no display"), "{err}");
+    }
+    let out = advseg_cmd(&["app", "--method", "supervised", "--set", "mask_t=0.3"]);
+    assert!(!out.status.success());
+}
+
+/// The presets are `advseg train --config` files: the demo trains (two steps here) and the
+/// paper preset resolves.
+#[test]
+fn presets_are_train_config_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/presets");
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("preset_demo_run");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let demo = root.join("demo/advsemi.toml");
+    let out = advseg_cmd(&[
+        "train",
+        "--method",
+        "advsemi",
+        "--config",
+        demo.to_str().unwrap(),
+        "--iters",
+        "2",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = std::fs::read_to_string(out_dir.join("config.toml")).unwrap();
+    assert!(cfg.contains("semi_start = 150"), "{cfg}");
+    for entry in std::fs::read_dir(root.join("paper")).unwrap() {
+        let p = entry.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let method = text
+            .parse::<toml::Table>()
+            .unwrap()
+            .get("method")
+            .and_then(|m| m.as_str().map(str::to_string))
+            .unwrap();
+        let mut c = advseg::train::RunConfig::new(&method).unwrap();
+        c.apply_toml(&text, &p).unwrap();
+        c.validate().unwrap();
+    }
 }

@@ -378,3 +378,429 @@ fn browse_buttons_fill_their_fields() {
     assert_eq!(asked.len(), 3);
     assert!(asked[0].folder && !asked[1].folder);
 }
+
+fn text_width(h: &Harness<'static, AdvsegApp>, label: &str) -> f32 {
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, label)
+        .rect()
+        .width()
+}
+
+/// The Inference tab's path fields were ~40 px wide (a grid cell's first-frame width); they
+/// now take the room they have, as the setup panel's fields do.
+#[test]
+fn path_fields_are_wide() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    h.state_mut().st.tab = Tab::Inference;
+    h.run_steps(3);
+    for f in ["checkpoint", "image", "export folder"] {
+        let w = text_width(&h, f);
+        assert!(w >= 300.0, "{f} is {w} px wide");
+    }
+    assert!(text_width(&h, "data") >= 150.0);
+    // A sample image fills the image field with a file that exists.
+    h.get_by_label("synthetic_val_000001").click();
+    h.run_steps(2);
+    let img = h.state().st.image.clone();
+    assert!(img.ends_with("synthetic_val_000001.png"), "{img}");
+    let decoded = image::open(&img).unwrap().to_rgb8();
+    assert_eq!(
+        decoded.into_raw(),
+        advseg::app::assets::sample_image(1).data
+    );
+}
+
+/// Each tab has its own view scale.
+#[test]
+fn scale_is_per_tab() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    h.state_mut().st.tab = Tab::Maps;
+    h.run_steps(3);
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "scale")
+        .set_value_accesskit(2.0);
+    h.run_steps(3);
+    let st = &h.state().st;
+    assert_eq!(st.zoom, 2.0);
+    assert_eq!(st.zoom_overview, UiState::default().zoom_overview);
+    assert_eq!(st.zoom_infer, UiState::default().zoom_infer);
+    let w = h
+        .state()
+        .viewer
+        .view_rects
+        .iter()
+        .find(|v| v.0 == "input")
+        .unwrap()
+        .1
+        .width();
+    assert!(
+        (w - 2.0 * W as f32).abs() < 1.0,
+        "maps view {w} px at scale 2"
+    );
+    h.state_mut().st.tab = Tab::Overview;
+    h.run_steps(3);
+    assert_eq!(h.state().st.zoom, 2.0);
+}
+
+fn plot_readout(h: &mut Harness<'static, AdvsegApp>, title: &str, fx: f32) -> String {
+    let t = h
+        .get_by_role_and_label(egui::accesskit::Role::Label, title)
+        .rect();
+    let at = egui::pos2(t.min.x + fx * 600.0, t.max.y + 100.0);
+    h.hover_at(at);
+    h.run_steps(2);
+    h.hover_at(at + egui::vec2(0.5, 0.0));
+    h.run_steps(2);
+    h.state().plot_hover.clone().expect("plot readout")
+}
+
+/// Hovering a plot reads out the values of every series at the nearest step; log-scale y
+/// still reads raw values; the x axis can be wall-clock time; series can be switched off;
+/// per-class IoU comes with a table in class colours.
+#[test]
+fn plots_read_out_values_and_switch_axes_and_series() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    h.state_mut().st.tab = Tab::Plots;
+    h.state_mut().st.smoothing = 0.0;
+    h.run_steps(3);
+    let t = plot_readout(&mut h, "losses", 0.5);
+    let step: usize = t
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("step "))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        t.contains(&format!("loss_seg: {:.4}", 1.0 / step as f32)),
+        "{t}"
+    );
+    h.get_by_label("log y").click();
+    h.run_steps(3);
+    assert!(h.state().st.log_y);
+    let t = plot_readout(&mut h, "losses", 0.5);
+    let step: usize = t.lines().next().unwrap()[5..].parse().unwrap();
+    assert!(
+        t.contains(&format!("loss_seg: {:.4}", 1.0 / step as f32)),
+        "{t}"
+    );
+    h.get_by_label("wall clock").click();
+    h.run_steps(3);
+    assert!(h.state().st.time_axis);
+    let t = plot_readout(&mut h, "losses", 0.5);
+    assert!(t.starts_with("t "), "{t}");
+    // The IoU table: latest, best and its step per class.
+    h.get_by_label("best step");
+    let c2 = h.query_all_by_role_and_label(egui::accesskit::Role::Label, "c2");
+    assert!(c2.count() >= 3, "IoU table and both confusion axes");
+    // The probes' confusion matrix: gt is y % 3, pred (32y + x) % 3 on a 32×24 probe.
+    h.get_by_label_contains("confusion matrix, probe images at step 20");
+    let m = advseg::app::plots::confusion(h.state().history.snapshots.last().unwrap());
+    assert_eq!(
+        m,
+        vec![vec![88, 88, 80], vec![88, 80, 88], vec![80, 88, 88]]
+    );
+    // Switching a series off removes it from every plot (here: the only loss).
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "loss_seg")
+        .click();
+    h.run_steps(3);
+    assert_eq!(h.state().st.hidden_series, vec!["loss_seg".to_string()]);
+    assert!(h
+        .query_by_role_and_label(egui::accesskit::Role::Label, "losses")
+        .is_none());
+}
+
+/// A swatch and its class checkbox never end up on different rows.
+#[test]
+fn class_legend_keeps_swatch_and_checkbox_together() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([900.0, 700.0]);
+    h.state_mut().history.classes = Some(advseg::data::ClassInfo::new(
+        &[
+            "background and everything else",
+            "a rather long class name",
+            "another long class name here",
+        ],
+        &[[0, 0, 0], [200, 0, 0], [0, 200, 0]],
+        255,
+    ));
+    h.state_mut().st.tab = Tab::Maps;
+    h.run_steps(3);
+    let rects = h.state().viewer.legend_rects.clone();
+    assert_eq!(rects.len(), 3);
+    let rows: std::collections::BTreeSet<i32> =
+        rects.iter().map(|r| r.2.center().y as i32).collect();
+    assert!(
+        rows.len() > 1,
+        "the legend should wrap at this width: {rects:?}"
+    );
+    for (c, swatch, cb) in rects {
+        assert!(
+            swatch.min.y >= cb.min.y - 1.0
+                && swatch.max.y <= cb.max.y + 1.0
+                && swatch.max.x <= cb.min.x + 1.0,
+            "class {c}: swatch {swatch:?}, checkbox {cb:?}"
+        );
+    }
+}
+
+/// Heat maps carry a colour bar with their value scale; label maps do not.
+#[test]
+fn heat_maps_have_colour_bars() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    h.state_mut().st.tab = Tab::Maps;
+    h.run_steps(3);
+    h.get_by_label("colour bar d_confidence: 0 to 1");
+    h.get_by_label("colour bar cam: 0 to 1");
+    assert!(h.query_by_label("colour bar gt: 0 to 1").is_none());
+    assert!(h.query_by_label("colour bar input: 0 to 1").is_none());
+}
+
+/// Space, arrows, 1–5 and F1 drive the app; the Help panel lists them.
+#[test]
+fn keyboard_shortcuts() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    h.run_steps(2);
+    for (k, tab) in [
+        (egui::Key::Num2, Tab::Plots),
+        (egui::Key::Num4, Tab::Inference),
+        (egui::Key::Num5, Tab::Compare),
+        (egui::Key::Num3, Tab::Maps),
+    ] {
+        h.key_press(k);
+        h.run_steps(2);
+        assert_eq!(h.state().st.tab, tab);
+    }
+    // Two snapshots (steps 10, 20), following the latest: ← goes to the first, → back.
+    h.key_press(egui::Key::ArrowLeft);
+    h.run_steps(2);
+    assert_eq!(h.state().viewer.snap_index, Some(0));
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    assert_eq!(h.state().viewer.snap_index, None);
+    h.key_press(egui::Key::F1);
+    h.run_steps(2);
+    assert!(h.state().st.show_help);
+    h.get_by_label("pause / resume the run");
+}
+
+/// The G/D balance monitor's warning shows in the side panel with its numbers.
+#[test]
+fn balance_warning_is_shown() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    for s in 21..=60 {
+        h.state_mut().history.apply(Event::Step(StepScalars {
+            step: s,
+            iters: 100,
+            scalars: vec![
+                ("loss_adv".into(), 6.5),
+                ("d_fake_mean".into(), 0.04),
+                ("semi_ratio".into(), 0.13),
+            ],
+            it_per_s: 10.0,
+        }));
+    }
+    h.run_steps(2);
+    h.get_by_label_contains("Warning: D is winning");
+    let banner = h.get_by_label_contains("Warning: D is winning").rect();
+    assert!(banner.width() > 0.0);
+    let w = h.state().history.balance.current.clone().unwrap();
+    assert!(w.d_fake_mean < 0.1 && w.loss_adv > 2.3 && w.gate_now.unwrap() < 0.2);
+    assert!(h
+        .state()
+        .history
+        .log
+        .iter()
+        .any(|l| l.starts_with("warning: D is winning")));
+}
+
+/// "Paper defaults" and "Demo preset" fill the panel from assets/presets; the dataset stays
+/// when the preset has none.
+#[test]
+fn preset_buttons_fill_the_panel() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    h.state_mut()
+        .st
+        .fields
+        .get_mut("advsemi")
+        .unwrap()
+        .insert("data".into(), "synthetic:size=40".into());
+    h.get_by_label("Paper defaults").click();
+    h.run_steps(2);
+    let f = h.state().st.fields["advsemi"].clone();
+    assert_eq!(f["arch"], "deeplabv2-resnet101");
+    assert_eq!(f["advsemi.semi_start"], "5000");
+    assert_eq!(f["data"], "synthetic:size=40");
+    h.get_by_label("Demo preset").click();
+    h.run_steps(2);
+    let f = h.state().st.fields["advsemi"].clone();
+    assert_eq!(f["arch"], "tiny");
+    assert_eq!(f["advsemi.semi_start"], "150");
+}
+
+/// `--fresh` ignores the saved state and keeps it for the next launch; `--set` routes keys
+/// the panel has no row for to the extra lines and reports unknown ones.
+#[test]
+fn fresh_keeps_saved_state_and_presets_are_checked() {
+    let saved = UiState {
+        t_semi: 0.7,
+        run_dir: "runs/x".into(),
+        ..UiState::default()
+    };
+    let a = AdvsegApp::new(
+        saved.clone(),
+        &AppOptions {
+            fresh: true,
+            preset: vec![("ndf".into(), "4".into()), ("iters".into(), "9".into())],
+            ..Default::default()
+        },
+    );
+    assert_eq!(a.st.t_semi, UiState::default().t_semi);
+    assert_eq!(a.state_to_save().t_semi, 0.7);
+    assert_eq!(a.state_to_save().run_dir, "runs/x");
+    assert!(a.error.is_none(), "{:?}", a.error);
+    assert!(a.st.extra_set.contains("ndf=4"));
+    let cfg =
+        advseg::app::setup::build_config(&a.st.method, &a.st.fields[&a.st.method], &a.st.extra_set)
+            .unwrap();
+    assert_eq!((cfg.common.ndf, cfg.common.iters), (Some(4), 9));
+    let a = AdvsegApp::new(saved.clone(), &AppOptions::default());
+    assert_eq!(a.state_to_save().t_semi, 0.7);
+    let a = AdvsegApp::new(
+        saved,
+        &AppOptions {
+            preset: vec![("bogus".into(), "1".into())],
+            start: true,
+            ..Default::default()
+        },
+    );
+    assert!(a.error.as_deref().is_some_and(|e| e.contains("bogus")));
+}
+
+/// A run that fails before it starts leaves the previous run's plots in place.
+#[test]
+fn failed_start_keeps_previous_plots() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let empty = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("views_empty_data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut h = harness([1400.0, 900.0]);
+    h.state_mut()
+        .st
+        .fields
+        .get_mut("advsemi")
+        .unwrap()
+        .insert("data".into(), format!("camvid:{}", empty.display()));
+    h.get_by_label("Start").click();
+    let t = std::time::Instant::now();
+    while !h.state().history.finished || h.state().running() {
+        assert!(t.elapsed().as_secs() < 60, "{:?}", h.state().error);
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        h.step();
+    }
+    h.step();
+    assert!(h
+        .state()
+        .error
+        .as_deref()
+        .unwrap()
+        .starts_with("run failed"));
+    assert_eq!(h.state().history.scalars["loss_seg"].len(), 20);
+    assert_eq!(h.state().history.snapshots.len(), 2);
+}
+
+/// Two run directories overlaid: a table of final and best metrics, curves per run.
+#[test]
+fn compare_runs() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compare");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut dirs = vec![];
+    for (i, best) in [0.4, 0.6].into_iter().enumerate() {
+        let d = root.join(format!("run{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut text = String::new();
+        for s in (10..=40).step_by(10) {
+            text += &format!(
+                "{{\"type\":\"step\",\"step\":{s},\"it_per_s\":10.0,\"loss_seg\":{}}}\n",
+                1.0 / (s as f64 + i as f64)
+            );
+        }
+        text += &format!(
+            "{{\"type\":\"eval\",\"step\":20,\"split\":\"val\",\"miou\":{best},\"iou\":{{}}}}\n"
+        );
+        text += "{\"type\":\"eval\",\"step\":40,\"split\":\"val\",\"miou\":0.3,\"iou\":{}}\n";
+        std::fs::write(d.join("metrics.jsonl"), text).unwrap();
+        dirs.push(d.display().to_string());
+    }
+    let mut h = harness([1400.0, 900.0]);
+    h.state_mut().st.tab = Tab::Compare;
+    h.run_steps(2);
+    for d in &dirs {
+        let a = h.state_mut();
+        a.compare.add(&mut a.st, d);
+    }
+    h.run_steps(3);
+    assert_eq!(h.state().st.compare_dirs, dirs);
+    assert!(h.query_all_by_label(dirs[0].as_str()).count() >= 1);
+    h.get_by_label("60.00");
+    assert_eq!(h.query_all_by_label("step 20").count(), 2);
+    h.state_mut().st.smoothing = 0.0;
+    h.run_steps(2);
+    let t = h
+        .get_by_role_and_label(egui::accesskit::Role::Label, "loss_seg")
+        .rect();
+    let at = egui::pos2(t.min.x + 500.0, t.max.y + 80.0);
+    h.hover_at(at);
+    h.run_steps(2);
+    h.hover_at(at + egui::vec2(0.5, 0.0));
+    h.run_steps(2);
+    let r = h.state().compare.hover.clone().expect("readout");
+    assert!(
+        r.contains(&format!("{}: ", dirs[0])) && r.contains(&format!("{}: ", dirs[1])),
+        "{r}"
+    );
+}
+
+/// The committed icon and sample images are what the generators make
+/// (`ADVSEG_REGEN_ASSETS=1` rewrites them).
+#[test]
+fn assets_match_their_generators() {
+    use advseg::app::assets;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let regen = std::env::var_os("ADVSEG_REGEN_ASSETS").is_some();
+    let n = assets::ICON_SIZE as u32;
+    let icon = image::RgbaImage::from_raw(n, n, assets::icon_rgba()).unwrap();
+    if regen {
+        icon.save(root.join("icon.png")).unwrap();
+    }
+    let got = image::open(root.join("icon.png")).unwrap().to_rgba8();
+    assert_eq!(got, icon);
+    for (i, (name, _)) in assets::SAMPLES.iter().enumerate() {
+        let s = assets::sample_image(i);
+        let img = image::RgbImage::from_raw(s.w as u32, s.h as u32, s.data).unwrap();
+        let p = root.join("samples").join(name);
+        if regen {
+            img.save(&p).unwrap();
+        }
+        assert_eq!(image::open(&p).unwrap().to_rgb8(), img, "{name}");
+    }
+    if !regen {
+        assert!(assets::icon().is_some(), "the embedded icon decodes");
+    }
+}
+
+/// The progress line: steps/s, elapsed training time and the ETA at the current rate.
+#[test]
+fn progress_shows_rate_elapsed_and_eta() {
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    h.state_mut().history.iters = 40;
+    h.run_steps(2);
+    // 20 steps left at 10 steps/s.
+    h.get_by_label_contains("step 20/40  10.00 steps/s  elapsed 0:00  ETA 0:02");
+    assert_eq!(h.state().history.eta(), Some(2.0));
+}

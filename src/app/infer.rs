@@ -117,28 +117,44 @@ impl Infer {
     pub fn ui(&mut self, ui: &mut egui::Ui, st: &mut super::state::UiState) -> Option<PathField> {
         self.poll();
         let mut browse = None;
-        egui::Grid::new("infer_paths")
-            .num_columns(3)
-            .show(ui, |ui| {
-                for (name, field) in [
-                    ("checkpoint", PathField::Checkpoint),
-                    ("image", PathField::Image),
-                    ("export folder", PathField::ExportDir),
-                ] {
-                    let l = ui.label(name);
-                    let text = match field {
-                        PathField::Checkpoint => &mut st.checkpoint,
-                        PathField::Image => &mut st.image,
-                        _ => &mut st.export_dir,
-                    };
-                    ui.add(egui::TextEdit::singleline(text).desired_width(360.0))
-                        .labelled_by(l.id);
-                    if browse::button(ui, field, true) {
-                        browse = Some(field);
-                    }
-                    ui.end_row();
+        // Rows, not a grid: a grid cell's first-frame width (40 px) capped the text fields.
+        let label_w = 100.0;
+        for (name, field) in [
+            ("checkpoint", PathField::Checkpoint),
+            ("image", PathField::Image),
+            ("export folder", PathField::ExportDir),
+        ] {
+            ui.horizontal(|ui| {
+                let l = ui.add_sized([label_w, 18.0], egui::Label::new(name));
+                let text = match field {
+                    PathField::Checkpoint => &mut st.checkpoint,
+                    PathField::Image => &mut st.image,
+                    _ => &mut st.export_dir,
+                };
+                let w = (ui.available_width() - 90.0).clamp(200.0, 640.0);
+                ui.add(egui::TextEdit::singleline(text).desired_width(w))
+                    .labelled_by(l.id);
+                if browse::button(ui, field, true) {
+                    browse = Some(field);
                 }
             });
+        }
+        ui.horizontal_wrapped(|ui| {
+            ui.label("samples:");
+            for (name, _) in super::assets::SAMPLES {
+                let short = name.trim_end_matches(".png");
+                if ui
+                    .small_button(short)
+                    .on_hover_text("a synthetic scene shipped with the app (assets/samples)")
+                    .clicked()
+                {
+                    match super::assets::sample_path(name) {
+                        Ok(p) => st.image = p.display().to_string(),
+                        Err(e) => self.error = Some(e),
+                    }
+                }
+            }
+        });
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(!self.busy(), egui::Button::new("Run inference"))
@@ -157,7 +173,13 @@ impl Infer {
             ui.label(&r.about);
             let names = r.names.clone();
             let snaps = [r.snap.clone()];
-            self.viewer.ui(ui, &snaps, &|_| names.clone(), st);
+            self.viewer.ui(
+                ui,
+                &snaps,
+                &|_| names.clone(),
+                st,
+                super::state::Tab::Inference,
+            );
         }
         browse
     }

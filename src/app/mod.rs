@@ -3,20 +3,25 @@
 //!
 //! Layout: `state` (persisted UI state), `runner` (the training thread), `history` (what the
 //! run has reported), `setup` (run setup through `RunConfig::set`), `plots`, `viewer` (maps,
-//! T_semi gate, hover), `compose` (pixel work, PNG export), `infer` (inference tab).
+//! T_semi gate, hover), `compose` (pixel work, PNG export), `infer` (inference tab),
+//! `compare` (several runs overlaid), `presets` / `assets` (the embedded `assets/` files).
 
+pub mod assets;
 pub mod bench;
 pub mod browse;
+pub mod compare;
 pub mod compose;
 pub mod history;
 pub mod infer;
 pub mod load;
 pub mod plots;
+pub mod presets;
 pub mod runner;
 pub mod setup;
 pub mod state;
 pub mod viewer;
 
+use crate::train::Event;
 use history::History;
 use runner::{Msg, Run, RunRequest};
 use state::{Tab, UiState};
@@ -24,6 +29,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Keyboard shortcuts, as the Help panel lists them.
+pub const SHORTCUTS: &[(&str, &str)] = &[
+    ("Space", "pause / resume the run"),
+    ("← / →", "previous / next snapshot step"),
+    ("1 – 5", "Overview, Plots, Maps, Inference, Compare tab"),
+    ("F1 or ?", "show / hide this help"),
+];
 
 /// Launch options from the command line.
 #[derive(Clone, Debug, Default)]
@@ -57,6 +70,15 @@ pub struct AdvsegApp {
     pub infer: infer::Infer,
     /// The open file dialog, if any (its picker is replaceable in tests).
     pub browse: browse::Browse,
+    pub compare: compare::Compare,
+    /// The readout of the plot under the cursor (tests read it).
+    pub plot_hover: Option<String>,
+    /// The history of a run that has been launched but not started yet: the previous run's
+    /// plots stay until it starts, and stay for good if it fails to.
+    pending: Option<History>,
+    /// With `--fresh`: the saved state as loaded, written back unchanged on exit.
+    kept_state: Option<UiState>,
+    preset_msg: Option<Result<String, String>>,
     screenshot: Option<ScreenshotPlan>,
     autostart: bool,
     opened: Instant,
@@ -64,40 +86,70 @@ pub struct AdvsegApp {
 
 impl AdvsegApp {
     pub fn new(st: UiState, opts: &AppOptions) -> Self {
-        let mut st = if opts.fresh { UiState::default() } else { st };
+        let (mut st, kept_state) = if opts.fresh {
+            (UiState::default(), Some(st))
+        } else {
+            (st, None)
+        };
         if let Some(m) = &opts.method {
             st.method = m.clone();
         }
         setup::ensure_fields(&mut st);
         let method = st.method.clone();
+        // Checked again for the method actually chosen (the CLI may not have known it).
+        let error = setup::check_presets(Some(&method), &opts.preset).err();
+        let autostart = opts.start && error.is_none();
         for (k, v) in &opts.preset {
-            let k = if setup::COMMON.contains(&k.as_str()) || k.contains('.') {
-                k.clone()
-            } else {
-                format!("{method}.{k}")
-            };
-            st.fields
-                .entry(method.clone())
-                .or_default()
-                .insert(k, v.clone());
+            match setup::preset_slot(&method, k) {
+                setup::PresetSlot::Field(k) => {
+                    st.fields
+                        .entry(method.clone())
+                        .or_default()
+                        .insert(k, v.clone());
+                }
+                setup::PresetSlot::Extra => {
+                    let mut lines: Vec<String> = st
+                        .extra_set
+                        .lines()
+                        .filter(|l| {
+                            l.split_once('=')
+                                .is_none_or(|(x, _)| x.trim() != k.as_str())
+                        })
+                        .map(str::to_string)
+                        .collect();
+                    lines.push(format!("{k}={v}"));
+                    st.extra_set = lines.join("\n");
+                }
+            }
         }
         AdvsegApp {
             st,
             run: None,
             history: History::default(),
-            error: None,
+            error,
             viewer: Default::default(),
             infer: Default::default(),
             browse: Default::default(),
+            compare: Default::default(),
+            plot_hover: None,
+            pending: None,
+            kept_state,
+            preset_msg: None,
             screenshot: opts.screenshot.clone().map(|path| ScreenshotPlan {
                 path,
                 after_secs: opts.after_secs,
                 requested: false,
                 done: Arc::new(AtomicBool::new(false)),
             }),
-            autostart: opts.start,
+            autostart,
             opened: Instant::now(),
         }
+    }
+
+    /// The UI state to save on exit: with `--fresh` the one loaded at launch, so a fresh
+    /// session never overwrites the saved one.
+    pub fn state_to_save(&self) -> &UiState {
+        self.kept_state.as_ref().unwrap_or(&self.st)
     }
 
     pub fn running(&self) -> bool {
@@ -192,15 +244,14 @@ impl AdvsegApp {
     fn launch(&mut self, req: RunRequest, wake: Option<egui::Context>, resumed_at: Option<usize>) {
         // A resumed run's curves and snapshots continue from what its directory logged up to
         // the checkpoint (later entries are about to be rewritten).
-        self.history = match (&req.run_dir, resumed_at) {
+        self.pending = Some(match (&req.run_dir, resumed_at) {
             (Some(d), Some(step)) => History::load_run(d, Some(step)).unwrap_or_else(|e| {
                 let mut h = History::default();
                 h.log.push(format!("could not load the run's history: {e}"));
                 h
             }),
             _ => History::default(),
-        };
-        self.viewer.snap_index = None;
+        });
         self.run = Some(Run::start(req, wake));
     }
 
@@ -209,7 +260,15 @@ impl AdvsegApp {
         let Some(run) = &self.run else { return };
         while let Ok(m) = run.rx.try_recv() {
             match m {
-                Msg::Event(e) => self.history.apply(e),
+                Msg::Event(e) => {
+                    if matches!(e, Event::Started { .. }) {
+                        if let Some(h) = self.pending.take() {
+                            self.history = h;
+                            self.viewer.snap_index = None;
+                        }
+                    }
+                    self.history.apply(e)
+                }
                 Msg::Failed(e) => {
                     let e = format!("run failed: {e}{}", self.kept_note(&e));
                     self.history.log.push(e.clone());
@@ -230,7 +289,13 @@ impl AdvsegApp {
                     self.history.log.push(e.clone());
                     self.error = Some(e);
                 }
-                Msg::Exited => self.history.finished = true,
+                Msg::Exited => {
+                    // A run that never started leaves the previous run's plots in place.
+                    if let Some(h) = self.pending.take() {
+                        self.history.log.extend(h.log);
+                    }
+                    self.history.finished = true
+                }
             }
         }
     }
@@ -240,7 +305,8 @@ impl AdvsegApp {
         if msg.contains("checkpoint") {
             return String::new();
         }
-        match self.history.checkpoints.last() {
+        let h = self.pending.as_ref().unwrap_or(&self.history);
+        match h.checkpoints.last() {
             Some((step, path)) => format!("; the last checkpoint (step {step}) is kept at {path}"),
             None => "; no checkpoint had been written".into(),
         }
@@ -295,14 +361,25 @@ impl AdvsegApp {
                 .run
                 .as_ref()
                 .is_some_and(|r| r.paused() && self.running());
+            let eta = match h.eta() {
+                Some(e) if !h.finished => format!("  ETA {}", plots::clock(e)),
+                _ => String::new(),
+            };
             ui.add(
                 egui::ProgressBar::new(h.step as f32 / h.iters as f32).text(format!(
-                    "step {}/{}  {:.2} it/s{}",
+                    "step {}/{}  {:.2} steps/s  elapsed {}{eta}{}",
                     h.step,
                     h.iters,
                     h.it_per_s,
+                    plots::clock(h.elapsed()),
                     if paused { "  (paused)" } else { "" }
                 )),
+            );
+        }
+        if let Some(w) = &self.history.balance.current {
+            ui.colored_label(
+                egui::Color32::from_rgb(230, 160, 40),
+                format!("Warning: {w}"),
             );
         }
     }
@@ -359,8 +436,13 @@ impl AdvsegApp {
         egui::ScrollArea::vertical()
             .id_salt("setup")
             .show(ui, |ui| {
-                if let Some(f) = setup::setup_ui(ui, &mut self.st, editable) {
+                if let Some(f) = setup::setup_ui(ui, &mut self.st, editable, &mut self.preset_msg) {
                     self.browse.open(f, &self.st, Some(ui.ctx().clone()));
+                }
+                match self.preset_msg.take() {
+                    Some(Ok(m)) => self.history.log.push(m),
+                    Some(Err(e)) => self.error = Some(e),
+                    None => {}
                 }
                 ui.separator();
                 ui.label("log");
@@ -382,21 +464,30 @@ impl AdvsegApp {
             self.autostart = false;
             self.start(Some(ui.ctx().clone()));
         }
+        // Before any widget: shortcut keys are consumed here.
+        self.shortcuts(ui.ctx());
         egui::Panel::left("setup_panel")
             .default_size(330.0)
             .resizable(true)
             .show(ui, |ui| self.side_panel(ui));
         egui::Panel::top("tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
-                for (t, name) in [
-                    (Tab::Overview, "Overview"),
-                    (Tab::Plots, "Plots"),
-                    (Tab::Maps, "Maps"),
-                    (Tab::Inference, "Inference"),
-                ] {
+                for (t, name) in Tab::ALL {
                     ui.selectable_value(&mut self.st.tab, t, name);
                 }
+                ui.separator();
+                ui.toggle_value(&mut self.st.show_help, "Help")
+                    .on_hover_text("keyboard shortcuts (F1)");
             });
+            if self.st.show_help {
+                egui::Grid::new("help").num_columns(2).show(ui, |ui| {
+                    for (k, what) in SHORTCUTS {
+                        ui.monospace(*k);
+                        ui.label(*what);
+                        ui.end_row();
+                    }
+                });
+            }
         });
         egui::CentralPanel::default().show(ui, |ui| {
             let names = |c: usize| self.history.class_names(c);
@@ -410,37 +501,93 @@ impl AdvsegApp {
                                 plots::plots_ui(
                                     ui,
                                     &self.history,
-                                    &mut self.st.smoothing,
+                                    &mut self.st,
                                     (h / 4.0).max(90.0),
+                                    &mut self.plot_hover,
                                 );
                             });
-                        self.viewer
-                            .ui(&mut cols[1], &self.history.snapshots, &names, &mut self.st);
+                        self.viewer.ui(
+                            &mut cols[1],
+                            &self.history.snapshots,
+                            &names,
+                            &mut self.st,
+                            Tab::Overview,
+                        );
                     });
                 }
                 Tab::Plots => {
                     egui::ScrollArea::vertical()
                         .id_salt("plots")
                         .show(ui, |ui| {
-                            plots::plots_ui(ui, &self.history, &mut self.st.smoothing, 200.0);
+                            plots::plots_ui(
+                                ui,
+                                &self.history,
+                                &mut self.st,
+                                200.0,
+                                &mut self.plot_hover,
+                            );
                         });
                 }
-                Tab::Maps => self
-                    .viewer
-                    .ui(ui, &self.history.snapshots, &names, &mut self.st),
+                Tab::Maps => {
+                    self.viewer
+                        .ui(ui, &self.history.snapshots, &names, &mut self.st, Tab::Maps)
+                }
                 Tab::Inference => {
                     if let Some(f) = self.infer.ui(ui, &mut self.st) {
                         self.browse.open(f, &self.st, Some(ui.ctx().clone()));
                     }
                 }
+                Tab::Compare => self.compare.ui(ui, &mut self.st),
             }
         });
-        if self.running() {
-            // Events wake the UI; this only keeps the it/s and pause state fresh.
-            ui.ctx()
-                .request_repaint_after(std::time::Duration::from_millis(250));
-        }
+        // No timed repaints: the training thread wakes the UI with every event, so a paused
+        // or finished run costs nothing while idle.
         self.screenshot_step(ui.ctx());
+    }
+
+    /// Space pauses / resumes, ←/→ step through snapshots, 1–5 pick a tab, F1 or ? toggles
+    /// the help; not while a text field has the keyboard.
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        if ctx.text_edit_focused() {
+            return;
+        }
+        use egui::Key;
+        // Consumed, so a focused button does not also take the key (Space would press it).
+        let pressed = |k: Key| ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, k));
+        if pressed(Key::Space) {
+            if let Some(r) = self.run.as_ref().filter(|r| !r.is_finished()) {
+                r.set_paused(!r.paused());
+            }
+        }
+        let snaps = match self.st.tab {
+            Tab::Inference => 0,
+            _ => self.history.snapshots.len(),
+        };
+        if snaps > 0 {
+            let cur = self.viewer.snap_index.unwrap_or(snaps - 1).min(snaps - 1);
+            if pressed(Key::ArrowLeft) {
+                self.viewer.snap_index = Some(cur.saturating_sub(1));
+            }
+            if pressed(Key::ArrowRight) {
+                // Stepping past the end follows the latest again.
+                self.viewer.snap_index = (cur + 1 < snaps - 1).then_some(cur + 1);
+            }
+        }
+        for (i, k) in [Key::Num1, Key::Num2, Key::Num3, Key::Num4, Key::Num5]
+            .into_iter()
+            .enumerate()
+        {
+            if pressed(k) {
+                self.st.tab = Tab::ALL[i].0;
+            }
+        }
+        let question = ctx.input_mut(|i| {
+            i.consume_key(egui::Modifiers::SHIFT, Key::Questionmark)
+                || i.consume_key(egui::Modifiers::NONE, Key::Questionmark)
+        });
+        if pressed(Key::F1) || question {
+            self.st.show_help = !self.st.show_help;
+        }
     }
 
     fn screenshot_step(&mut self, ctx: &egui::Context) {
@@ -476,7 +623,7 @@ impl eframe::App for AdvsegApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.st);
+        eframe::set_value(storage, eframe::APP_KEY, self.state_to_save());
     }
 }
 
@@ -489,10 +636,15 @@ pub fn display_available() -> bool {
 
 /// Opens the window and runs until it is closed.
 pub fn run_native(opts: AppOptions) -> anyhow::Result<()> {
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("advseg")
+        .with_app_id("advseg")
+        .with_inner_size([1400.0, 860.0]);
+    if let Some(icon) = assets::icon() {
+        viewport = viewport.with_icon(icon);
+    }
     let native = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("advseg")
-            .with_inner_size([1400.0, 860.0]),
+        viewport,
         persist_window: true,
         ..Default::default()
     };

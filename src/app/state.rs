@@ -11,6 +11,18 @@ pub enum Tab {
     Plots,
     Maps,
     Inference,
+    Compare,
+}
+
+impl Tab {
+    /// Tabs in display order, with their names (keys 1.. select them).
+    pub const ALL: [(Tab, &'static str); 5] = [
+        (Tab::Overview, "Overview"),
+        (Tab::Plots, "Plots"),
+        (Tab::Maps, "Maps"),
+        (Tab::Inference, "Inference"),
+        (Tab::Compare, "Compare"),
+    ];
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,7 +44,17 @@ pub struct UiState {
     /// Class whose CAM (`cam_<c>` map) the CAM view shows.
     pub cam_class: usize,
     pub t_semi: f32,
+    /// View scale of the Maps tab; the Overview and Inference tabs have their own.
     pub zoom: f32,
+    pub zoom_overview: f32,
+    pub zoom_infer: f32,
+    /// Plots: logarithmic y axes, wall-clock x axis, series switched off (by name).
+    pub log_y: bool,
+    pub time_axis: bool,
+    pub hidden_series: Vec<String>,
+    /// Run directories overlaid in the Compare tab.
+    pub compare_dirs: Vec<String>,
+    pub show_help: bool,
     pub hidden_classes: Vec<usize>,
     pub probe: usize,
     /// Views shown side by side in the map viewer.
@@ -40,6 +62,17 @@ pub struct UiState {
     pub checkpoint: String,
     pub image: String,
     pub export_dir: String,
+}
+
+impl UiState {
+    /// The view scale of a tab's map viewer (each tab keeps its own).
+    pub fn zoom_mut(&mut self, tab: Tab) -> &mut f32 {
+        match tab {
+            Tab::Overview => &mut self.zoom_overview,
+            Tab::Inference => &mut self.zoom_infer,
+            _ => &mut self.zoom,
+        }
+    }
 }
 
 impl Default for UiState {
@@ -57,6 +90,13 @@ impl Default for UiState {
             cam_class: 1,
             t_semi: 0.2,
             zoom: 4.0,
+            zoom_overview: 4.0,
+            zoom_infer: 4.0,
+            log_y: false,
+            time_axis: false,
+            hidden_series: vec![],
+            compare_dirs: vec![],
+            show_help: false,
             hidden_classes: vec![],
             probe: 0,
             views: vec![

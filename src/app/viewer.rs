@@ -2,7 +2,7 @@
 //! side by side with one shared zoom/pan, a live T_semi gate and a hover readout.
 
 use super::compose::{self, grey, jet};
-use super::state::UiState;
+use super::state::{Tab, UiState};
 use crate::train::event::ProbeSnapshot;
 use crate::train::Snapshot;
 use std::collections::HashMap;
@@ -32,6 +32,8 @@ pub struct Viewer {
     pub message: Option<String>,
     /// Screen rectangles of the views drawn last frame, by view name (layout tests read them).
     pub view_rects: Vec<(String, egui::Rect)>,
+    /// Screen rectangles of the class legend's swatches and checkboxes, by class.
+    pub legend_rects: Vec<(usize, egui::Rect, egui::Rect)>,
     textures: HashMap<String, (u64, egui::TextureHandle)>,
 }
 
@@ -246,10 +248,71 @@ pub fn readout(
     }
     if let Some(c) = map(p, CONF_MAP) {
         let pass = if c[i] >= st.t_semi { "passes" } else { "fails" };
-        out += &format!("T_semi {:.2}: {pass}\n", st.t_semi);
+        let (t, v) = threshold_pair(st.t_semi, c[i]);
+        out += &format!("T_semi {t}: {pass} ({CONF_MAP} {v})\n");
     }
     out.pop();
     out
+}
+
+/// T_semi and a pixel's confidence with as many decimals (3 to 6) as it takes to tell them
+/// apart, so "passes" / "fails" never contradicts the printed numbers.
+pub fn threshold_pair(t: f32, c: f32) -> (String, String) {
+    for d in 3..=6 {
+        let (a, b) = (format!("{t:.d$}"), format!("{c:.d$}"));
+        if a != b {
+            return (a, b);
+        }
+    }
+    // Equal to six decimals: the same number to the eye, so the short form.
+    (format!("{t:.3}"), format!("{c:.3}"))
+}
+
+/// Views drawn in Jet (a value in [0, 1] per pixel), which get a colour bar.
+pub fn is_heat(view: &str) -> bool {
+    match view {
+        "input" | "gt" | "prediction" | GATE_VIEW => false,
+        "confidence" | CAM_VIEW => true,
+        v => !matches!(
+            map_kind(v.strip_prefix(TRAIN_PREFIX).unwrap_or(v)),
+            MapKind::Labels | MapKind::Grey
+        ),
+    }
+}
+
+/// A Jet colour bar with its value scale, under a heat-map view.
+fn colour_bar(ui: &mut egui::Ui, view: &str, width: f32) {
+    let h = 8.0;
+    let (rect, resp) = ui.allocate_exact_size(egui::vec2(width, h + 12.0), egui::Sense::hover());
+    resp.widget_info(|| {
+        egui::WidgetInfo::labeled(
+            egui::Role::Image,
+            true,
+            format!("colour bar {view}: 0 to 1"),
+        )
+    });
+    let bar = egui::Rect::from_min_size(rect.min, egui::vec2(width, h));
+    let n = 32;
+    for k in 0..n {
+        let [r, g, b] = jet((k as f32 + 0.5) / n as f32);
+        let x0 = bar.min.x + width * k as f32 / n as f32;
+        let seg = egui::Rect::from_min_max(
+            egui::pos2(x0, bar.min.y),
+            egui::pos2(x0 + width / n as f32 + 0.5, bar.max.y),
+        );
+        ui.painter()
+            .rect_filled(seg, 0.0, egui::Color32::from_rgb(r, g, b));
+    }
+    let font = egui::FontId::proportional(10.0);
+    let col = ui.visuals().text_color();
+    for (f, text, align) in [
+        (0.0, "0", egui::Align2::LEFT_TOP),
+        (0.5, "0.5", egui::Align2::CENTER_TOP),
+        (1.0, "1", egui::Align2::RIGHT_TOP),
+    ] {
+        let at = egui::pos2(bar.min.x + f * width, bar.max.y + 1.0);
+        ui.painter().text(at, align, text, font.clone(), col);
+    }
 }
 
 /// The readout over a training-batch map (its own pixel grid).
@@ -316,8 +379,10 @@ impl Viewer {
         snaps: &[Arc<Snapshot>],
         names_of: &dyn Fn(usize) -> Vec<String>,
         st: &mut UiState,
+        tab: Tab,
     ) {
         self.view_rects.clear();
+        self.legend_rects.clear();
         if self.mag < 1.0 {
             self.mag = 1.0;
             self.center = egui::vec2(0.5, 0.5);
@@ -369,8 +434,8 @@ impl Viewer {
             Box::new(|ui, st, _| {
                 ui.add(egui::Slider::new(&mut st.cam_alpha, 0.0..=1.0).text("CAM alpha"));
             }),
-            Box::new(|ui, st, v| {
-                ui.add(egui::Slider::new(&mut st.zoom, 1.0..=12.0).text("scale"));
+            Box::new(move |ui, st, v| {
+                ui.add(egui::Slider::new(st.zoom_mut(tab), 1.0..=12.0).text("scale"));
                 if ui.button("reset zoom").clicked() {
                     v.mag = 1.0;
                     v.center = egui::vec2(0.5, 0.5);
@@ -423,14 +488,35 @@ impl Viewer {
             ui.label("classes:");
             for (c, col) in s.colours.iter().enumerate().take(s.classes) {
                 let mut on = !st.hidden_classes.contains(&c);
-                let (r, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-                ui.painter()
-                    .rect_filled(r, 2.0, egui::Color32::from_rgb(col[0], col[1], col[2]));
                 let label = names
                     .get(c)
                     .cloned()
                     .unwrap_or_else(|| format!("class {c}"));
-                if ui.checkbox(&mut on, label).changed() {
+                // A swatch and its checkbox are one item: the row breaks before the pair,
+                // never between them.
+                let sp = ui.spacing();
+                let text = egui::WidgetText::from(label.as_str()).into_galley(
+                    ui,
+                    Some(egui::TextWrapMode::Extend),
+                    f32::INFINITY,
+                    egui::TextStyle::Button,
+                );
+                let need = 12.0
+                    + 2.0 * sp.item_spacing.x
+                    + sp.icon_width
+                    + sp.icon_spacing
+                    + text.size().x;
+                if ui.available_size_before_wrap().x < need {
+                    ui.end_row();
+                }
+                let h = ui.spacing().interact_size.y;
+                let (row, _) = ui.allocate_exact_size(egui::vec2(12.0, h), egui::Sense::hover());
+                let r = egui::Rect::from_center_size(row.center(), egui::vec2(12.0, 12.0));
+                ui.painter()
+                    .rect_filled(r, 2.0, egui::Color32::from_rgb(col[0], col[1], col[2]));
+                let cb = ui.checkbox(&mut on, label);
+                self.legend_rects.push((c, r, cb.rect));
+                if cb.changed() {
                     if on {
                         st.hidden_classes.retain(|&h| h != c);
                     } else {
@@ -489,7 +575,7 @@ impl Viewer {
         let gap = ui.spacing().item_spacing.x;
         // Views never get wider than the space they have (a narrow Overview column).
         let scale = st
-            .zoom
+            .zoom_mut(tab)
             .min((ui.available_width() - 16.0).max(32.0) / p.w as f32);
         let size = egui::vec2(p.w as f32, p.h as f32) * scale;
         let cols = per_row(ui.available_width() - 16.0, size.x, gap);
@@ -546,6 +632,9 @@ impl Viewer {
                                     let x = ((u.x * vw as f32) as usize).min(vw - 1);
                                     let y = ((u.y * vh as f32) as usize).min(vh - 1);
                                     hover = Some((v.clone(), x, y));
+                                }
+                                if is_heat(v) {
+                                    colour_bar(ui, v, size.x);
                                 }
                                 if ui
                                     .small_button("export PNG")
@@ -607,6 +696,17 @@ mod tests {
     fn label_ids_scaled_or_raw() {
         assert_eq!(label_ids(&[0.0, 3.0 / 255.0, 1.0]), vec![0, 3, 255]);
         assert_eq!(label_ids(&[0.0, 3.0, 20.0, -1.0]), vec![0, 3, 20, 255]);
+    }
+
+    #[test]
+    fn threshold_shows_enough_decimals() {
+        assert_eq!(
+            threshold_pair(0.5034, 0.503),
+            ("0.5034".into(), "0.5030".into())
+        );
+        assert_eq!(threshold_pair(0.2, 0.75), ("0.200".into(), "0.750".into()));
+        assert!(is_heat("d_confidence") && is_heat("cam") && is_heat("train_cegu_weight"));
+        assert!(!is_heat("reliable_labels") && !is_heat("erased") && !is_heat("gt"));
     }
 
     #[test]

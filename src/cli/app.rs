@@ -21,15 +21,13 @@ pub struct AppArgs {
     /// Seconds before the screenshot.
     #[arg(long, default_value_t = 10.0)]
     after_secs: f64,
-    /// Start from default UI state instead of the persisted one.
+    /// Start from default UI state, ignoring the persisted one (which is kept for the next
+    /// launch).
     #[arg(long)]
     fresh: bool,
 }
 
 pub fn run(a: AppArgs) -> Result<()> {
-    if !app::display_available() {
-        bail!("no display (DISPLAY / WAYLAND_DISPLAY unset): the app needs a window; try xvfb-run");
-    }
     let preset = a
         .set
         .iter()
@@ -39,6 +37,11 @@ pub fn run(a: AppArgs) -> Result<()> {
                 .with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))
         })
         .collect::<Result<Vec<_>>>()?;
+    // Checked before any window opens, as `train --set` checks its keys.
+    app::setup::check_presets(a.method.as_deref(), &preset).map_err(anyhow::Error::msg)?;
+    if !app::display_available() {
+        bail!("no display (DISPLAY / WAYLAND_DISPLAY unset): the app needs a window; try xvfb-run");
+    }
     app::run_native(AppOptions {
         start: a.start,
         preset,

@@ -307,6 +307,7 @@ fn install_sigterm(stop: Arc<AtomicBool>) {
 struct Console {
     bar: ProgressBar,
     log_every: usize,
+    balance: advseg::train::balance::BalanceMonitor,
 }
 
 impl Console {
@@ -325,6 +326,7 @@ impl Console {
         Console {
             bar,
             log_every: log_every.max(1),
+            balance: Default::default(),
         }
     }
     fn say(&self, s: String) {
@@ -354,6 +356,9 @@ impl Observer for Console {
                 self.say(format!("{method}: steps {start_step}..{iters}{dir}"));
             }
             Event::Step(s) => {
+                if let Some(w) = self.balance.observe(s) {
+                    self.say(format!("warning: {w}"));
+                }
                 self.bar.set_position(s.step as u64);
                 let main: Vec<String> = MAIN
                     .iter()

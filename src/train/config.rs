@@ -113,7 +113,8 @@ pub struct RunConfig {
     pub method: toml::Table,
 }
 
-fn common_keys() -> Vec<String> {
+/// Every shared key, optional ones included.
+pub fn common_keys() -> Vec<String> {
     let t = toml::Table::try_from(TrainConfig::default()).expect("serialisable defaults");
     let mut k: Vec<String> = t.keys().cloned().collect();
     // Optional keys are absent from the serialised defaults.

@@ -7,6 +7,7 @@
 //! `checkpoint` (one atomic safetensors file per checkpoint), `event` (observers), `rundir`
 //! (the run directory writer).
 
+pub mod balance;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

@@ -1,14 +1,72 @@
 //! The run directory writer, an [`Observer`]: `metrics.jsonl` (step scalars every `log_every`
 //! steps, every evaluation) and probe snapshots as PNGs under `snapshots/step_NNNNNN/`.
-//! Checkpoints, `config.toml` and `split.txt` are written by the trainer itself.
+//! Checkpoints, `config.toml`, `classes.json` and `split.txt` are written by the trainer itself.
 
 use super::event::{Event, Observer, Snapshot};
 use crate::data::io::{write_gray_png, write_palette_png};
 use crate::data::save::save_overlay;
-use crate::data::RgbImage;
+use crate::data::{ClassInfo, RgbImage};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// The run directory's class table: ids, names and colours in id order. The evaluations in
+/// `metrics.jsonl` key per-class IoU by name in a JSON object, whose order is not the class
+/// order, so readers take ids and colours from here.
+pub const CLASSES_FILE: &str = "classes.json";
+
+/// Writes `classes.json` (atomically).
+pub fn write_classes(dir: &Path, c: &ClassInfo) -> crate::Result<()> {
+    let classes: Vec<serde_json::Value> = c
+        .names
+        .iter()
+        .enumerate()
+        .map(|(id, name)| {
+            json!({"id": id, "name": name,
+                   "colour": c.colours.get(id).copied().unwrap_or([0, 0, 0])})
+        })
+        .collect();
+    let v = json!({"ignore": c.ignore, "classes": classes});
+    let text = serde_json::to_string_pretty(&v).expect("serialisable") + "\n";
+    crate::nn::write_atomic(&dir.join(CLASSES_FILE), text.as_bytes())
+}
+
+/// Reads `classes.json` back; `Ok(None)` when the run directory has none (runs made before it
+/// existed).
+pub fn read_classes(dir: &Path) -> Result<Option<ClassInfo>, String> {
+    let path = dir.join(CLASSES_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let bad = |why: &str| format!("{}: {why}", path.display());
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
+    let list = v["classes"]
+        .as_array()
+        .ok_or_else(|| bad("no \"classes\" list"))?;
+    let mut rows: Vec<(usize, String, [u8; 3])> = Vec::with_capacity(list.len());
+    for c in list {
+        let id = c["id"]
+            .as_u64()
+            .ok_or_else(|| bad("a class without an id"))? as usize;
+        let name = c["name"].as_str().unwrap_or_default().to_string();
+        let col = c["colour"].as_array().map(|a| {
+            let ch = |i: usize| a.get(i).and_then(|x| x.as_u64()).unwrap_or(0).min(255) as u8;
+            [ch(0), ch(1), ch(2)]
+        });
+        rows.push((id, name, col.unwrap_or([0, 0, 0])));
+    }
+    rows.sort_by_key(|r| r.0);
+    if rows.iter().enumerate().any(|(i, r)| r.0 != i) {
+        return Err(bad("class ids are not 0..n"));
+    }
+    Ok(Some(ClassInfo {
+        names: rows.iter().map(|r| r.1.clone()).collect(),
+        colours: rows.iter().map(|r| r.2).collect(),
+        ignore: v["ignore"].as_u64().unwrap_or(255).min(255) as u8,
+    }))
+}
 
 pub struct RunDirWriter {
     dir: PathBuf,
@@ -144,4 +202,24 @@ pub fn write_snapshot(root: &Path, s: &Snapshot) -> Result<(), String> {
         write_gray_png(&dir.join(format!("train_{name}.png")), *w, *h, &to_u8(m)).map_err(err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_roundtrip_in_id_order() {
+        let dir = std::env::temp_dir().join(format!("advseg_classes_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(read_classes(&dir).unwrap(), None);
+        let c = ClassInfo::new(
+            &["background", "disc", "bar"],
+            &[[0, 0, 0], [128, 0, 0], [0, 128, 0]],
+            255,
+        );
+        write_classes(&dir, &c).unwrap();
+        assert_eq!(read_classes(&dir).unwrap(), Some(c));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -290,6 +290,7 @@ impl Trainer {
         }
         if let Some(d) = &opts.run_dir {
             crate::nn::write_atomic(&d.join("config.toml"), cfg.to_toml().as_bytes())?;
+            super::rundir::write_classes(d, train_ds.classes())?;
         }
         let colours = train_ds.colours().to_vec();
         let last_saved = opts.resume.clone().map(|p| (p, step));
