@@ -49,7 +49,7 @@ fn check_param(name: &str, t: &Tensor, c: usize) -> Result<()> {
 
 /// The shader's V4 constant: vec4 reads when every image's channel plane is whole vec4s.
 fn v4(hw: u32) -> u32 {
-    (hw % 4 == 0) as u32
+    hw.is_multiple_of(4) as u32
 }
 
 /// Per-element pass `out = (x − T[om]) · T[oa] + T[ok] (+ g · T[ob])`, channel-indexed.

@@ -54,7 +54,7 @@ fn run(entry: &'static str, src: &Tensor, out_shape: &[usize], p: Params) -> Res
     let n = out.numel();
     let p = Params { n: n as u32, ..p };
     // bilinear_fwd writes four outputs of a row per invocation when rows are whole vec4s.
-    let x4 = entry == "bilinear_fwd" && p.ow % 4 == 0;
+    let x4 = entry == "bilinear_fwd" && p.ow.is_multiple_of(4);
     let per = if x4 { 4 } else { 1 };
     gpu.dispatch(
         SHADER,

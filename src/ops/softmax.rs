@@ -55,7 +55,7 @@ fn params(n_pos: usize, c: usize, inner: usize, op: u32, ignore: i32) -> Params 
 /// The shader's V4 constant and the workgroups for `n_pos` positions: four positions per
 /// invocation when every plane is whole vec4s.
 fn v4_grid(gpu: &crate::Gpu, n_pos: usize, inner: usize) -> (u32, [u32; 3]) {
-    if inner % 4 == 0 {
+    if inner.is_multiple_of(4) {
         (1, gpu.grid_1d(n_pos.div_ceil(4) as u64, 256))
     } else {
         (0, gpu.grid_1d(n_pos as u64, 256))
