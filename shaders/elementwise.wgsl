@@ -1,71 +1,108 @@
 // Elementwise kernels: unary maps and their backward, broadcast binary ops, fill.
 // Unary/binary op codes mirror `UnaryOp` / `BinaryOp` in src/ops/elementwise.rs.
+//
+// Each invocation handles four consecutive elements as one vec4 (buffers are declared as vec4
+// arrays; pool buffers are multiples of 16 bytes): on CPU SIMD drivers (lavapipe) a vec4 load
+// costs about what a scalar one does, and a quarter of the invocations means a quarter of the
+// per-invocation index and bounds work. The last, partial vec4 of a tensor is written per
+// component. Every component goes through the same float operations as a scalar kernel would,
+// so results do not depend on the vec4 grouping.
+//
+// The op code and the binary kernel's load kinds are pipeline constants, not uniforms: CPU SIMD
+// drivers (lavapipe) run both sides of a branch under a mask unless it folds away, so a `switch`
+// on a uniform op code evaluated every op (exp, log, tanh, ...) for every element.
 
 struct Params {
     n: u32,        // output elements
-    op: u32,       // op code
+    op: u32,       // op code (informational: kernels read the OP constant)
     a: f32,        // scalar argument (slope, scale, fill value ...)
     b: f32,        // second scalar argument
     out_dims: vec4<u32>,   // output shape, right-aligned to 4 dims
     sa: vec4<u32>,         // strides of input a per output dim (0 = broadcast)
     sb: vec4<u32>,         // strides of input b per output dim
+    _pad3: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> y: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> g: array<vec4<f32>>;
 
 const WG: u32 = 256u;
+
+// Op code of unary / unary_bwd / binary (mirrors UnaryOp / BinaryOp).
+override OP: u32 = 0u;
+// binary: how each input's four elements under an output vec4 are read (see load_in).
+override KA: u32 = 0u;
+override KB: u32 = 0u;
+const FLAT: u32 = 0u;      // laid out as the output: the same vec4
+const ROW: u32 = 1u;       // unit stride along w (w % 4 == 0): one vec4 at a broadcast offset
+const SPLAT: u32 = 2u;     // broadcast along w (w % 4 == 0): one element for all four
+const GATHER: u32 = 3u;    // w % 4 != 0: element by element
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid.x;
 }
 
-fn sigm(v: f32) -> f32 {
-    // Split by sign so exp never overflows.
-    if (v >= 0.0) {
-        return 1.0 / (1.0 + exp(-v));
+// Writes vec4 i of the output, only the components below n for the last one.
+fn store(i: u32, v: vec4<f32>) {
+    let e = 4u * i;
+    if (e + 4u <= p.n) {
+        out[i] = v;
+        return;
     }
-    let e = exp(v);
-    return e / (1.0 + e);
+    out[i].x = v.x;
+    if (e + 1u < p.n) { out[i].y = v.y; }
+    if (e + 2u < p.n) { out[i].z = v.z; }
 }
 
-fn unary_f(op: u32, v: f32) -> f32 {
+fn sigm(v: vec4<f32>) -> vec4<f32> {
+    // Split by sign so exp never overflows: 1/(1+e^-v) for v ≥ 0, e^v/(1+e^v) below.
+    let e = exp(-abs(v));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= vec4<f32>(0.0));
+}
+
+fn unary_f(op: u32, v: vec4<f32>) -> vec4<f32> {
+    let zero = vec4<f32>(0.0);
     switch op {
-        case 0u: { return max(v, 0.0); }                       // relu
-        case 1u: { return select(v * p.a, v, v > 0.0); }       // leaky_relu(a)
-        case 2u: { return sigm(v); }                           // sigmoid
-        case 3u: { return tanh(v); }                           // tanh
-        case 4u: { return p.a * v + p.b; }                     // affine a*x+b
-        case 5u: { return exp(v); }                            // exp
-        case 6u: { return log(v); }                            // log
-        case 7u: { return v * v; }                             // square
-        case 8u: { return sqrt(v); }                           // sqrt
-        case 9u: { return abs(v); }                            // abs
-        case 10u: { return clamp(v, p.a, p.b); }               // clamp
-        case 11u: { return max(v, 0.0) + log(1.0 + exp(-abs(v))); } // softplus (stable)
+        case 0u: { return max(v, zero); }                             // relu
+        case 1u: { return select(v * p.a, v, v > zero); }             // leaky_relu(a)
+        case 2u: { return sigm(v); }                                  // sigmoid
+        case 3u: { return tanh(v); }                                  // tanh
+        case 4u: { return p.a * v + p.b; }                            // affine a*x+b
+        case 5u: { return exp(v); }                                   // exp
+        case 6u: { return log(v); }                                   // log
+        case 7u: { return v * v; }                                    // square
+        case 8u: { return sqrt(v); }                                  // sqrt
+        case 9u: { return abs(v); }                                   // abs
+        case 10u: { return clamp(v, vec4<f32>(p.a), vec4<f32>(p.b)); } // clamp
+        case 11u: { return max(v, zero) + log(1.0 + exp(-abs(v))); }  // softplus (stable)
         default: { return v; }
     }
 }
 
 // d out / d in given input v and output o.
-fn unary_d(op: u32, v: f32, o: f32) -> f32 {
+fn unary_d(op: u32, v: vec4<f32>, o: vec4<f32>) -> vec4<f32> {
+    let zero = vec4<f32>(0.0);
+    let one = vec4<f32>(1.0);
     switch op {
-        case 0u: { return select(0.0, 1.0, v > 0.0); }
-        case 1u: { return select(p.a, 1.0, v > 0.0); }
+        case 0u: { return select(zero, one, v > zero); }
+        case 1u: { return select(vec4<f32>(p.a), one, v > zero); }
         case 2u: { return o * (1.0 - o); }
         case 3u: { return 1.0 - o * o; }
-        case 4u: { return p.a; }
+        case 4u: { return vec4<f32>(p.a); }
         case 5u: { return o; }
         case 6u: { return 1.0 / v; }
         case 7u: { return 2.0 * v; }
         case 8u: { return 0.5 / o; }
         case 9u: { return sign(v); }
-        case 10u: { return select(0.0, 1.0, v >= p.a && v <= p.b); }
+        case 10u: { return select(zero, one, (v >= vec4<f32>(p.a)) & (v <= vec4<f32>(p.b))); }
         case 11u: { return sigm(v); }
-        default: { return 1.0; }
+        default: { return one; }
     }
 }
 
@@ -73,51 +110,84 @@ fn unary_d(op: u32, v: f32, o: f32) -> f32 {
 @compute @workgroup_size(256)
 fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_id(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    out[i] = unary_f(p.op, x[i]);
+    if (4u * i >= p.n) { return; }
+    store(i, unary_f(OP, x[i]));
 }
 
 // out = g * f'(x), x = forward input, y = forward output, g = upstream gradient.
 @compute @workgroup_size(256)
 fn unary_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_id(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    out[i] = g[i] * unary_d(p.op, x[i], y[i]);
+    if (4u * i >= p.n) { return; }
+    store(i, g[i] * unary_d(OP, x[i], y[i]));
 }
 
-fn binary_f(op: u32, u: f32, v: f32) -> f32 {
+fn binary_f(op: u32, u: vec4<f32>, v: vec4<f32>) -> vec4<f32> {
     switch op {
         case 0u: { return u + v; }
         case 1u: { return u - v; }
         case 2u: { return u * v; }
         case 3u: { return u / v; }
         case 4u: { return max(u, v); }
-        case 5u: { return select(0.0, 1.0, u > v); }   // greater-than mask
+        case 5u: { return select(vec4<f32>(0.0), vec4<f32>(1.0), u > v); }   // greater-than mask
         default: { return u; }
     }
+}
+
+// Input offset of output element e for per-dim strides s.
+fn bcast_offset(e: u32, s: vec4<u32>) -> u32 {
+    let d = p.out_dims;
+    let c3 = e % d.w;
+    let r2 = e / d.w;
+    let c2 = r2 % d.z;
+    let r1 = r2 / d.z;
+    let c1 = r1 % d.y;
+    let c0 = r1 / d.y;
+    return c0 * s.x + c1 * s.y + c2 * s.z + c3 * s.w;
+}
+
+// Element e of input `which` (0: x, 1: y) for strides s.
+fn load_one(which: u32, e: u32, s: vec4<u32>) -> f32 {
+    let off = bcast_offset(min(e, p.n - 1u), s);
+    if (which == 0u) {
+        return x[off >> 2u][off & 3u];
+    }
+    return y[off >> 2u][off & 3u];
+}
+
+// The four elements of input `which` under output vec4 i, read as `kind` says. For ROW the
+// offset is a multiple of 4 (all strides but w's are multiples of w).
+fn load_in(which: u32, kind: u32, i: u32, s: vec4<u32>) -> vec4<f32> {
+    if (kind == FLAT) {
+        if (which == 0u) { return x[i]; }
+        return y[i];
+    }
+    if (kind == GATHER) {
+        let e = 4u * i;
+        return vec4<f32>(load_one(which, e, s), load_one(which, e + 1u, s),
+                         load_one(which, e + 2u, s), load_one(which, e + 3u, s));
+    }
+    let off = bcast_offset(4u * i, s);
+    if (kind == ROW) {
+        if (which == 0u) { return x[off >> 2u]; }
+        return y[off >> 2u];
+    }
+    if (which == 0u) { return vec4<f32>(x[off >> 2u][off & 3u]); }
+    return vec4<f32>(y[off >> 2u][off & 3u]);
 }
 
 // out[i] = x[bcast a] op y[bcast b]
 @compute @workgroup_size(256)
 fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_id(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    let d = p.out_dims;
-    let c3 = i % d.w;
-    let r2 = i / d.w;
-    let c2 = r2 % d.z;
-    let r1 = r2 / d.z;
-    let c1 = r1 % d.y;
-    let c0 = r1 / d.y;
-    let ia = c0 * p.sa.x + c1 * p.sa.y + c2 * p.sa.z + c3 * p.sa.w;
-    let ib = c0 * p.sb.x + c1 * p.sb.y + c2 * p.sb.z + c3 * p.sb.w;
-    out[i] = binary_f(p.op, x[ia], y[ib]);
+    if (4u * i >= p.n) { return; }
+    store(i, binary_f(OP, load_in(0u, KA, i, p.sa), load_in(1u, KB, i, p.sb)));
 }
 
 // out[i] = a
 @compute @workgroup_size(256)
 fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_id(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    out[i] = p.a;
+    if (4u * i >= p.n) { return; }
+    store(i, vec4<f32>(p.a));
 }

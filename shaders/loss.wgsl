@@ -8,7 +8,7 @@ struct Params {
     c: u32,           // channels (CE)
     inner: u32,       // H * W (CE; 1 for [N, C] logits)
     ignore: i32,      // ignore_index (CE)
-    has_w: u32,       // CE: pixel weights bound; BCE: mask bound
+    has_w: u32,       // CE: pixel weights bound; BCE: mask bound (mirrored by HAS_W)
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -25,6 +25,9 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> out2: array<f32>;
 
 const WG: u32 = 256u;
+// has_w as a pipeline constant: CPU SIMD drivers (lavapipe) run both sides of a uniform branch
+// under a mask, so a runtime flag read the unbound weight/mask buffer for every element anyway.
+override HAS_W: u32 = 0u;
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid.x;
@@ -36,7 +39,7 @@ fn ce_valid(t: i32) -> bool {
 }
 
 fn pix_weight(i: u32) -> f32 {
-    if (p.has_w == 1u) {
+    if (HAS_W == 1u) {
         return a1[i];
     }
     return 1.0;
@@ -105,7 +108,7 @@ fn ce_bwd_w(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 }
 
 fn bce_mask(i: u32) -> f32 {
-    if (p.has_w == 1u) {
+    if (HAS_W == 1u) {
         return a2[i];
     }
     return 1.0;

@@ -9,16 +9,25 @@ struct Params {
     iw: u32,
     oh: u32,
     ow: u32,
-    align_corners: u32,
+    align_corners: u32, // mirrored by the ALIGN constant, which the kernels read
     scale_h: f32,      // source step per output pixel (see area_pixel_compute_scale)
     scale_w: f32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;       // forward input / upstream grad
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+// vec4s so bilinear_fwd can store four outputs at once; scalar stores index a component.
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
 
 const WG: u32 = 256u;
+// Pipeline constants: CPU SIMD drivers (lavapipe) run both sides of a uniform branch under a
+// mask, so align_corners as a uniform cost both source-index formulas.
+override ALIGN: u32 = 0u;   // align_corners
+override X4: u32 = 0u;      // bilinear_fwd: ow % 4 == 0, four outputs of a row per invocation
+
+fn put(i: u32, v: f32) {
+    out[i >> 2u][i & 3u] = v;
+}
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid.x;
@@ -35,7 +44,7 @@ struct Tap {
 
 fn tap(dst: u32, scale: f32, n_in: u32) -> Tap {
     var src: f32;
-    if (p.align_corners == 1u) {
+    if (ALIGN == 1u) {
         src = scale * f32(dst);
     } else {
         src = max(scale * (f32(dst) + 0.5) - 0.5, 0.0);
@@ -66,7 +75,7 @@ fn reach(i: u32, scale: f32, n_out: u32) -> vec2<u32> {
     }
     var lo: f32;
     var hi: f32;
-    if (p.align_corners == 1u) {
+    if (ALIGN == 1u) {
         lo = (f32(i) - 1.0) / scale;
         hi = (f32(i) + 1.0) / scale;
     } else {
@@ -78,21 +87,35 @@ fn reach(i: u32, scale: f32, n_out: u32) -> vec2<u32> {
     return vec2<u32>(a, b);
 }
 
+// Output i of the plane starting at input offset base, row taps ty, column ox.
+fn bilinear_at(base: u32, ty: Tap, ox: u32) -> f32 {
+    let tx = tap(ox, p.scale_w, p.iw);
+    let r0 = base + ty.i0 * p.iw;
+    let r1 = base + (ty.i0 + ty.step) * p.iw;
+    let top = tx.l0 * x[r0 + tx.i0] + tx.l1 * x[r0 + tx.i0 + tx.step];
+    let bot = tx.l0 * x[r1 + tx.i0] + tx.l1 * x[r1 + tx.i0 + tx.step];
+    return ty.l0 * top + ty.l1 * bot;
+}
+
 @compute @workgroup_size(256)
 fn bilinear_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = linear_id(wid, nwg, lid);
+    var i = linear_id(wid, nwg, lid);
+    if (X4 == 1u) {
+        i = 4u * i;
+    }
     if (i >= p.n) { return; }
     let ox = i % p.ow;
     let oy = (i / p.ow) % p.oh;
     let plane = i / (p.ow * p.oh);
     let base = plane * p.ih * p.iw;
     let ty = tap(oy, p.scale_h, p.ih);
-    let tx = tap(ox, p.scale_w, p.iw);
-    let r0 = base + ty.i0 * p.iw;
-    let r1 = base + (ty.i0 + ty.step) * p.iw;
-    let top = tx.l0 * x[r0 + tx.i0] + tx.l1 * x[r0 + tx.i0 + tx.step];
-    let bot = tx.l0 * x[r1 + tx.i0] + tx.l1 * x[r1 + tx.i0 + tx.step];
-    out[i] = ty.l0 * top + ty.l1 * bot;
+    if (X4 == 1u) {
+        // The row and plane are shared by the four outputs; only the column taps differ.
+        out[i >> 2u] = vec4<f32>(bilinear_at(base, ty, ox), bilinear_at(base, ty, ox + 1u),
+                                 bilinear_at(base, ty, ox + 2u), bilinear_at(base, ty, ox + 3u));
+    } else {
+        put(i, bilinear_at(base, ty, ox));
+    }
 }
 
 // x = upstream gradient (output-shaped), out = input gradient.
@@ -117,7 +140,7 @@ fn bilinear_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         }
         s = s + wy * row;
     }
-    out[i] = s;
+    put(i, s);
 }
 
 // PyTorch 'nearest': src = min(floor(dst * (in / out)), in - 1) in f32 arithmetic.
@@ -134,7 +157,7 @@ fn nearest_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let plane = i / (p.ow * p.oh);
     let sy = nearest_src(oy, p.scale_h, p.ih);
     let sx = nearest_src(ox, p.scale_w, p.iw);
-    out[i] = x[plane * p.ih * p.iw + sy * p.iw + sx];
+    put(i, x[plane * p.ih * p.iw + sy * p.iw + sx]);
 }
 
 // Output indices that may map to input index i: dst in [i / scale, (i + 1) / scale), widened
@@ -167,5 +190,5 @@ fn nearest_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             }
         }
     }
-    out[i] = s;
+    put(i, s);
 }

@@ -139,3 +139,112 @@ fn grid_folds_beyond_per_dimension_limit() {
         .unwrap();
     assert_eq!(s, n as f32);
 }
+
+/// Host sum of `x` (shape `d`, 4-d) over the dims where `keep` is false, in f64.
+fn host_sum(x: &[f32], d: [usize; 4], keep: [bool; 4]) -> Vec<f64> {
+    let od: Vec<usize> = (0..4).map(|k| if keep[k] { d[k] } else { 1 }).collect();
+    let mut out = vec![0.0f64; od.iter().product()];
+    for (i, &v) in x.iter().enumerate() {
+        let c = [
+            i / (d[1] * d[2] * d[3]),
+            (i / (d[2] * d[3])) % d[1],
+            (i / d[3]) % d[2],
+            i % d[3],
+        ];
+        let o = (0..4).fold(0, |o, k| o * od[k] + if keep[k] { c[k] } else { 0 });
+        out[o] += v as f64;
+    }
+    out
+}
+
+#[test]
+fn reductions_match_the_host_for_every_kept_dim_pattern() {
+    // Every keep pattern over shapes that take each kernel: vec4 rows (H·W % 4 == 0), scalar
+    // rows, columns, chunked two-pass rows, and the general fallback (kept dims around a summed
+    // one).
+    let g = gpu();
+    for d in [[3, 5, 7, 9], [2, 6, 4, 8], [2, 3, 150, 100], [1, 300, 1, 3]] {
+        let n: usize = d.iter().product();
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 + 13) % 1009) as f32 / 1009.0 - 0.4)
+            .collect();
+        let t = Tensor::from_f32(&g, &x, &d).unwrap();
+        for mask in 0..16u32 {
+            let keep = [0, 1, 2, 3].map(|k| mask & (1 << k) != 0);
+            let dims: Vec<usize> = (0..4).filter(|&k| !keep[k]).collect();
+            let a = ops::sum_dims(&t, &dims).unwrap().to_vec_f32().unwrap();
+            let b = ops::sum_dims(&t, &dims).unwrap().to_vec_f32().unwrap();
+            let want = host_sum(&x, d, keep);
+            assert_eq!(a.len(), want.len(), "{d:?} keep {keep:?}");
+            for (i, (&got, &w)) in a.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    got.to_bits(),
+                    b[i].to_bits(),
+                    "{d:?} keep {keep:?}: not deterministic"
+                );
+                assert!(
+                    (got as f64 - w).abs() <= 1e-5 * (n as f64).sqrt().max(1.0) + 1e-5 * w.abs(),
+                    "{d:?} keep {keep:?} [{i}]: {got} vs {w}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn elementwise_vec4_paths_match_the_host_on_odd_shapes() {
+    // Tails (numel % 4 != 0), rows not a multiple of 4, and broadcasts along every dim.
+    let g = gpu();
+    let val = |n: usize, s: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 31 + s * 17) % 23) as f32 / 7.0 - 1.5)
+            .collect()
+    };
+    let cases: [(&[usize], &[usize]); 7] = [
+        (&[2, 3, 5, 7], &[2, 3, 5, 7]),
+        (&[2, 3, 5, 7], &[1, 3, 1, 1]),
+        (&[2, 3, 4, 8], &[1, 3, 1, 1]),
+        (&[2, 3, 4, 8], &[2, 1, 4, 8]),
+        (&[3, 1, 8], &[3, 5, 1]),
+        (&[7], &[1]),
+        (&[1, 2, 3, 4], &[4]),
+    ];
+    for (sa, sb) in cases {
+        let (na, nb) = (sa.iter().product(), sb.iter().product());
+        let (va, vb) = (val(na, 1), val(nb, 2));
+        let a = Tensor::from_f32(&g, &va, sa).unwrap();
+        let b = Tensor::from_f32(&g, &vb, sb).unwrap();
+        let out = ops::elementwise::broadcast_shape("test", sa, sb).unwrap();
+        let d4 = |s: &[usize]| {
+            let mut d = [1usize; 4];
+            d[4 - s.len()..].copy_from_slice(s);
+            d
+        };
+        let (da, db, dout) = (d4(sa), d4(sb), d4(&out));
+        let at = |v: &[f32], d: [usize; 4], c: [usize; 4]| {
+            let i = (0..4).fold(0, |i, k| i * d[k] + if d[k] == 1 { 0 } else { c[k] });
+            v[i]
+        };
+        let n: usize = out.iter().product();
+        let mut want_add = Vec::with_capacity(n);
+        let mut want_mul = Vec::with_capacity(n);
+        for i in 0..n {
+            let c = [
+                i / (dout[1] * dout[2] * dout[3]),
+                (i / (dout[2] * dout[3])) % dout[1],
+                (i / dout[3]) % dout[2],
+                i % dout[3],
+            ];
+            let (u, v) = (at(&va, da, c), at(&vb, db, c));
+            want_add.push(u + v);
+            want_mul.push(u * v);
+        }
+        let add = ops::add(&a, &b).unwrap().to_vec_f32().unwrap();
+        let mul = ops::mul(&a, &b).unwrap().to_vec_f32().unwrap();
+        assert_eq!(add, want_add, "add {sa:?} {sb:?}");
+        assert_eq!(mul, want_mul, "mul {sa:?} {sb:?}");
+        let relu = ops::relu(&a).unwrap().to_vec_f32().unwrap();
+        let want: Vec<f32> = va.iter().map(|&v| v.max(0.0)).collect();
+        assert_eq!(relu, want, "relu {sa:?}");
+    }
+}

@@ -358,6 +358,50 @@ fn batchnorm_rows(cx: &Ctx, shape4: [usize; 4], rows: &mut Vec<BenchRow>) -> Res
     Ok(())
 }
 
+/// Elementwise maps and reductions at one activation shape: the kernels every layer's forward
+/// and backward run besides its convolution (activations, bias broadcasts, bias gradients).
+fn elementwise_rows(cx: &Ctx, shape4: [usize; 4], rows: &mut Vec<BenchRow>) -> Result<()> {
+    use advseg::ops;
+    let gpu = &cx.gpu;
+    let [n, c, h, w] = shape4;
+    let shape = format!("{n}x{c}x{h}x{w}");
+    let x = Tensor::full(gpu, &shape4, 0.5)?;
+    let y = Tensor::full(gpu, &shape4, 0.25)?;
+    let bias = Tensor::full(gpu, &[1, c, 1, 1], 0.1)?;
+    let bytes = 4.0 * (n * c * h * w) as f64;
+    type Case<'a> = (&'a str, f64, Box<dyn Fn() -> advseg::Result<()> + 'a>);
+    let cases: Vec<Case> = vec![
+        (
+            "elementwise relu",
+            2.0,
+            Box::new(|| ops::relu(&x).map(|_| ())),
+        ),
+        (
+            "elementwise add",
+            3.0,
+            Box::new(|| ops::add(&x, &y).map(|_| ())),
+        ),
+        (
+            "elementwise add [1,C,1,1]",
+            2.0,
+            Box::new(|| ops::add(&x, &bias).map(|_| ())),
+        ),
+        (
+            "reduce sum_to_shape [1,C,1,1]",
+            1.0,
+            Box::new(|| ops::sum_to_shape(&x, &[1, c, 1, 1]).map(|_| ())),
+        ),
+        ("reduce mean", 1.0, Box::new(|| ops::mean(&x).map(|_| ()))),
+    ];
+    for (op, k, f) in cases {
+        if cx.wanted(op, &shape) {
+            let r = no_grad_time(cx, op, &shape, || Ok(f()?))?;
+            rows.push(with_bytes(r, k * bytes));
+        }
+    }
+    Ok(())
+}
+
 /// Bilinear upsampling of logits to the crop (align_corners = true, as AdvSemiSeg).
 fn bilinear_rows(cx: &Ctx, from: [usize; 4], to: usize, rows: &mut Vec<BenchRow>) -> Result<()> {
     let gpu = &cx.gpu;
@@ -498,11 +542,13 @@ fn ops_rows(cx: &Ctx, a: &OpsArgs) -> Result<Vec<BenchRow>> {
     if a.quick {
         linear_rows(cx, 64, 64, 64, &mut rows)?;
         batchnorm_rows(cx, [n, 8, 17, 17], &mut rows)?;
+        elementwise_rows(cx, [n, 16, 48, 48], &mut rows)?;
         bilinear_rows(cx, [n, 6, 9, 9], 33, &mut rows)?;
     } else {
         linear_rows(cx, 4096, 4096, 4096, &mut rows)?;
         batchnorm_rows(cx, [n, 256, 81, 81], &mut rows)?;
         batchnorm_rows(cx, [n, 1024, 41, 41], &mut rows)?;
+        elementwise_rows(cx, [n, 256, 81, 81], &mut rows)?;
         bilinear_rows(cx, [n, 21, 41, 41], 321, &mut rows)?;
     }
     Ok(rows)

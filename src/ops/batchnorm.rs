@@ -47,6 +47,11 @@ fn check_param(name: &str, t: &Tensor, c: usize) -> Result<()> {
     Ok(())
 }
 
+/// The shader's V4 constant: vec4 reads when every image's channel plane is whole vec4s.
+fn v4(hw: u32) -> u32 {
+    hw.is_multiple_of(4) as u32
+}
+
 /// Per-element pass `out = (x − T[om]) · T[oa] + T[ok] (+ g · T[ob])`, channel-indexed.
 fn channel_affine(x: &Tensor, g: Option<&Tensor>, table: &GpuBuffer, p: Params) -> Result<Tensor> {
     let gpu = x.gpu();
@@ -62,7 +67,7 @@ fn channel_affine(x: &Tensor, g: Option<&Tensor>, table: &GpuBuffer, p: Params) 
     gpu.dispatch(
         SHADER,
         "channel_affine",
-        &[],
+        &[("V4", v4(p.hw)), ("USE_G", p.use_g)],
         &p,
         &[
             r(x.buffer()),
@@ -74,7 +79,8 @@ fn channel_affine(x: &Tensor, g: Option<&Tensor>, table: &GpuBuffer, p: Params) 
             r(table),
             gb,
         ],
-        gpu.grid_1d(x.numel() as u64, 256),
+        // One vec4 per invocation.
+        gpu.grid_1d(x.numel().div_ceil(4) as u64, 256),
     )?;
     Ok(out)
 }
@@ -159,6 +165,8 @@ pub fn batch_norm2d(
         w(running_var.buffer()),
         wb,
         bb,
+        gpu.unused(),
+        gpu.unused(), // g: `batch_stats` shares its summing loop with `bwd_reduce`
     ];
     if training {
         let mut binds = binds;
@@ -166,10 +174,10 @@ pub fn batch_norm2d(
         gpu.dispatch(
             SHADER,
             "batch_stats",
-            &[],
+            &[("V4", v4(hw as u32))],
             &base,
             &binds,
-            gpu.grid_1d(c as u64 * 256, 256),
+            gpu.grid_1d(c as u64 * 64, 64),
         )?;
     } else {
         gpu.dispatch(
@@ -204,7 +212,7 @@ pub fn batch_norm2d(
             gpu.dispatch(
                 SHADER,
                 "bwd_reduce",
-                &[],
+                &[("V4", v4(hw as u32))],
                 &base,
                 &[
                     r(xd.buffer()),
@@ -216,7 +224,7 @@ pub fn batch_norm2d(
                     r(&table),
                     r(g.buffer()),
                 ],
-                gpu.grid_1d(c as u64 * 256, 256),
+                gpu.grid_1d(c as u64 * 64, 64),
             )?;
             let mut grads = Vec::with_capacity(needs.len());
             grads.push(if needs[0] {

@@ -19,6 +19,18 @@ struct Params {
     out_dims: [u32; 4],
     sa: [u32; 4],
     sb: [u32; 4],
+    _pad: [u32; 4],
+}
+
+/// How `binary` reads an input (the shader's KA / KB constants).
+const FLAT: u32 = 0;
+const ROW: u32 = 1;
+const SPLAT: u32 = 2;
+const GATHER: u32 = 3;
+
+/// Workgroups for `n` elements: each invocation handles one vec4.
+fn grid(gpu: &crate::Gpu, n: usize) -> [u32; 3] {
+    gpu.grid_1d(n.div_ceil(4) as u64, 256)
 }
 
 impl Params {
@@ -31,6 +43,7 @@ impl Params {
             out_dims: [1, 1, 1, n as u32],
             sa: [0; 4],
             sb: [0; 4],
+            _pad: [0; 4],
         }
     }
 }
@@ -96,10 +109,10 @@ fn unary_raw(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
     gpu.dispatch(
         SHADER,
         "unary",
-        &[],
+        &[("OP", code)],
         &Params::simple(n, code, a, b),
         &[r(x.buffer()), gpu.unused(), w(out.buffer())],
-        gpu.grid_1d(n as u64, 256),
+        grid(gpu, n),
     )?;
     Ok(out)
 }
@@ -112,10 +125,10 @@ fn unary_bwd_raw(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tens
     gpu.dispatch(
         SHADER,
         "unary_bwd",
-        &[],
+        &[("OP", code)],
         &Params::simple(n, code, a, b),
         &[r(x.buffer()), r(y.buffer()), w(out.buffer()), r(g.buffer())],
-        gpu.grid_1d(n as u64, 256),
+        grid(gpu, n),
     )?;
     Ok(out)
 }
@@ -187,7 +200,7 @@ pub fn fill(t: &Tensor, v: f32) -> Result<()> {
         &[],
         &Params::simple(n, 0, v, 0.0),
         &[gpu.unused(), gpu.unused(), w(t.buffer())],
-        gpu.grid_1d(n as u64, 256),
+        grid(gpu, n),
     )
 }
 
@@ -264,22 +277,38 @@ fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let out = Tensor::empty(gpu, op.name(), &shape, DType::F32)?;
     let d = dims4(op.name(), &shape)?;
     let n = out.numel();
+    let (sa, sb) = (bcast_strides(a.shape(), d)?, bcast_strides(b.shape(), d)?);
+    // Inputs laid out as the output skip the index arithmetic; with w % 4 == 0 an output vec4
+    // needs one offset per input.
+    let kind = |s: [u32; 4], t: &Tensor| {
+        if t.numel() == n && s == strides4(d) {
+            FLAT
+        } else if d[3] % 4 != 0 {
+            GATHER
+        } else if s[3] == 1 {
+            ROW
+        } else {
+            SPLAT
+        }
+    };
+    let consts = [("OP", op.code()), ("KA", kind(sa, a)), ("KB", kind(sb, b))];
     let p = Params {
         n: n as u32,
         op: op.code(),
         a: 0.0,
         b: 0.0,
         out_dims: d.map(|v| v as u32),
-        sa: bcast_strides(a.shape(), d)?,
-        sb: bcast_strides(b.shape(), d)?,
+        sa,
+        sb,
+        _pad: [0; 4],
     };
     gpu.dispatch(
         SHADER,
         "binary",
-        &[],
+        &consts,
         &p,
         &[r(a.buffer()), r(b.buffer()), w(out.buffer())],
-        gpu.grid_1d(n as u64, 256),
+        grid(gpu, n),
     )?;
     Ok(out)
 }

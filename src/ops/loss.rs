@@ -121,7 +121,7 @@ pub fn cross_entropy(
     gpu.dispatch(
         SHADER,
         "ce_fwd",
-        &[],
+        &[("HAS_W", pixel_weight.is_some() as u32)],
         &params(pix, c, inner, ignore_index, pixel_weight.is_some()),
         &[
             r(logits.buffer()),
@@ -154,7 +154,7 @@ pub fn cross_entropy(
                 gpu.dispatch(
                     SHADER,
                     "ce_bwd_x",
-                    &[],
+                    &[("HAS_W", p.has_w)],
                     &Params { n: nx as u32, ..p },
                     &[
                         r(xd.buffer()),
@@ -233,7 +233,7 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor, mask: Option<&Tensor>) 
     gpu.dispatch(
         SHADER,
         "bce_fwd",
-        &[],
+        &[("HAS_W", mask.is_some() as u32)],
         &params(n, 0, 0, 0, mask.is_some()),
         &[
             r(logits.buffer()),
@@ -258,7 +258,7 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor, mask: Option<&Tensor>) 
             gpu.dispatch(
                 SHADER,
                 "bce_bwd",
-                &[],
+                &[("HAS_W", md.is_some() as u32)],
                 &params(n, 0, 0, 0, md.is_some()),
                 &[
                     r(xd.buffer()),

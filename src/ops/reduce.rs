@@ -18,7 +18,9 @@ struct Params {
     chunks: u32,
     chunk_len: u32,
     scale: f32,
-    _pad: [u32; 3],
+    a: u32,
+    b: u32,
+    c: u32,
 }
 
 /// Smallest reduction one workgroup should handle before a reduction is split into chunks.
@@ -52,8 +54,16 @@ fn reduce_raw(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> R
         chunks: chunks as u32,
         chunk_len: chunk_len as u32,
         scale,
-        _pad: [0; 3],
+        a: 1,
+        b: 1,
+        c: 1,
     };
+    if n_out == 0 {
+        return Ok(out);
+    }
+    if let Some([a, b, c]) = merged_rows(d, keep) {
+        return reduce_rows(x, &out, base, [a, b, c]);
+    }
     if n_red <= SERIAL_MAX && n_out >= 256 {
         gpu.dispatch(
             "reduce",
@@ -96,7 +106,9 @@ fn reduce_raw(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> R
         chunks: 1,
         chunk_len: chunks as u32,
         scale,
-        _pad: [0; 3],
+        a: 1,
+        b: 1,
+        c: 1,
     };
     gpu.dispatch(
         "reduce",
@@ -107,6 +119,135 @@ fn reduce_raw(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> R
         gpu.grid_1d(n_out as u64 * 256, 256),
     )?;
     Ok(out)
+}
+
+/// Smallest reduction (elements) a `sum_rows` workgroup takes before it is split into chunks:
+/// large, because on CPU drivers a second pass costs more than a long loop.
+const ROWS_MIN_CHUNK: usize = 32768;
+/// Workgroups `sum_rows` aims for in its first pass.
+const ROWS_TARGET_GROUPS: usize = 256;
+/// `sum_cols` (one invocation per output) takes x[A, B] → [B] from this many outputs up.
+const COLS_MIN_OUT: usize = 256;
+
+/// The input as x[A, B, C] with A and C summed and B kept (size-1 dims dropped, neighbouring
+/// dims of the same kind merged), when the reduction has that form.
+fn merged_rows(d: [usize; 4], keep: [bool; 4]) -> Option<[usize; 3]> {
+    // Runs of (kept?, size) in order, size-1 dims dropped.
+    let mut runs: Vec<(bool, usize)> = Vec::new();
+    for k in 0..4 {
+        if d[k] == 1 {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((kk, n)) if *kk == keep[k] => *n *= d[k],
+            _ => runs.push((keep[k], d[k])),
+        }
+    }
+    let mut abc = [1usize; 3];
+    let mut slot = 0; // 0: leading summed run, 1: kept run, 2: trailing summed run
+    for (kept, n) in runs {
+        let want = if kept {
+            1
+        } else if slot == 0 {
+            0
+        } else {
+            2
+        };
+        if want < slot || (want == slot && abc[slot] != 1) {
+            return None;
+        }
+        abc[want] = n;
+        slot = want;
+    }
+    if abc[1] == 1 {
+        // Nothing kept: one contiguous run, summed as C (vec4 loads when it allows).
+        abc = [1, 1, abc[0] * abc[2]];
+    }
+    Some(abc)
+}
+
+/// x[A, B, C] → out[B] (see `merged_rows`) with `sum_rows4` / `sum_rows`, or `sum_cols` when
+/// nothing trails the kept run and there are many outputs.
+fn reduce_rows(x: &Tensor, out: &Tensor, base: Params, [a, b, c]: [usize; 3]) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let n_red = a * c;
+    if c == 1 && b >= COLS_MIN_OUT {
+        let p = Params {
+            a: a as u32,
+            b: b as u32,
+            c: 1,
+            ..base
+        };
+        gpu.dispatch(
+            "reduce",
+            "sum_cols",
+            &[],
+            &p,
+            &[r(x.buffer()), w(out.buffer())],
+            gpu.grid_1d(b as u64, 256),
+        )?;
+        return Ok(out.clone());
+    }
+    let chunk_len = if n_red <= ROWS_MIN_CHUNK {
+        n_red.max(1)
+    } else {
+        let want = ROWS_TARGET_GROUPS.div_ceil(b).max(1);
+        n_red.div_ceil(want).max(ROWS_MIN_CHUNK)
+    };
+    let chunks = n_red.div_ceil(chunk_len).max(1);
+    // vec4 loads when every row of C starts on a vec4; chunks then hold whole vec4s.
+    let v = if c % 4 == 0 { 4 } else { 1 };
+    let chunk_len = chunk_len.div_ceil(v);
+    let p = Params {
+        n_red: (n_red / v) as u32,
+        chunks: chunks as u32,
+        chunk_len: chunk_len as u32,
+        a: a as u32,
+        b: b as u32,
+        c: (c / v) as u32,
+        ..base
+    };
+    let entry = if v == 4 { "sum_rows4" } else { "sum_rows" };
+    let groups = gpu.grid_1d((b * chunks) as u64 * 64, 64);
+    if chunks == 1 {
+        gpu.dispatch(
+            "reduce",
+            entry,
+            &[],
+            &p,
+            &[r(x.buffer()), w(out.buffer())],
+            groups,
+        )?;
+        return Ok(out.clone());
+    }
+    // Pass 1: partial sums laid out [B, chunks]; pass 2 sums each row.
+    let partial = gpu.alloc("sum", (b * chunks * 4) as u64)?;
+    gpu.dispatch(
+        "reduce",
+        entry,
+        &[],
+        &p,
+        &[r(x.buffer()), w(&partial)],
+        groups,
+    )?;
+    let p2 = Params {
+        n_red: chunks as u32,
+        chunks: 1,
+        chunk_len: chunks as u32,
+        a: 1,
+        b: b as u32,
+        c: chunks as u32,
+        ..base
+    };
+    gpu.dispatch(
+        "reduce",
+        "sum_rows",
+        &[],
+        &p2,
+        &[r(&partial), w(out.buffer())],
+        gpu.grid_1d(b as u64 * 64, 64),
+    )?;
+    Ok(out.clone())
 }
 
 /// Sums a gradient down to `shape` (the inverse of broadcasting). Raw: no autograd.

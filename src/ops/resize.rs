@@ -53,13 +53,16 @@ fn run(entry: &'static str, src: &Tensor, out_shape: &[usize], p: Params) -> Res
     let out = Tensor::empty(gpu, entry, out_shape, DType::F32)?;
     let n = out.numel();
     let p = Params { n: n as u32, ..p };
+    // bilinear_fwd writes four outputs of a row per invocation when rows are whole vec4s.
+    let x4 = entry == "bilinear_fwd" && p.ow.is_multiple_of(4);
+    let per = if x4 { 4 } else { 1 };
     gpu.dispatch(
         SHADER,
         entry,
-        &[],
+        &[("ALIGN", p.align_corners), ("X4", x4 as u32)],
         &p,
         &[r(src.buffer()), w(out.buffer())],
-        gpu.grid_1d(n as u64, 256),
+        gpu.grid_1d(n.div_ceil(per) as u64, 256),
     )?;
     Ok(out)
 }

@@ -52,18 +52,29 @@ fn params(n_pos: usize, c: usize, inner: usize, op: u32, ignore: i32) -> Params 
     }
 }
 
+/// The shader's V4 constant and the workgroups for `n_pos` positions: four positions per
+/// invocation when every plane is whole vec4s.
+fn v4_grid(gpu: &crate::Gpu, n_pos: usize, inner: usize) -> (u32, [u32; 3]) {
+    if inner.is_multiple_of(4) {
+        (1, gpu.grid_1d(n_pos.div_ceil(4) as u64, 256))
+    } else {
+        (0, gpu.grid_1d(n_pos as u64, 256))
+    }
+}
+
 fn softmax_raw(x: &Tensor, log: bool) -> Result<Tensor> {
     let op = if log { "log_softmax" } else { "softmax" };
     let (n, c, inner) = nc_inner(op, x.shape())?;
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, op, x.shape(), DType::F32)?;
+    let (v4, groups) = v4_grid(gpu, n * inner, inner);
     gpu.dispatch(
         SHADER,
         "softmax_fwd",
-        &[],
+        &[("OP", log as u32), ("V4", v4)],
         &params(n * inner, c, inner, log as u32, 0),
         &[r(x.buffer()), gpu.unused(), w(out.buffer())],
-        gpu.grid_1d((n * inner) as u64, 256),
+        groups,
     )?;
     Ok(out)
 }
@@ -73,13 +84,14 @@ fn softmax_bwd_raw(y: &Tensor, g: &Tensor, log: bool) -> Result<Tensor> {
     let (n, c, inner) = nc_inner(op, y.shape())?;
     let gpu = y.gpu();
     let out = Tensor::empty(gpu, op, y.shape(), DType::F32)?;
+    let (v4, groups) = v4_grid(gpu, n * inner, inner);
     gpu.dispatch(
         SHADER,
         "softmax_bwd",
-        &[],
+        &[("OP", log as u32), ("V4", v4)],
         &params(n * inner, c, inner, log as u32, 0),
         &[r(y.buffer()), r(g.buffer()), w(out.buffer())],
-        gpu.grid_1d((n * inner) as u64, 256),
+        groups,
     )?;
     Ok(out)
 }
@@ -163,10 +175,11 @@ pub fn one_hot(labels: &Tensor, classes: usize, ignore_index: i32) -> Result<Ten
     let gpu = labels.gpu();
     let out = Tensor::empty(gpu, "one_hot", &out_shape, DType::F32)?;
     let total = n * classes * inner;
+    let (v4, groups) = v4_grid(gpu, total, inner);
     gpu.dispatch(
         SHADER,
         "one_hot",
-        &[],
+        &[("V4", v4)],
         &params(total, classes, inner, 0, ignore_index),
         &[
             gpu.unused(),
@@ -174,7 +187,7 @@ pub fn one_hot(labels: &Tensor, classes: usize, ignore_index: i32) -> Result<Ten
             w(out.buffer()),
             r(labels.buffer()),
         ],
-        gpu.grid_1d(total as u64, 256),
+        groups,
     )?;
     Ok(out)
 }
