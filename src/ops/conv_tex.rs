@@ -327,6 +327,46 @@ fn rm_for(m: usize, cfg: &TexConfig) -> u32 {
     cfg.rm.unwrap_or_else(|| pick_rm(m))
 }
 
+/// The input of forward and weight gradient as a zero-padded image texture, with the texel
+/// offset of every kernel tap from an output position's top-left input.
+struct Padded {
+    img: GpuTexture,
+    hp: usize,
+    wp: usize,
+    c4: usize,
+    taps: Vec<Tap>,
+}
+
+fn padded_input(x: &Tensor, g: &ConvGeom) -> Result<Padded> {
+    let [ph, pw] = g.p.padding;
+    let (hp, wp) = (g.h + 2 * ph, g.w + 2 * pw);
+    let c4 = g.ci.div_ceil(4);
+    let taps = (0..g.kh * g.kw)
+        .map(|t| {
+            let (ky, kx) = (t / g.kw, t % g.kw);
+            Tap {
+                off: ((ky * g.p.dilation[0] * wp + kx * g.p.dilation[1]) * c4) as i32,
+                src: t as i32,
+            }
+        })
+        .collect();
+    let img = pack_img(
+        x.gpu(),
+        x.buffer(),
+        [g.batch, g.ci, g.h, g.w],
+        [hp, wp],
+        [ph as i32, pw as i32],
+        g,
+    )?;
+    Ok(Padded {
+        img,
+        hp,
+        wp,
+        c4,
+        taps,
+    })
+}
+
 /// Forward: y = conv(x, w) + bias, [N, Co, OH, OW].
 pub fn forward(
     x: &Tensor,
@@ -337,29 +377,16 @@ pub fn forward(
     cfg: &TexConfig,
 ) -> Result<Tensor> {
     let gpu = x.gpu();
-    let [ph, pw] = g.p.padding;
-    let (hp, wp) = (g.h + 2 * ph, g.w + 2 * pw);
-    let c4 = g.ci.div_ceil(4);
+    let Padded {
+        img,
+        hp,
+        wp,
+        c4,
+        taps,
+    } = padded_input(x, g)?;
     let rm = rm_for(g.co, cfg);
     let mp = g.co.next_multiple_of(rm as usize);
     let khw = g.kh * g.kw;
-    let taps: Vec<Tap> = (0..khw)
-        .map(|t| {
-            let (ky, kx) = (t / g.kw, t % g.kw);
-            Tap {
-                off: ((ky * g.p.dilation[0] * wp + kx * g.p.dilation[1]) * c4) as i32,
-                src: t as i32,
-            }
-        })
-        .collect();
-    let img = pack_img(
-        gpu,
-        x.buffer(),
-        [g.batch, g.ci, g.h, g.w],
-        [hp, wp],
-        [ph as i32, pw as i32],
-        g,
-    )?;
     let a = pack_rows(
         gpu,
         wt.buffer(),
@@ -527,9 +554,13 @@ pub fn input_grad(dy: &Tensor, wt: &Tensor, g: &ConvGeom, cfg: &TexConfig) -> Re
 /// Weight gradient: dL/dw [Co, Ci, KH, KW] = Σ over pixels of dy ⊗ im2col(x).
 pub fn weight_grad(dy: &Tensor, x: &Tensor, g: &ConvGeom, cfg: &TexConfig) -> Result<Tensor> {
     let gpu = dy.gpu();
-    let [ph, pw] = g.p.padding;
-    let (hp, wp) = (g.h + 2 * ph, g.w + 2 * pw);
-    let c4 = g.ci.div_ceil(4);
+    let Padded {
+        img,
+        hp,
+        wp,
+        c4,
+        taps,
+    } = padded_input(x, g)?;
     let rm = rm_for(g.co, cfg);
     let mp = g.co.next_multiple_of(rm as usize);
     let khw = g.kh * g.kw;
@@ -543,23 +574,6 @@ pub fn weight_grad(dy: &Tensor, x: &Tensor, g: &ConvGeom, cfg: &TexConfig) -> Re
         (g.batch * g.oh, g.ow, g.oh)
     };
     let w4 = len.div_ceil(4);
-    let taps: Vec<Tap> = (0..khw)
-        .map(|t| {
-            let (ky, kx) = (t / g.kw, t % g.kw);
-            Tap {
-                off: ((ky * g.p.dilation[0] * wp + kx * g.p.dilation[1]) * c4) as i32,
-                src: t as i32,
-            }
-        })
-        .collect();
-    let img = pack_img(
-        gpu,
-        x.buffer(),
-        [g.batch, g.ci, g.h, g.w],
-        [hp, wp],
-        [ph as i32, pw as i32],
-        g,
-    )?;
     let mut pp: PackParams = bytemuck::Zeroable::zeroed();
     pp.c = u(g.co, g)?;
     pp.c4 = u(mp, g)?;
