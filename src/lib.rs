@@ -4,6 +4,7 @@
 //! [`autograd`] → [`ops`] (differentiable ops over WGSL kernels) → [`optim`] → [`nn`] → [`train`] (one trainer, methods as plug-ins,
 //! observers of its event stream).
 
+#[cfg(feature = "app")]
 pub mod app;
 pub mod atomic;
 pub mod autograd;

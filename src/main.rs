@@ -11,8 +11,16 @@ mod cli;
     version,
     about = "Adversarial, semi- and weakly-supervised semantic segmentation on any GPU"
 )]
+#[cfg_attr(
+    not(feature = "app"),
+    command(
+        after_help = "Built without the `app` feature: no desktop app (`advseg app`, \
+                     `advseg bench app`); rebuild with default features for it."
+    )
+)]
 struct Cli {
-    /// Without a subcommand: the desktop app when a display is available, else this help.
+    /// Without a subcommand: the desktop app when a display is available, else this help
+    /// (always the help in a build without the `app` feature).
     #[command(subcommand)]
     cmd: Option<Command>,
 }
@@ -20,6 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Desktop app: set up, run and inspect training live (plots, maps, T_semi gate, inference).
+    #[cfg(feature = "app")]
     App(cli::app::AppArgs),
     /// List GPU adapters and the one advseg would use (ADVSEG_BACKEND / ADVSEG_ADAPTER choose).
     Info,
@@ -90,6 +99,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let Some(cmd) = cli.cmd else {
+        #[cfg(feature = "app")]
         if advseg::app::display_available() {
             return cli::app::run(Default::default());
         }
@@ -97,6 +107,7 @@ fn run(cli: Cli) -> Result<()> {
         return Ok(());
     };
     match cmd {
+        #[cfg(feature = "app")]
         Command::App(a) => cli::app::run(a),
         Command::Info => cli::info::run(),
         Command::Bench { what } => cli::bench::run(what),

@@ -49,7 +49,8 @@ fn bench_ops_quick_json() {
 }
 
 /// `advseg bench app` runs a tiny training headless and under the app's frame loop and
-/// reports both rates and the frame times.
+/// reports both rates and the frame times (only in a build with the `app` feature).
+#[cfg(feature = "app")]
 #[test]
 fn bench_app_tiny_json() {
     let out = Command::new(env!("CARGO_BIN_EXE_advseg"))

@@ -24,9 +24,11 @@ pub enum BenchCmd {
     Step(super::bench_step::StepArgs),
     /// The desktop app's overhead: a tiny run headless vs. under the app's observer and a
     /// headless egui frame loop (offscreen wgpu rendering); steps/s of both and frame times.
+    #[cfg(feature = "app")]
     App(AppArgs),
 }
 
+#[cfg(feature = "app")]
 #[derive(Args, Clone)]
 pub struct AppArgs {
     #[arg(long, default_value = "advsemi")]
@@ -49,6 +51,7 @@ pub struct AppArgs {
     json: bool,
 }
 
+#[cfg(feature = "app")]
 fn app(a: AppArgs) -> Result<()> {
     let o = advseg::app::bench::AppBenchOptions {
         method: a.method,
@@ -163,6 +166,7 @@ struct Report {
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Ops(a) => ops(a),
+        #[cfg(feature = "app")]
         BenchCmd::App(a) => app(a),
         BenchCmd::Step(a) => super::bench_step::run(a, Instant::now()),
     }

@@ -1,4 +1,5 @@
 //! Subcommand implementations of the `advseg` binary.
+#[cfg(feature = "app")]
 pub mod app;
 pub mod bench;
 pub mod bench_step;
