@@ -16,7 +16,8 @@
 //          texel at pixel base + tap(t).x + cg: v_j is the texel of pixel j, no transpose.
 // Split-K: lane z sums reduction texels [z·kchunk, (z+1)·kchunk) and writes partials
 // [splits, M, nn]; `splitk` sums them in split order (deterministic, no atomics).
-// Sizes mirror `GemmParams` in src/ops/conv_tex.rs.
+// Sizes mirror `GemmParams` in src/ops/conv_tex.rs. The unrolled register-block code (c0..c31,
+// zero_acc, acc, emit_all) comes from scripts/gen_texgemm_blocks.py (`--check` verifies it).
 
 struct Params {
     m: u32,        // GEMM rows (output channels)
