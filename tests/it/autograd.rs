@@ -9,8 +9,9 @@ use advseg::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use advseg::{Gpu, Tensor};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Tests share one GPU context and its counters; running them one at a time keeps the
-/// steady-state counter deltas free of other tests' work.
+/// These tests share one GPU context; running them one at a time keeps them from interleaving
+/// their tapes' work. The steady-state test counts on a context of its own, because the other
+/// modules of this test binary use the shared one in parallel.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn gpu() -> (MutexGuard<'static, ()>, Arc<Gpu>) {
@@ -210,7 +211,8 @@ fn backward_retain_then_backward_then_error() {
 /// reads back only a little (one readback for the loss value when it is asked for).
 #[test]
 fn training_steps_reach_steady_state() {
-    let (_serial, g) = gpu();
+    let (_serial, _) = gpu();
+    let g = Gpu::new().expect("GPU adapter");
     let net = Net::new(&g);
     let (gp, dp, bp) = params(&g);
     let mut opt = Sgd::new(

@@ -2,13 +2,12 @@
 //! error messages, 0-d tensors, fuzzing of the file readers and a kill -9 loop. Figures printed
 //! here (`-- --nocapture`) are the ones in docs/RELIABILITY.md.
 
-mod common;
-
+use crate::common;
+use crate::common::{advseg, fails, ok, tmp};
 use advseg::data::io::{decode_image, write_gray_png, write_rgb_png, RgbImage};
 use advseg::nn::checkpoint::{parse_safetensors, read_safetensors, to_safetensors};
 use advseg::train::checkpoint::Checkpoint;
 use advseg::{ops, Gpu, Tensor};
-use common::{advseg, fails, ok, tmp};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};

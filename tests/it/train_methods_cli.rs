@@ -1,9 +1,8 @@
 //! End-to-end `advseg train` / `eval` / `predict` of `gan-cegu`, `ssgan`, `eader` and `rrm` on
 //! synthetic data (lavapipe-sized), with the helpers and settings of `train_cli.rs`.
 
-mod common;
-
-use common::*;
+use crate::common;
+use crate::common::*;
 use std::path::PathBuf;
 
 fn tmp(name: &str) -> PathBuf {

@@ -1,9 +1,8 @@
 //! End-to-end `advseg train` / `eval` / `predict` on synthetic data with the `tiny` arch
 //! (lavapipe-sized), and the CLI's error messages.
 
-mod common;
-
-use common::*;
+use crate::common;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {
