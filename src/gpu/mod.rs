@@ -618,10 +618,15 @@ impl Gpu {
         self.take_errors()
     }
 
-    /// Polls the device once without submitting, ignoring errors: after a failure this lets
-    /// wgpu run its pending callbacks (a destroyed device reports itself lost only from a
-    /// poll), so the device-lost report can come before the caller's own error.
+    /// Waits (bounded) for submitted work without submitting more, ignoring errors: after a
+    /// failure this lets wgpu run its pending callbacks, so the device-lost report can come
+    /// before the caller's own error. A destroyed device reports itself lost only from a poll
+    /// that finds its queue empty, so a single non-blocking poll could miss it.
     pub fn settle(&self) {
+        let _ = self.device.poll(wgpu::PollType::Wait {
+            submission_index: None,
+            timeout: Some(std::time::Duration::from_secs(5)),
+        });
         let _ = self.device.poll(wgpu::PollType::Poll);
     }
 
