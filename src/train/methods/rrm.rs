@@ -59,8 +59,10 @@ use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, Strea
 use crate::train::models;
 use serde::{Deserialize, Serialize};
 
-/// Archs with RRM's two branches.
-pub const ARCHS: &[&str] = &["rrm-resnet50", "rrm-tiny"];
+/// Archs with RRM's two branches: a CAM classifier that is also a segmenter.
+pub fn archs() -> Vec<&'static str> {
+    crate::nn::registry::names_with(|a| a.caps.segmenter && a.caps.cam_classifier)
+}
 
 /// RRM settings; defaults are recipe (B) of methods.md §4.4 (`train_from_cls_weight.py`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -266,13 +268,13 @@ pub struct RrmMethod {
 pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
     let cfg: RrmConfig = env.cfg.method_config()?;
     let c = &env.cfg.common;
-    if !ARCHS.contains(&c.arch.as_str()) {
+    if !archs().contains(&c.arch.as_str()) {
         return Err(Error::invalid(
             "rrm",
             format!(
                 "arch {:?} has no RRM classification + segmentation branches; use one of {}",
                 c.arch,
-                ARCHS.join(", ")
+                archs().join(", ")
             ),
         ));
     }
