@@ -3,11 +3,14 @@
 //! Work is recorded into one open compute pass and submitted in batches; per-dispatch parameters
 //! go to a uniform ring written once per submit. Nothing is read back unless a caller asks.
 
+pub mod codes;
 mod counters;
 pub mod device;
+pub mod layout;
 mod pipeline_cache;
 mod pool;
 mod texture;
+pub mod wgsl_compose;
 
 pub use counters::{CounterSnapshot, Counters};
 pub use device::AdapterSummary;
