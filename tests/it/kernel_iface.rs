@@ -244,30 +244,27 @@ fn prelude_helpers_live_once() {
     assert!(n >= 10, "{n} shaders include the prelude");
 }
 
-/// Storage bindings per kernel (entry point): declared in its shader (what is bound today,
-/// placeholders included) and used by the entry point. Prints the table; fails only past
-/// WebGPU's default of 8 per stage.
+/// Storage bindings per kernel (entry point): declared in its shader (what was bound before
+/// pipelines bound per entry point, placeholders included) and used by the entry point (what
+/// `Gpu` lays out and binds now, from the same `reflect::analyse`). Prints the table; fails
+/// past WebGPU's default of 8 per stage.
 #[test]
 fn storage_buffers_per_kernel() {
     let mut rows = Vec::new();
     for c in composed().iter().filter(|c| c.base.is_none()) {
         let m = parse(c);
-        let mut v = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        );
-        let info = v
-            .validate(&m)
-            .unwrap_or_else(|e| panic!("{}: {}", c.name, e.emit_to_string(&c.source)));
-        let storage: Vec<_> = m
+        let uses = advseg::gpu::reflect::analyse(&c.source).expect("analysis");
+        let storage: Vec<u32> = m
             .global_variables
             .iter()
             .filter(|(_, g)| matches!(g.space, AddressSpace::Storage { .. }))
-            .map(|(h, _)| h)
+            .filter_map(|(_, g)| g.binding.as_ref().map(|b| b.binding))
             .collect();
-        for (i, ep) in m.entry_points.iter().enumerate() {
-            let f = info.get_entry_point(i);
-            let used = storage.iter().filter(|&&h| !f[h].is_empty()).count();
+        for ep in &m.entry_points {
+            let used = uses[&ep.name]
+                .iter()
+                .filter(|b| storage.contains(b))
+                .count();
             rows.push((format!("{}::{}", c.name, ep.name), storage.len(), used));
         }
     }
@@ -282,6 +279,56 @@ fn storage_buffers_per_kernel() {
         over(|r| r.1),
         over(|r| r.2)
     );
-    let too_many: Vec<_> = rows.iter().filter(|r| r.1 > 8).collect();
+    let too_many: Vec<_> = rows.iter().filter(|r| r.2 > 8).collect();
     assert!(too_many.is_empty(), "over WebGPU's 8: {too_many:?}");
+    // Placeholders no longer count: `elementwise::fill` writes one buffer of its four.
+    assert!(rows.contains(&("elementwise::fill".into(), 4, 1)), "{rows:?}");
+}
+
+#[test]
+fn analysis_sees_each_entry_points_own_bindings() {
+    let src = "
+        @group(0) @binding(0) var<uniform> p: vec4<u32>;
+        @group(0) @binding(1) var<storage, read> a: array<f32>;
+        @group(0) @binding(2) var<storage, read_write> b: array<f32>;
+        fn helper(i: u32) -> f32 { return a[i]; }
+        @compute @workgroup_size(1) fn reads(@builtin(global_invocation_id) g: vec3<u32>) {
+            b[g.x] = helper(g.x + p.x);
+        }
+        @compute @workgroup_size(1) fn writes(@builtin(global_invocation_id) g: vec3<u32>) {
+            b[g.x] = 1.0;
+        }";
+    let uses = advseg::gpu::reflect::analyse(src).expect("valid");
+    assert_eq!(uses["reads"], [0, 1, 2], "through the helper call");
+    assert_eq!(uses["writes"], [2]);
+}
+
+/// On the GPU: unused slots are skipped (fill binds one buffer of four), and a kernel given
+/// fewer bindings than it uses is refused by name instead of failing inside wgpu.
+#[test]
+fn kernels_bind_only_what_they_use() {
+    use advseg::gpu::r;
+    let gpu = advseg::Gpu::shared().expect("GPU adapter");
+    let t = advseg::Tensor::zeros(&gpu, &[5], advseg::DType::F32).unwrap();
+    advseg::ops::elementwise::fill(&t, 2.5).unwrap();
+    assert_eq!(t.to_vec_f32().unwrap(), [2.5; 5]);
+    // Params of elementwise: n = 5 in the first word, the rest zero (80 bytes).
+    let mut params = [0u32; 20];
+    params[0] = 5;
+    let e = gpu
+        .dispatch(
+            "elementwise",
+            "unary",
+            &[("OP", advseg::gpu::codes::UN_RELU)],
+            &params,
+            &[r(t.buffer()), gpu.unused()],
+            [1, 1, 1],
+        )
+        .err()
+        .expect("binding 3 missing")
+        .to_string();
+    assert!(
+        e.contains("elementwise::unary uses binding 3 but was given 2"),
+        "{e}"
+    );
 }
