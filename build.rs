@@ -44,8 +44,8 @@ fn main() {
     fs::write(out_dir.join("shaders.rs"), shaders + &variants).unwrap();
 
     let codes_file = root.join("include").join("codes.wgsl");
-    let src = fs::read_to_string(&codes_file)
-        .unwrap_or_else(|e| panic!("{}: {e}", codes_file.display()));
+    let src =
+        fs::read_to_string(&codes_file).unwrap_or_else(|e| panic!("{}: {e}", codes_file.display()));
     let codes = wgsl_compose::parse_codes(&src, &codes_file).unwrap_or_else(|e| panic!("{e}"));
     let mut rs = String::new();
     for (name, v) in &codes {

@@ -194,7 +194,8 @@ pub fn parse_codes(src: &str, file: &Path) -> Result<Vec<(String, u32)>, String>
                 let v = v.split("//").next()?.trim().strip_suffix("u;")?;
                 Some((n.trim().to_string(), v.parse::<u32>().ok()?))
             });
-        let (name, v) = parsed.ok_or_else(|| format!("{}: expected `const NAME: u32 = Vu;`", at()))?;
+        let (name, v) =
+            parsed.ok_or_else(|| format!("{}: expected `const NAME: u32 = Vu;`", at()))?;
         if codes.iter().any(|(n, _)| *n == name) {
             return Err(format!("{}: {name} defined twice", at()));
         }

@@ -297,7 +297,9 @@ pub const ARCH_REGISTRY: &[ArchSpec] = &[
         about: "SS-GAN/Luc image-conditioned adversary (--encoding basic|product|concat), OS 4",
         build: |s, c, o| {
             let ndf = o.width.unwrap_or(IMGDISC_NDF);
-            Ok(Net::ImgDisc(Box::new(ImgDisc::new(s, "", c, ndf, o.encoding))))
+            Ok(Net::ImgDisc(Box::new(ImgDisc::new(
+                s, "", c, ndf, o.encoding,
+            ))))
         },
         head_prefix: None,
         auto_bn: BnMode::Train,

@@ -25,7 +25,9 @@ struct Params {
 crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "elementwise", Params { n, op, a, b, out_dims, sa, sb, _pad });
 
 /// How `binary` reads an input (the shader's KA / KB constants).
-use crate::gpu::codes::{LOAD_FLAT as FLAT, LOAD_GATHER as GATHER, LOAD_ROW as ROW, LOAD_SPLAT as SPLAT};
+use crate::gpu::codes::{
+    LOAD_FLAT as FLAT, LOAD_GATHER as GATHER, LOAD_ROW as ROW, LOAD_SPLAT as SPLAT,
+};
 
 /// Workgroups for `n` elements: each invocation handles one vec4.
 fn grid(gpu: &crate::Gpu, n: usize) -> [u32; 3] {

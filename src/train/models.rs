@@ -30,7 +30,9 @@ pub fn generator(
     seed: u64,
     aspp_quirk: bool,
 ) -> Result<Model> {
-    registry::find_with("train", arch, "a segmentation network", |a| a.caps.segmenter)?;
+    registry::find_with("train", arch, "a segmentation network", |a| {
+        a.caps.segmenter
+    })?;
     let opts = ArchOpts {
         aspp_quirk,
         ..ArchOpts::default()

@@ -62,10 +62,7 @@ fn compare(m: &Module, rust: &ParamsLayout) -> Vec<String> {
     };
     let mut bad = Vec::new();
     if *span as usize != rust.size {
-        bad.push(format!(
-            "size: WGSL {span} bytes, Rust {} bytes",
-            rust.size
-        ));
+        bad.push(format!("size: WGSL {span} bytes, Rust {} bytes", rust.size));
     }
     // Padding (names starting with `_`) may be split differently on the two sides; the sizes
     // above and the offsets of the real fields pin it down.
@@ -81,7 +78,9 @@ fn compare(m: &Module, rust: &ParamsLayout) -> Vec<String> {
     if wgsl.len() != ours.len() {
         bad.push(format!(
             "fields: WGSL {:?}, Rust {:?}",
-            wgsl.iter().map(|f| f.name.as_deref().unwrap_or("?")).collect::<Vec<_>>(),
+            wgsl.iter()
+                .map(|f| f.name.as_deref().unwrap_or("?"))
+                .collect::<Vec<_>>(),
             ours.iter().map(|f| f.name).collect::<Vec<_>>()
         ));
     }
@@ -91,10 +90,7 @@ fn compare(m: &Module, rust: &ParamsLayout) -> Vec<String> {
             bad.push(format!("field {wn:?} (WGSL) vs {:?} (Rust)", r.name));
         }
         if w.offset as usize != r.offset {
-            bad.push(format!(
-                "{wn}: offset WGSL {}, Rust {}",
-                w.offset, r.offset
-            ));
+            bad.push(format!("{wn}: offset WGSL {}, Rust {}", w.offset, r.offset));
         }
         match flatten(m, w.ty) {
             Ok(t) if t == (r.scalar, r.count) => {}
@@ -146,10 +142,16 @@ fn every_params_struct_matches_its_rust_mirror() {
     }
     for l in &layouts {
         if !shaders.iter().any(|c| c.name == l.shader) {
-            failures.push(format!("{}: shader {:?} does not exist", l.rust_type, l.shader));
+            failures.push(format!(
+                "{}: shader {:?} does not exist",
+                l.rust_type, l.shader
+            ));
         }
     }
-    println!("checked {checked} Params structs against {} Rust mirrors", layouts.len());
+    println!(
+        "checked {checked} Params structs against {} Rust mirrors",
+        layouts.len()
+    );
     assert!(
         failures.is_empty(),
         "{} mismatch(es):\n{}",
@@ -219,10 +221,20 @@ fn op_codes_are_the_wgsl_constants() {
     // The enum → code maps are explicit, so reordering an enum cannot change them.
     use advseg::gpu::codes as k;
     assert_eq!(
-        [k::BIN_ADD, k::BIN_SUB, k::BIN_MUL, k::BIN_DIV, k::BIN_MAX, k::BIN_GT],
+        [
+            k::BIN_ADD,
+            k::BIN_SUB,
+            k::BIN_MUL,
+            k::BIN_DIV,
+            k::BIN_MAX,
+            k::BIN_GT
+        ],
         [0, 1, 2, 3, 4, 5]
     );
-    assert_eq!(advseg::ops::conv::GemmMode::WeightGrad as u32, k::GEMM_WEIGHT_GRAD);
+    assert_eq!(
+        advseg::ops::conv::GemmMode::WeightGrad as u32,
+        k::GEMM_WEIGHT_GRAD
+    );
 }
 
 /// Which shaders use the shared prelude instead of a copy of its helpers.
@@ -282,7 +294,10 @@ fn storage_buffers_per_kernel() {
     let too_many: Vec<_> = rows.iter().filter(|r| r.2 > 8).collect();
     assert!(too_many.is_empty(), "over WebGPU's 8: {too_many:?}");
     // Placeholders no longer count: `elementwise::fill` writes one buffer of its four.
-    assert!(rows.contains(&("elementwise::fill".into(), 4, 1)), "{rows:?}");
+    assert!(
+        rows.contains(&("elementwise::fill".into(), 4, 1)),
+        "{rows:?}"
+    );
 }
 
 #[test]
@@ -324,8 +339,7 @@ fn kernels_bind_only_what_they_use() {
             &[r(t.buffer()), gpu.unused()],
             [1, 1, 1],
         )
-        .err()
-        .expect("binding 3 missing")
+        .expect_err("binding 3 missing")
         .to_string();
     assert!(
         e.contains("elementwise::unary uses binding 3 but was given 2"),
