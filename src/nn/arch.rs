@@ -211,6 +211,14 @@ impl Model {
         }
     }
 
+    /// The RRM two-branch net inside, for the `rrm` method's branch-level calls.
+    pub fn as_rrm(&self) -> Option<&Rrm> {
+        match &self.net {
+            Net::Rrm(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// Every BatchNorm layer of the model.
     pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {
         match &self.net {

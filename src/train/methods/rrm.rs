@@ -46,7 +46,7 @@ use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::data::{AugConfig, Normalise};
 use crate::error::{Error, Result};
-use crate::nn::arch::{Model, Net};
+use crate::nn::arch::Model;
 use crate::nn::cam::NORM_EPS;
 use crate::nn::rrm::Rrm;
 use crate::nn::{BnMode, Kind};
@@ -325,10 +325,7 @@ struct Labels {
 
 impl RrmMethod {
     fn net(&self) -> &Rrm {
-        match &self.g.net {
-            Net::Rrm(r) => r,
-            _ => unreachable!("build checks the arch"),
-        }
+        self.g.as_rrm().expect("build checks the arch")
     }
 
     /// Averaged multi-scale CAM [N, K, h, w] (no graph); `f1` are the scale-1 features.
