@@ -396,8 +396,18 @@ mod tests {
     }
 
     #[test]
-    fn auto_bn_mode_is_the_old_prefix_rule() {
+    fn entries_reproduce_the_old_name_rules() {
         for a in ARCH_REGISTRY {
+            let head = if a.name.starts_with("deeplabv2") {
+                Some("layer5.")
+            } else if a.name == "tiny" {
+                Some("aspp.")
+            } else {
+                None
+            };
+            assert_eq!(a.head_prefix, head, "{}", a.name);
+            let ndf = if a.name == "tiny" { 8 } else { 64 };
+            assert_eq!(a.quirks.paired_ndf, ndf, "{}", a.name);
             let old = if a.name.starts_with("deeplab") {
                 BnMode::FrozenAffine
             } else if a.name == "rrm-resnet50" {
