@@ -41,13 +41,9 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> stats_w: array<f32>;
 @group(0) @binding(8) var<storage, read_write> assign_w: array<u32>;
 
-const WG: u32 = 256u;
+// @include prelude
 const CG: u32 = 8u;
 const SW: u32 = 16u;
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
 
 fn colour(base: u32, hw: u32, j: u32) -> vec3<f32> {
     return vec3<f32>(img[base + j], img[base + hw + j], img[base + 2u * hw + j]);

@@ -48,7 +48,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
-override MODE: u32 = 0u;
+// @include codes
+override MODE: u32 = 0u;   // GEMM_FORWARD, GEMM_INPUT_GRAD or GEMM_WEIGHT_GRAD
 override TM: u32 = 64u;
 override TN: u32 = 64u;
 override TK: u32 = 16u;
@@ -99,9 +100,9 @@ fn k_entry(k: u32, k_end: u32) -> vec4<i32> {
     if (k >= k_end) {
         return vec4<i32>(0, 0, 0, -1);
     }
-    if (MODE == 0u) {
+    if (MODE == GEMM_FORWARD) {
         return vec4<i32>(tap_part(k), i32(k));
-    } else if (MODE == 1u) {
+    } else if (MODE == GEMM_INPUT_GRAD) {
         // k = (co, kh, kw): dy channel offset, negated tap offsets (oh·s = ih + pad − kh·dil).
         let khw = p.kh * p.kw;
         let c = k / khw;
@@ -119,9 +120,9 @@ fn a_row(m: u32) -> i32 {
     if (m >= p.m) {
         return -1;
     }
-    if (MODE == 0u) {
+    if (MODE == GEMM_FORWARD) {
         return i32(m * p.k);          // weights [co, (ci, kh, kw)]
-    } else if (MODE == 1u) {
+    } else if (MODE == GEMM_INPUT_GRAD) {
         return i32(m * p.kh * p.kw);  // weights [co, ci = m, kh, kw]
     }
     return i32(m * p.oh * p.ow);      // dy [b, co = m, oh, ow]
@@ -132,9 +133,9 @@ fn b_col(n: u32) -> vec3<i32> {
     if (n >= p.n) {
         return vec3<i32>(-1, 0, 0);
     }
-    if (MODE == 0u) {
+    if (MODE == GEMM_FORWARD) {
         return pos_part(n);
-    } else if (MODE == 2u) {
+    } else if (MODE == GEMM_WEIGHT_GRAD) {
         return tap_part(n);
     }
     // n = (b, ih, iw)
@@ -162,7 +163,7 @@ fn b_val(col: vec3<i32>, kt: vec4<i32>) -> f32 {
     if (ty < 0 || tx < 0) {
         return 0.0;
     }
-    if (MODE == 1u) {
+    if (MODE == GEMM_INPUT_GRAD) {
         // Input position reached by output (oy, ox) only when the stride divides exactly.
         var oy = u32(ty);
         var ox = u32(tx);

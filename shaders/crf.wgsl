@@ -26,11 +26,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out2: array<f32>;
 
-const WG: u32 = 256u;
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
+// @include prelude
 
 fn base_of(i: u32) -> u32 {
     return (i / p.hw) * p.c * p.hw + i % p.hw;

@@ -1,5 +1,6 @@
 // Elementwise kernels: unary maps and their backward, broadcast binary ops, fill.
-// Unary/binary op codes mirror `UnaryOp` / `BinaryOp` in src/ops/elementwise.rs.
+// Unary/binary op codes are the UN_* / BIN_* constants of shaders/include/codes.wgsl, which
+// build.rs also gives to Rust (`advseg::gpu::codes`, used by `UnaryOp` / `BinaryOp`).
 //
 // Each invocation handles four consecutive elements as one vec4 (buffers are declared as vec4
 // arrays; pool buffers are multiples of 16 bytes): on CPU SIMD drivers (lavapipe) a vec4 load
@@ -32,21 +33,15 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> g: array<vec4<f32>>;
 
-const WG: u32 = 256u;
+// @include prelude
+// @include codes
 
 // Op code of unary / unary_bwd / binary (mirrors UnaryOp / BinaryOp).
 override OP: u32 = 0u;
 // binary: how each input's four elements under an output vec4 are read (see load_in).
 override KA: u32 = 0u;
 override KB: u32 = 0u;
-const FLAT: u32 = 0u;      // laid out as the output: the same vec4
-const ROW: u32 = 1u;       // unit stride along w (w % 4 == 0): one vec4 at a broadcast offset
-const SPLAT: u32 = 2u;     // broadcast along w (w % 4 == 0): one element for all four
-const GATHER: u32 = 3u;    // w % 4 != 0: element by element
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
+// (LOAD_FLAT, LOAD_ROW, LOAD_SPLAT, LOAD_GATHER: shaders/include/codes.wgsl)
 
 // Writes vec4 i of the output, only the components below n for the last one.
 fn store(i: u32, v: vec4<f32>) {
@@ -69,18 +64,18 @@ fn sigm(v: vec4<f32>) -> vec4<f32> {
 fn unary_f(op: u32, v: vec4<f32>) -> vec4<f32> {
     let zero = vec4<f32>(0.0);
     switch op {
-        case 0u: { return max(v, zero); }                             // relu
-        case 1u: { return select(v * p.a, v, v > zero); }             // leaky_relu(a)
-        case 2u: { return sigm(v); }                                  // sigmoid
-        case 3u: { return tanh(v); }                                  // tanh
-        case 4u: { return p.a * v + p.b; }                            // affine a*x+b
-        case 5u: { return exp(v); }                                   // exp
-        case 6u: { return log(v); }                                   // log
-        case 7u: { return v * v; }                                    // square
-        case 8u: { return sqrt(v); }                                  // sqrt
-        case 9u: { return abs(v); }                                   // abs
-        case 10u: { return clamp(v, vec4<f32>(p.a), vec4<f32>(p.b)); } // clamp
-        case 11u: { return max(v, zero) + log(1.0 + exp(-abs(v))); }  // softplus (stable)
+        case UN_RELU: { return max(v, zero); }
+        case UN_LEAKY_RELU: { return select(v * p.a, v, v > zero); }  // leaky_relu(a)
+        case UN_SIGMOID: { return sigm(v); }
+        case UN_TANH: { return tanh(v); }
+        case UN_AFFINE: { return p.a * v + p.b; }  // affine a*x+b
+        case UN_EXP: { return exp(v); }
+        case UN_LOG: { return log(v); }
+        case UN_SQUARE: { return v * v; }
+        case UN_SQRT: { return sqrt(v); }
+        case UN_ABS: { return abs(v); }
+        case UN_CLAMP: { return clamp(v, vec4<f32>(p.a), vec4<f32>(p.b)); }
+        case UN_SOFTPLUS: { return max(v, zero) + log(1.0 + exp(-abs(v))); }  // softplus (stable)
         default: { return v; }
     }
 }
@@ -90,18 +85,18 @@ fn unary_d(op: u32, v: vec4<f32>, o: vec4<f32>) -> vec4<f32> {
     let zero = vec4<f32>(0.0);
     let one = vec4<f32>(1.0);
     switch op {
-        case 0u: { return select(zero, one, v > zero); }
-        case 1u: { return select(vec4<f32>(p.a), one, v > zero); }
-        case 2u: { return o * (1.0 - o); }
-        case 3u: { return 1.0 - o * o; }
-        case 4u: { return vec4<f32>(p.a); }
-        case 5u: { return o; }
-        case 6u: { return 1.0 / v; }
-        case 7u: { return 2.0 * v; }
-        case 8u: { return 0.5 / o; }
-        case 9u: { return sign(v); }
-        case 10u: { return select(zero, one, (v >= vec4<f32>(p.a)) & (v <= vec4<f32>(p.b))); }
-        case 11u: { return sigm(v); }
+        case UN_RELU: { return select(zero, one, v > zero); }
+        case UN_LEAKY_RELU: { return select(vec4<f32>(p.a), one, v > zero); }
+        case UN_SIGMOID: { return o * (1.0 - o); }
+        case UN_TANH: { return 1.0 - o * o; }
+        case UN_AFFINE: { return vec4<f32>(p.a); }
+        case UN_EXP: { return o; }
+        case UN_LOG: { return 1.0 / v; }
+        case UN_SQUARE: { return 2.0 * v; }
+        case UN_SQRT: { return 0.5 / o; }
+        case UN_ABS: { return sign(v); }
+        case UN_CLAMP: { return select(zero, one, (v >= vec4<f32>(p.a)) & (v <= vec4<f32>(p.b))); }
+        case UN_SOFTPLUS: { return sigm(v); }
         default: { return one; }
     }
 }
@@ -124,12 +119,12 @@ fn unary_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 
 fn binary_f(op: u32, u: vec4<f32>, v: vec4<f32>) -> vec4<f32> {
     switch op {
-        case 0u: { return u + v; }
-        case 1u: { return u - v; }
-        case 2u: { return u * v; }
-        case 3u: { return u / v; }
-        case 4u: { return max(u, v); }
-        case 5u: { return select(vec4<f32>(0.0), vec4<f32>(1.0), u > v); }   // greater-than mask
+        case BIN_ADD: { return u + v; }
+        case BIN_SUB: { return u - v; }
+        case BIN_MUL: { return u * v; }
+        case BIN_DIV: { return u / v; }
+        case BIN_MAX: { return max(u, v); }
+        case BIN_GT: { return select(vec4<f32>(0.0), vec4<f32>(1.0), u > v); }  // greater-than mask
         default: { return u; }
     }
 }
@@ -158,17 +153,17 @@ fn load_one(which: u32, e: u32, s: vec4<u32>) -> f32 {
 // The four elements of input `which` under output vec4 i, read as `kind` says. For ROW the
 // offset is a multiple of 4 (all strides but w's are multiples of w).
 fn load_in(which: u32, kind: u32, i: u32, s: vec4<u32>) -> vec4<f32> {
-    if (kind == FLAT) {
+    if (kind == LOAD_FLAT) {
         if (which == 0u) { return x[i]; }
         return y[i];
     }
-    if (kind == GATHER) {
+    if (kind == LOAD_GATHER) {
         let e = 4u * i;
         return vec4<f32>(load_one(which, e, s), load_one(which, e + 1u, s),
                          load_one(which, e + 2u, s), load_one(which, e + 3u, s));
     }
     let off = bcast_offset(4u * i, s);
-    if (kind == ROW) {
+    if (kind == LOAD_ROW) {
         if (which == 0u) { return x[off >> 2u]; }
         return y[off >> 2u];
     }

@@ -24,14 +24,10 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
 @group(0) @binding(8) var<storage, read_write> out2: array<f32>;
 
-const WG: u32 = 256u;
+// @include prelude
 // has_w as a pipeline constant: CPU SIMD drivers (lavapipe) run both sides of a uniform branch
 // under a mask, so a runtime flag read the unbound weight/mask buffer for every element anyway.
 override HAS_W: u32 = 0u;
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
 
 // Labels that are ignored or out of range do not count (see ops::softmax::check_labels).
 fn ce_valid(t: i32) -> bool {

@@ -23,11 +23,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> s1: array<f32>;   // momentum buffer / exp_avg
 @group(0) @binding(4) var<storage, read_write> s2: array<f32>;   // exp_avg_sq
 
-const WG: u32 = 256u;
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
+// @include prelude
 
 // SGD without momentum: p −= lr·(g + wd·p).
 @compute @workgroup_size(256)

@@ -23,11 +23,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> arg: array<i32>; // max: argmax written by forward
 @group(0) @binding(4) var<storage, read> argr: array<i32>;      // max backward: saved argmax
 
-const WG: u32 = 256u;
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
+// @include prelude
 
 // Output rows/cols whose (unclipped) window [o*s - pad, o*s - pad + k) contains input index i:
 // returns [first, last] (empty when first > last).

@@ -19,7 +19,7 @@ struct Params {
 // vec4s so bilinear_fwd can store four outputs at once; scalar stores index a component.
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
 
-const WG: u32 = 256u;
+// @include prelude
 // Pipeline constants: CPU SIMD drivers (lavapipe) run both sides of a uniform branch under a
 // mask, so align_corners as a uniform cost both source-index formulas.
 override ALIGN: u32 = 0u;   // align_corners
@@ -27,10 +27,6 @@ override X4: u32 = 0u;      // bilinear_fwd: ow % 4 == 0, four outputs of a row 
 
 fn put(i: u32, v: f32) {
     out[i >> 2u][i & 3u] = v;
-}
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid.x;
 }
 
 // One axis of a bilinear tap: lower source index, step to the upper one (0 at the last

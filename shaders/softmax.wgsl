@@ -11,7 +11,7 @@ struct Params {
     n_pos: u32,     // positions N * inner (or output elements for one_hot)
     c: u32,         // channels
     inner: u32,     // H * W (1 for [N, C])
-    op: u32,        // 0 = softmax, 1 = log_softmax (mirrors the OP constant)
+    op: u32,        // SOFTMAX or LOG_SOFTMAX (mirrors the OP constant)
     ignore: i32,    // ignore_index of one_hot
     _pad0: u32,
     _pad1: u32,
@@ -25,13 +25,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read> lab: array<vec4<i32>>;
 @group(0) @binding(5) var<storage, read_write> out_i: array<i32>;
 
-const WG: u32 = 256u;
-override OP: u32 = 0u;   // 0 = softmax, 1 = log_softmax
+// @include prelude
+// @include codes
+override OP: u32 = 0u;   // SOFTMAX or LOG_SOFTMAX
 override V4: u32 = 0u;   // inner % 4 == 0: four positions per invocation
-
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
 
 // Offset of channel 0 at position i.
 fn base_of(i: u32) -> u32 {
@@ -87,7 +84,7 @@ fn softmax_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     for (var c = 0u; c < p.c; c = c + 1u) {
         let k = b + c * p.inner;
         let z = ld(k) - m;
-        if (OP == 0u) {
+        if (OP == SOFTMAX) {
             st(k, exp(z) / s);
         } else {
             st(k, z - ls);
@@ -106,7 +103,7 @@ fn softmax_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var s = vec4<f32>(0.0);
     for (var c = 0u; c < p.c; c = c + 1u) {
         let k = b + c * p.inner;
-        if (OP == 0u) {
+        if (OP == SOFTMAX) {
             s = s + ldg(k) * ld(k);
         } else {
             s = s + ldg(k);
@@ -114,7 +111,7 @@ fn softmax_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     }
     for (var c = 0u; c < p.c; c = c + 1u) {
         let k = b + c * p.inner;
-        if (OP == 0u) {
+        if (OP == SOFTMAX) {
             st(k, ld(k) * (ldg(k) - s));
         } else {
             st(k, ldg(k) - exp(ld(k)) * s);

@@ -11,6 +11,7 @@ pub mod autograd;
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod kernels;
 pub mod metrics;
 pub mod nn;
 pub mod ops;

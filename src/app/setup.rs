@@ -442,9 +442,9 @@ pub fn setup_ui(
                         egui::ComboBox::from_id_salt(k.as_str())
                             .selected_text(v.clone())
                             .show_ui(ui, |ui| {
-                                for (a, about) in crate::nn::arch::ARCHS {
-                                    ui.selectable_value(v, a.to_string(), *a)
-                                        .on_hover_text(*about);
+                                for a in crate::nn::registry::ARCH_REGISTRY {
+                                    ui.selectable_value(v, a.name.to_string(), a.name)
+                                        .on_hover_text(a.about);
                                 }
                             })
                             .response

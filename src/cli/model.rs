@@ -43,8 +43,8 @@ pub struct ModelArgs {
 
 pub fn run(a: ModelArgs) -> Result<()> {
     if a.list {
-        for (n, d) in arch::ARCHS {
-            println!("{n:<22} {d}");
+        for a in advseg::nn::registry::ARCH_REGISTRY {
+            println!("{:<22} {}", a.name, a.about);
         }
         return Ok(());
     }
@@ -53,6 +53,7 @@ pub fn run(a: ModelArgs) -> Result<()> {
         output_stride: a.output_stride,
         aspp_quirk: a.aspp_quirk,
         encoding: Encoding::parse(&a.encoding)?,
+        ..arch::ArchOpts::default()
     };
     let m = arch::build_with(&name, a.classes, &opts)?;
     println!("{:<48} {:>20} {:>12}  kind", "name", "shape", "elements");

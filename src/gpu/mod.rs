@@ -3,11 +3,15 @@
 //! Work is recorded into one open compute pass and submitted in batches; per-dispatch parameters
 //! go to a uniform ring written once per submit. Nothing is read back unless a caller asks.
 
+pub mod codes;
 mod counters;
 pub mod device;
+pub mod layout;
 mod pipeline_cache;
 mod pool;
+pub mod reflect;
 mod texture;
+pub mod wgsl_compose;
 
 pub use counters::{CounterSnapshot, Counters};
 pub use device::AdapterSummary;
@@ -89,6 +93,8 @@ struct PipeKey {
 struct Pipe {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+    /// Bindings the entry point uses: only these are laid out and bound.
+    used: Vec<u32>,
 }
 
 #[derive(Default)]
@@ -369,6 +375,20 @@ impl Gpu {
             return Ok(p.clone());
         }
         let module = self.module(key.shader)?;
+        let src = shader_source(key.shader).unwrap_or_default();
+        let used = reflect::used_bindings(key.shader, src, key.entry)
+            .map_err(|e| Error::invalid("dispatch", e))?;
+        if let Some(&b) = used.iter().find(|&&b| b as usize > key.access.len()) {
+            return Err(Error::invalid(
+                "dispatch",
+                format!(
+                    "{}::{} uses binding {b} but was given {} (bindings 1..)",
+                    key.shader,
+                    key.entry,
+                    key.access.len()
+                ),
+            ));
+        }
         let mut entries = vec![wgpu::BindGroupLayoutEntry {
             binding: 0,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -406,6 +426,7 @@ impl Gpu {
                 count: None,
             });
         }
+        entries.retain(|e| used.contains(&e.binding));
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let layout = self
             .device
@@ -445,7 +466,11 @@ impl Gpu {
             )));
         }
         self.counters.pipelines.fetch_add(1, Relaxed);
-        let p = Arc::new(Pipe { pipeline, layout });
+        let p = Arc::new(Pipe {
+            pipeline,
+            layout,
+            used,
+        });
         self.pipelines
             .lock()
             .unwrap()
@@ -549,7 +574,13 @@ impl Gpu {
                 size: std::num::NonZeroU64::new(slot),
             }),
         }];
+        if !pipe.used.contains(&0) {
+            entries.clear();
+        }
         for (i, b) in binds.iter().enumerate() {
+            if !pipe.used.contains(&(i as u32 + 1)) {
+                continue;
+            }
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
                 resource: match b.0 {

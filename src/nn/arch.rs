@@ -1,63 +1,19 @@
-//! Architecture registry: command-line names → parameter layout (and, later, forward passes).
+//! Built networks: `build` (by the names of [`super::registry`]) → `Model`, and the forward
+//! passes and CAM hooks each kind of network offers.
 
 use super::deeplab::DeepLabV2;
 use super::deeplabv3::DeepLabV3;
 use super::disc::FcDiscriminator;
 use super::fcn::Fcn32;
-use super::imgdisc::{Encoding, ImgDisc, IMGDISC_NDF};
+use super::imgdisc::{Encoding, ImgDisc};
 use super::layers::{BatchNorm2d, BnMode};
 use super::param::ParamStore;
-use super::resnet::{ResNet, ResNetCfg};
+use super::registry;
+use super::resnet::ResNet;
 use super::rrm::Rrm;
 use super::vgg::Vgg16;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-
-/// Names accepted by `--arch` / `--disc`, with a one-line description.
-pub const ARCHS: &[(&str, &str)] = &[
-    ("resnet18", "torchvision ResNet-18 (with fc)"),
-    ("resnet50", "torchvision ResNet-50 (with fc)"),
-    ("resnet101", "torchvision ResNet-101 (with fc)"),
-    ("vgg16", "torchvision VGG16 (with classifier)"),
-    (
-        "deeplabv2-resnet101",
-        "AdvSemiSeg Res_Deeplab: dilated ResNet-101 (OS 8) + ASPP-v2 layer5",
-    ),
-    ("deeplabv2-resnet50", "DeepLab-v2 on ResNet-50"),
-    (
-        "deeplabv3-resnet50",
-        "enhanced ASPP (DeepLab-v3) on dilated ResNet-50, OS 8 (16 with --output-stride)",
-    ),
-    (
-        "deeplabv3-resnet18",
-        "enhanced ASPP (DeepLab-v3) on dilated ResNet-18",
-    ),
-    (
-        "fcn32-vgg16",
-        "FCN-32s: VGG16 features + fc6 7x7/4096 + fc7 1x1/4096 + score_fr, OS 32",
-    ),
-    (
-        "rrm-resnet50",
-        "RRM two-branch net: dilated ResNet-50 (OS 8), CAM classifier fc8 + seg branch",
-    ),
-    (
-        "rrm-tiny",
-        "RRM two-branch net on tiny's three stages (OS 4), fc8 + 32-wide seg branch (d2)",
-    ),
-    ("tiny", "small encoder-decoder for tests and demos (OS 4)"),
-    (
-        "tiny-cls",
-        "tiny's encoder + GAP + fc: image-level classifier with CAMs at OS 4 (weak methods' tests)",
-    ),
-    (
-        "fcdisc",
-        "AdvSemiSeg FCDiscriminator (4x4/2 convs, LeakyReLU 0.2)",
-    ),
-    (
-        "imgdisc",
-        "SS-GAN/Luc image-conditioned adversary (--encoding basic|product|concat), OS 4",
-    ),
-];
 
 /// Options of [`build_with`] beyond the class count; the defaults are the archs' standard forms.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,6 +24,11 @@ pub struct ArchOpts {
     pub aspp_quirk: bool,
     /// `imgdisc` input encoding.
     pub encoding: Encoding,
+    /// Discriminators' base width (`ndf`); None: the arch's own (64).
+    pub width: Option<usize>,
+    /// Torchvision ResNets dilated to this output stride (8 or 16, as EADER's localizer);
+    /// None or 32: the standard OS 32.
+    pub backbone_stride: Option<usize>,
 }
 
 impl Default for ArchOpts {
@@ -76,6 +37,8 @@ impl Default for ArchOpts {
             output_stride: 8,
             aspp_quirk: false,
             encoding: Encoding::Basic,
+            width: None,
+            backbone_stride: None,
         }
     }
 }
@@ -112,72 +75,18 @@ pub fn build_with(arch: &str, classes: usize, opts: &ArchOpts) -> Result<Model> 
     if classes == 0 {
         return Err(Error::invalid("model", "--classes must be at least 1"));
     }
+    let spec = registry::spec(arch)?;
+    if classes < spec.quirks.min_classes {
+        return Err(Error::invalid(
+            "model",
+            format!(
+                "{arch} needs at least {} classes (background + foreground)",
+                spec.quirks.min_classes
+            ),
+        ));
+    }
     let mut store = ParamStore::new();
-    let net = match arch {
-        "resnet18" | "resnet50" | "resnet101" => {
-            let depth = arch[6..].parse().expect("listed depth");
-            Net::ResNet(
-                ResNet::new(
-                    &mut store,
-                    "",
-                    ResNetCfg {
-                        depth,
-                        output_stride: None,
-                        stride_on_1x1: false,
-                        fc_classes: Some(classes),
-                    },
-                )
-                .expect("known depth"),
-            )
-        }
-        "vgg16" => Net::Vgg16(Vgg16::new(&mut store, "", Some(classes))),
-        "deeplabv2-resnet101" | "deeplabv2-resnet50" => {
-            let depth = arch[16..].parse().expect("listed depth");
-            let mut d = DeepLabV2::new(&mut store, depth, classes).expect("known depth");
-            d.layer5.official_quirk = opts.aspp_quirk;
-            Net::DeepLabV2(d)
-        }
-        "deeplabv3-resnet50" | "deeplabv3-resnet18" => {
-            let depth = arch[16..].parse().expect("listed depth");
-            Net::DeepLabV3(Box::new(DeepLabV3::new(
-                &mut store,
-                depth,
-                classes,
-                opts.output_stride,
-            )?))
-        }
-        "fcn32-vgg16" => Net::Fcn32(Box::new(Fcn32::new(&mut store, classes))),
-        "rrm-resnet50" | "rrm-tiny" => {
-            if classes < 2 {
-                return Err(Error::invalid(
-                    "model",
-                    format!("{arch} needs at least 2 classes (background + foreground)"),
-                ));
-            }
-            Net::Rrm(Box::new(if arch == "rrm-tiny" {
-                Rrm::tiny(&mut store, classes)
-            } else {
-                Rrm::new(&mut store, classes)
-            }))
-        }
-        "imgdisc" => Net::ImgDisc(Box::new(ImgDisc::new(
-            &mut store,
-            "",
-            classes,
-            IMGDISC_NDF,
-            opts.encoding,
-        ))),
-        "tiny" => Net::Tiny(super::tiny::Tiny::new(&mut store, classes)),
-        "tiny-cls" => Net::TinyCls(super::tiny::TinyCls::new(&mut store, classes)),
-        "fcdisc" => Net::FcDisc(Box::new(FcDiscriminator::new(&mut store, "", classes, 64))),
-        _ => {
-            let names: Vec<&str> = ARCHS.iter().map(|a| a.0).collect();
-            return Err(Error::invalid(
-                "model",
-                format!("unknown arch {arch:?}; known: {}", names.join(", ")),
-            ));
-        }
-    };
+    let net = (spec.build)(&mut store, classes, opts)?;
     Ok(Model {
         arch: arch.to_string(),
         classes,
@@ -299,6 +208,14 @@ impl Model {
             Net::FcDisc(_) => Some((h, w)),
             Net::ImgDisc(_) => Some((h / 4, w / 4)).filter(|s| s.0 > 0 && s.1 > 0),
             Net::ResNet(_) | Net::Vgg16(_) | Net::TinyCls(_) => None,
+        }
+    }
+
+    /// The RRM two-branch net inside, for the `rrm` method's branch-level calls.
+    pub fn as_rrm(&self) -> Option<&Rrm> {
+        match &self.net {
+            Net::Rrm(r) => Some(r),
+            _ => None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod deeplabv3;
 pub mod disc;
 pub mod fcn;
 pub mod imgdisc;
+pub mod registry;
 pub mod rrm;
 pub mod tiny;
 pub mod vgg;

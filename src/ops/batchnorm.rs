@@ -34,6 +34,8 @@ struct Params {
     ok: u32,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "batchnorm", Params { n, c, hw, m, eps, momentum, flags, use_g, om, oa, ob, ok });
+
 fn check_param(name: &str, t: &Tensor, c: usize) -> Result<()> {
     t.expect_f32(OP)?;
     if t.shape() != [c] {

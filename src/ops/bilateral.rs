@@ -60,6 +60,8 @@ struct Params {
     _pad: u32,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "bilateral", Params { n, c, h, w, groups, stride, radius, flags, inv2sxy, inv2srgb, near, _pad });
+
 /// How the sum over j is evaluated.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Method {

@@ -22,6 +22,8 @@ struct Params {
     _pad: [u32; 2],
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "concat", Params { n, inner, c_src, c_dst, off, len, _pad });
+
 fn with_channels(s: &[usize], c: usize) -> Vec<usize> {
     let mut v = s.to_vec();
     v[1] = c;

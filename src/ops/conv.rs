@@ -9,7 +9,7 @@
 use super::conv_tex::{self, TexConfig};
 use super::tune;
 use crate::error::{Error, Result};
-use crate::gpu::{r, w, Gpu, GpuBuffer};
+use crate::gpu::{codes, r, w, Gpu, GpuBuffer};
 use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = "conv";
@@ -44,6 +44,8 @@ struct Params {
     dw: u32,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "conv", Params { m, n, k, splits, kchunk, pix, has_bias, tiles_n, tiles_m, batch, ci, h, w, co, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw });
+
 /// Stride, zero padding and dilation per spatial dim `[h, w]` (PyTorch's `Conv2d` arguments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dParams {
@@ -73,12 +75,14 @@ impl Conv2dParams {
     }
 }
 
-/// Which GEMM the shader runs (the `MODE` pipeline constant).
+/// Which GEMM the shader runs (the `MODE` pipeline constant: `mode as u32` is its code in
+/// `shaders/include/codes.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
 pub enum GemmMode {
-    Forward = 0,
-    InputGrad = 1,
-    WeightGrad = 2,
+    Forward = codes::GEMM_FORWARD,
+    InputGrad = codes::GEMM_INPUT_GRAD,
+    WeightGrad = codes::GEMM_WEIGHT_GRAD,
 }
 
 /// Workgroup tile of the GEMM core (pipeline constants of `gemm`). Threads per workgroup are

@@ -53,6 +53,8 @@ struct PackParams {
     taps: TapBlock,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn pack_params_layout, "texpack", PackParams { total, c, c4, h, w, hp, wp, oy, ox, sm, sr, mp, m, pad0, pad1, pad2, taps });
+
 /// Mirrors `Params` in texgemm.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -87,6 +89,8 @@ struct GemmParams {
     khw: u32,
     taps: TapBlock,
 }
+
+crate::gpu::layout::params_layout!(pub(crate) fn gemm_params_layout, "texgemm", GemmParams { m, mp, ncol, nn, splits, kt, kchunk, c4, hp, wp, sy, sx, oy0, ox0, qh, qw, out_c, out_h, out_w, osy, osx, ory, orx, has_bias, vrows, w4, ci, khw, taps });
 
 /// Overrides of this family's automatic configuration (tests and tuning).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -39,6 +39,8 @@ struct Params {
     hi: f32,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "crf", Params { n_pos, c, hw, n_el, w_app, w_smooth, lo, hi });
+
 /// Mean-field settings. Defaults are RRM's label-generation CRF (methods.md §4.2, `tool/myTool.py`):
 /// 10 iterations, Gaussian sxy 3 / compat 3, bilateral sxy 80 / srgb 13 / compat 10.
 #[derive(Clone, Copy, Debug, PartialEq)]

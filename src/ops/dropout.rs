@@ -21,6 +21,8 @@ struct Params {
     _pad: [u32; 2],
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "dropout", Params { n, group, seed_lo, seed_hi, threshold, scale, _pad });
+
 fn apply(src: &Tensor, p: Params) -> Result<Tensor> {
     let gpu = src.gpu();
     let out = Tensor::empty(gpu, "dropout", src.shape(), DType::F32)?;

@@ -3,7 +3,7 @@
 
 use super::{dims4, reduce::sum_to_shape, strides4};
 use crate::error::{Error, Result};
-use crate::gpu::{r, w};
+use crate::gpu::{codes, r, w};
 use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = "elementwise";
@@ -22,11 +22,12 @@ struct Params {
     _pad: [u32; 4],
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "elementwise", Params { n, op, a, b, out_dims, sa, sb, _pad });
+
 /// How `binary` reads an input (the shader's KA / KB constants).
-const FLAT: u32 = 0;
-const ROW: u32 = 1;
-const SPLAT: u32 = 2;
-const GATHER: u32 = 3;
+use crate::gpu::codes::{
+    LOAD_FLAT as FLAT, LOAD_GATHER as GATHER, LOAD_ROW as ROW, LOAD_SPLAT as SPLAT,
+};
 
 /// Workgroups for `n` elements: each invocation handles one vec4.
 fn grid(gpu: &crate::Gpu, n: usize) -> [u32; 3] {
@@ -48,7 +49,7 @@ impl Params {
     }
 }
 
-/// Unary op codes (mirror `unary_f` in the shader).
+/// Unary ops; their codes are `codes::UN_*` (`shaders/include/codes.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
     Relu,
@@ -69,18 +70,18 @@ pub enum UnaryOp {
 impl UnaryOp {
     fn code(self) -> (u32, f32, f32) {
         match self {
-            UnaryOp::Relu => (0, 0.0, 0.0),
-            UnaryOp::LeakyRelu(s) => (1, s, 0.0),
-            UnaryOp::Sigmoid => (2, 0.0, 0.0),
-            UnaryOp::Tanh => (3, 0.0, 0.0),
-            UnaryOp::Affine(a, b) => (4, a, b),
-            UnaryOp::Exp => (5, 0.0, 0.0),
-            UnaryOp::Log => (6, 0.0, 0.0),
-            UnaryOp::Square => (7, 0.0, 0.0),
-            UnaryOp::Sqrt => (8, 0.0, 0.0),
-            UnaryOp::Abs => (9, 0.0, 0.0),
-            UnaryOp::Clamp(lo, hi) => (10, lo, hi),
-            UnaryOp::Softplus => (11, 0.0, 0.0),
+            UnaryOp::Relu => (codes::UN_RELU, 0.0, 0.0),
+            UnaryOp::LeakyRelu(s) => (codes::UN_LEAKY_RELU, s, 0.0),
+            UnaryOp::Sigmoid => (codes::UN_SIGMOID, 0.0, 0.0),
+            UnaryOp::Tanh => (codes::UN_TANH, 0.0, 0.0),
+            UnaryOp::Affine(a, b) => (codes::UN_AFFINE, a, b),
+            UnaryOp::Exp => (codes::UN_EXP, 0.0, 0.0),
+            UnaryOp::Log => (codes::UN_LOG, 0.0, 0.0),
+            UnaryOp::Square => (codes::UN_SQUARE, 0.0, 0.0),
+            UnaryOp::Sqrt => (codes::UN_SQRT, 0.0, 0.0),
+            UnaryOp::Abs => (codes::UN_ABS, 0.0, 0.0),
+            UnaryOp::Clamp(lo, hi) => (codes::UN_CLAMP, lo, hi),
+            UnaryOp::Softplus => (codes::UN_SOFTPLUS, 0.0, 0.0),
         }
     }
     fn name(self) -> &'static str {
@@ -216,7 +217,14 @@ pub enum BinaryOp {
 
 impl BinaryOp {
     fn code(self) -> u32 {
-        self as u32
+        match self {
+            BinaryOp::Add => codes::BIN_ADD,
+            BinaryOp::Sub => codes::BIN_SUB,
+            BinaryOp::Mul => codes::BIN_MUL,
+            BinaryOp::Div => codes::BIN_DIV,
+            BinaryOp::Max => codes::BIN_MAX,
+            BinaryOp::Gt => codes::BIN_GT,
+        }
     }
     fn name(self) -> &'static str {
         match self {

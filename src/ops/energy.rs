@@ -43,6 +43,8 @@ struct Params {
     _pad: u32,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "energy", Params { n_pos, k, hw, n_el, has_lab, ignore, coef, _pad });
+
 /// Which gradient the backward returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum EnergyGrad {

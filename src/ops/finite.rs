@@ -16,6 +16,8 @@ struct Params {
     _pad: u32,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "finite", Params { n, chunk, base, _pad });
+
 /// Elements one workgroup counts: large enough that the read-back stays a few KB even for
 /// DeepLab's ~43M parameters plus optimiser state.
 const CHUNK: usize = 1 << 16;

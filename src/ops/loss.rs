@@ -28,6 +28,8 @@ struct Params {
     _pad: [u32; 3],
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "loss", Params { n, c, inner, ignore, has_w, _pad });
+
 fn params(n: usize, c: usize, inner: usize, ignore: i32, has_w: bool) -> Params {
     Params {
         n: n as u32,

@@ -18,6 +18,8 @@ struct Params {
     n: u32,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "minmax", Params { planes, hw, is_max, n });
+
 fn extreme(x: &Tensor, is_max: bool) -> Result<Tensor> {
     let op = if is_max { "max_spatial" } else { "min_spatial" };
     x.expect_f32(op)?;

@@ -26,6 +26,8 @@ struct Params {
     count_include_pad: u32,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "pool", Params { n, ih, iw, oh, ow, kh, kw, sh, sw, ph, pw, count_include_pad });
+
 /// Window geometry of one pooling call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2d {

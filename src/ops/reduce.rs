@@ -23,6 +23,8 @@ struct Params {
     c: u32,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "reduce", Params { in_dims, in_strides, keep, n_out, n_red, chunks, chunk_len, scale, a, b, c });
+
 /// Smallest reduction one workgroup should handle before a reduction is split into chunks.
 const MIN_CHUNK: usize = 4096;
 /// Reductions this short with many outputs run one invocation per output (serial loop).

@@ -21,6 +21,8 @@ struct Params {
     scale_w: f32,
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "resize", Params { n, ih, iw, oh, ow, align_corners, scale_h, scale_w });
+
 /// PyTorch's `area_pixel_compute_scale` for a size-given resize (no scale factor).
 fn bilinear_scale(n_in: usize, n_out: usize, align_corners: bool) -> f32 {
     if align_corners {

@@ -2,7 +2,7 @@
 //! one-hot encoding of label maps, and a host-side label check. Shader: `shaders/softmax.wgsl`.
 
 use crate::error::{Error, Result};
-use crate::gpu::{r, w};
+use crate::gpu::{codes, r, w};
 use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = "softmax";
@@ -18,6 +18,8 @@ struct Params {
     ignore: i32,
     _pad: [u32; 3],
 }
+
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "softmax", Params { n_pos, c, inner, op, ignore, _pad });
 
 /// (N, C, inner) of an [N, C, H, W] or [N, C] tensor.
 pub(crate) fn nc_inner(op: &'static str, s: &[usize]) -> Result<(usize, usize, usize)> {
@@ -62,6 +64,15 @@ fn v4_grid(gpu: &crate::Gpu, n_pos: usize, inner: usize) -> (u32, [u32; 3]) {
     }
 }
 
+/// The shader's OP constant.
+fn op_code(log: bool) -> u32 {
+    if log {
+        codes::LOG_SOFTMAX
+    } else {
+        codes::SOFTMAX
+    }
+}
+
 fn softmax_raw(x: &Tensor, log: bool) -> Result<Tensor> {
     let op = if log { "log_softmax" } else { "softmax" };
     let (n, c, inner) = nc_inner(op, x.shape())?;
@@ -71,8 +82,8 @@ fn softmax_raw(x: &Tensor, log: bool) -> Result<Tensor> {
     gpu.dispatch(
         SHADER,
         "softmax_fwd",
-        &[("OP", log as u32), ("V4", v4)],
-        &params(n * inner, c, inner, log as u32, 0),
+        &[("OP", op_code(log)), ("V4", v4)],
+        &params(n * inner, c, inner, op_code(log), 0),
         &[r(x.buffer()), gpu.unused(), w(out.buffer())],
         groups,
     )?;
@@ -88,8 +99,8 @@ fn softmax_bwd_raw(y: &Tensor, g: &Tensor, log: bool) -> Result<Tensor> {
     gpu.dispatch(
         SHADER,
         "softmax_bwd",
-        &[("OP", log as u32), ("V4", v4)],
-        &params(n * inner, c, inner, log as u32, 0),
+        &[("OP", op_code(log)), ("V4", v4)],
+        &params(n * inner, c, inner, op_code(log), 0),
         &[r(y.buffer()), r(g.buffer()), w(out.buffer())],
         groups,
     )?;

@@ -32,6 +32,8 @@ struct Params {
     _pad: [u32; 3],
 }
 
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "optim", Params { n, nesterov, lr, momentum, beta2, eps, weight_decay, step_size, bc2_sqrt, _pad });
+
 /// Parameters sharing a learning-rate multiplier and (optionally) their own weight decay.
 #[derive(Clone, Debug)]
 pub struct ParamGroup {

@@ -303,11 +303,9 @@ impl RunConfig {
 
     /// The discriminator width, resolving the default.
     pub fn ndf(&self) -> usize {
-        match self.common.ndf {
-            Some(n) => n,
-            None if self.common.arch == "tiny" => 8,
-            None => 64,
-        }
+        self.common.ndf.unwrap_or_else(|| {
+            crate::nn::registry::find(&self.common.arch).map_or(64, |a| a.quirks.paired_ndf)
+        })
     }
 
     /// Checks values that serde cannot (ranges, names).
@@ -364,11 +362,13 @@ impl RunConfig {
         }
         // Checked here, before the run writes anything, so a typo leaves no files behind.
         for (k, v) in [("arch", &c.arch), ("disc", &c.disc)] {
-            if !crate::nn::arch::ARCHS.iter().any(|a| a.0 == v.as_str()) {
-                let names: Vec<&str> = crate::nn::arch::ARCHS.iter().map(|a| a.0).collect();
+            if crate::nn::registry::find(v).is_none() {
                 return Err(TrainError::bad_value(
                     k,
-                    format!("unknown arch {v:?}; known: {}", names.join(", ")),
+                    format!(
+                        "unknown arch {v:?}; known: {}",
+                        crate::nn::registry::known()
+                    ),
                 ));
             }
         }

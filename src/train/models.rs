@@ -1,35 +1,24 @@
 //! Networks and optimiser groups as the methods need them: the segmentation network with
 //! DeepLab's ×10 head group, and discriminators with a configurable width.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::nn::arch::{self, Model, Net};
-use crate::nn::disc::FcDiscriminator;
-use crate::nn::imgdisc::{Encoding, ImgDisc};
-use crate::nn::{BnMode, Kind, ParamStore};
+use crate::nn::arch::{self, ArchOpts, Model};
+use crate::nn::imgdisc::Encoding;
+use crate::nn::registry::{self, Disc};
+use crate::nn::{BnMode, Kind};
 use crate::optim::ParamGroup;
 use std::sync::Arc;
 
 /// Name prefix of the classifier head that gets the larger learning rate.
 pub fn head_prefix(arch: &str) -> Option<&'static str> {
-    match arch {
-        a if a.starts_with("deeplabv2") => Some("layer5."),
-        "tiny" => Some("aspp."),
-        _ => None,
-    }
+    registry::find(arch).and_then(|a| a.head_prefix)
 }
 
-/// Resolves `bn_mode` (`auto`: AdvSemiSeg's frozen-affine BN for DeepLab, RRM's frozen BN for
-/// `rrm-resnet50`, train otherwise).
+/// Resolves `bn_mode` (`auto`: the arch's registered mode — AdvSemiSeg's frozen-affine BN for
+/// DeepLab, RRM's frozen BN for `rrm-resnet50`, train otherwise).
 pub fn bn_mode(setting: &str, arch: &str) -> BnMode {
-    match setting {
-        "train" => BnMode::Train,
-        "frozen-affine" => BnMode::FrozenAffine,
-        "frozen" => BnMode::Frozen,
-        _ if arch.starts_with("deeplab") => BnMode::FrozenAffine,
-        "auto" if arch == "rrm-resnet50" => BnMode::Frozen,
-        _ => BnMode::Train,
-    }
+    registry::bn_mode(setting, arch)
 }
 
 /// Builds and initialises the segmentation network. `aspp_quirk`: DeepLab-v2 sums only its
@@ -41,16 +30,14 @@ pub fn generator(
     seed: u64,
     aspp_quirk: bool,
 ) -> Result<Model> {
-    let mut m = arch::build(arch, classes)?;
-    if let Net::DeepLabV2(d) = &mut m.net {
-        d.layer5.official_quirk = aspp_quirk;
-    }
-    if matches!(m.net, Net::FcDisc(_)) {
-        return Err(Error::invalid(
-            "train",
-            format!("{arch:?} is a discriminator, not a segmentation network"),
-        ));
-    }
+    registry::find_with("train", arch, "a segmentation network", |a| {
+        a.caps.segmenter
+    })?;
+    let opts = ArchOpts {
+        aspp_quirk,
+        ..ArchOpts::default()
+    };
+    let m = arch::build_with(arch, classes, &opts)?;
     m.materialize(gpu, seed)?;
     Ok(m)
 }
@@ -63,24 +50,16 @@ pub fn discriminator(
     ndf: usize,
     seed: u64,
 ) -> Result<Model> {
-    match disc {
-        "fcdisc" => {
-            let mut store = ParamStore::new();
-            let net = Net::FcDisc(Box::new(FcDiscriminator::new(&mut store, "", classes, ndf)));
-            let m = Model {
-                arch: disc.to_string(),
-                classes,
-                store,
-                net,
-            };
-            m.materialize(gpu, seed ^ 0xd15c)?;
-            Ok(m)
-        }
-        _ => Err(Error::invalid(
-            "train",
-            format!("unknown discriminator {disc:?}; known: fcdisc"),
-        )),
-    }
+    registry::find_with("train", disc, "a per-pixel discriminator", |a| {
+        a.caps.discriminator == Disc::PerPixel
+    })?;
+    let opts = ArchOpts {
+        width: Some(ndf),
+        ..ArchOpts::default()
+    };
+    let m = arch::build_with(disc, classes, &opts)?;
+    m.materialize(gpu, seed ^ 0xd15c)?;
+    Ok(m)
 }
 
 /// Parameter groups: everything at ×1, the head (if the arch has one) at `head_mult`.
@@ -119,16 +98,12 @@ pub fn img_discriminator(
     encoding: Encoding,
     seed: u64,
 ) -> Result<Model> {
-    let mut store = ParamStore::new();
-    let net = Net::ImgDisc(Box::new(ImgDisc::new(
-        &mut store, "", classes, ndf, encoding,
-    )));
-    let m = Model {
-        arch: "imgdisc".to_string(),
-        classes,
-        store,
-        net,
+    let opts = ArchOpts {
+        width: Some(ndf),
+        encoding,
+        ..ArchOpts::default()
     };
+    let m = arch::build_with("imgdisc", classes, &opts)?;
     m.materialize(gpu, seed ^ 0x1d15c)?;
     Ok(m)
 }

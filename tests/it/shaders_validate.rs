@@ -1,73 +1,58 @@
-//! Every shaders/*.wgsl parses and validates with naga (no GPU needed). All failures are
-//! reported at once.
+//! Every shader parses and validates with naga (no GPU needed), composed from `shaders/` by
+//! the same code as build.rs (`advseg::gpu::wgsl_compose`: `// @include`, variants), and the
+//! embedded copies are exactly that composition. All failures are reported at once.
+
+use advseg::gpu::wgsl_compose::compose_all;
 
 #[test]
 fn all_shaders_validate_with_naga() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("shaders/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
-        .collect();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "no .wgsl files found in {}",
-        dir.display()
-    );
+    let all = compose_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let plain = all.iter().filter(|c| c.base.is_none()).count();
+    assert!(plain > 0, "no .wgsl files found in {}", dir.display());
     let mut failures = Vec::new();
-    for f in &files {
-        let src = std::fs::read_to_string(f).unwrap();
-        let module = match naga::front::wgsl::parse_str(&src) {
+    for c in &all {
+        let module = match naga::front::wgsl::parse_str(&c.source) {
             Ok(m) => m,
             Err(e) => {
-                failures.push(format!("{}: {}", f.display(), e.emit_to_string(&src)));
+                failures.push(format!("{}: {}", c.name, e.emit_to_string(&c.source)));
                 continue;
             }
         };
-        let mut v = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        );
+        // Variants validate with the capabilities they are used under.
+        let mut v = if c.base.is_some() {
+            let mut v = naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::SUBGROUP,
+            );
+            v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+            v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
+            v
+        } else {
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::default(),
+            )
+        };
         if let Err(e) = v.validate(&module) {
-            failures.push(format!("{}: {}", f.display(), e.emit_to_string(&src)));
+            failures.push(format!("{}: {}", c.name, e.emit_to_string(&c.source)));
         }
-        // The embedded copy must be the file on disk (build.rs keeps them in sync).
-        let stem = f.file_stem().unwrap().to_string_lossy();
+        // The embedded copy must be this composition (build.rs keeps them in sync).
         assert_eq!(
-            advseg::gpu::shader_source(&stem),
-            Some(src.as_str()),
-            "{stem} not embedded"
+            advseg::gpu::shader_source(&c.name),
+            Some(c.source.as_str()),
+            "{} not embedded as composed",
+            c.name
         );
     }
-    // Composed variants (shaders/variants/, built by build.rs) validate with the capabilities
-    // they are used under.
-    for (name, base, src) in advseg::gpu::shader_variants() {
-        match naga::front::wgsl::parse_str(src) {
-            Ok(module) => {
-                let mut v = naga::valid::Validator::new(
-                    naga::valid::ValidationFlags::all(),
-                    naga::valid::Capabilities::SUBGROUP,
-                );
-                v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
-                v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
-                if let Err(e) = v.validate(&module) {
-                    failures.push(format!(
-                        "variant {name} of {base}: {}",
-                        e.emit_to_string(src)
-                    ));
-                }
-            }
-            Err(e) => failures.push(format!(
-                "variant {name} of {base}: {}",
-                e.emit_to_string(src)
-            )),
-        }
-    }
+    assert_eq!(
+        all.len() - plain,
+        advseg::gpu::shader_variants().len(),
+        "variants embedded"
+    );
     println!(
-        "validated {} shaders and {} variants",
-        files.len(),
-        advseg::gpu::shader_variants().len()
+        "validated {plain} shaders and {} variants",
+        all.len() - plain
     );
     assert!(
         failures.is_empty(),

@@ -27,10 +27,9 @@
 use super::{check, table, BuildEnv};
 use crate::autograd::{self, no_grad};
 use crate::error::{Error, Result};
-use crate::nn::arch::{Model, Net};
+use crate::nn::arch::{ArchOpts, Model};
 use crate::nn::cam::{cam, minmax_normalize, NORM_EPS};
-use crate::nn::resnet::{ResNet, ResNetCfg};
-use crate::nn::{BnMode, ParamStore};
+use crate::nn::{registry, BnMode};
 use crate::ops::{self, concat::concat, loss::bce_with_logits};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
@@ -110,10 +109,11 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
             c.attention
         ));
     }
-    if !CLASSIFIERS.split(", ").any(|a| a == c.adversary) {
+    if !classifiers().contains(&c.adversary.as_str()) {
         return Err(format!(
-            "adversary {:?} is not one of {CLASSIFIERS}",
-            c.adversary
+            "adversary {:?} is not one of {}",
+            c.adversary,
+            classifiers().join(", ")
         ));
     }
     if !["gt", "predicted"].contains(&c.eval_classes.as_str()) {
@@ -191,8 +191,15 @@ pub fn pair_rounds(labels: &[f32], n: usize, classes: usize) -> (Vec<Vec<f32>>, 
     (sels, valid)
 }
 
-/// Networks that can be the localizer or the adversary.
-const CLASSIFIERS: &str = "resnet18, resnet50, resnet101, tiny-cls";
+/// Networks that can be the localizer or the adversary: image-level CAM classifiers without
+/// a segmentation branch.
+fn classifiers() -> Vec<&'static str> {
+    registry::names_with(is_classifier)
+}
+
+fn is_classifier(a: &registry::ArchSpec) -> bool {
+    a.caps.cam_classifier && !a.caps.segmenter
+}
 
 /// An image-level classifier with a `k`-way fc: a torchvision ResNet (dilated to
 /// `output_stride` below 32) or `tiny-cls` (output stride 4 whatever `output_stride` says).
@@ -203,36 +210,20 @@ fn classifier(
     output_stride: usize,
     seed: u64,
 ) -> Result<Model> {
-    let m = match arch {
-        "tiny-cls" => crate::nn::arch::build("tiny-cls", k)?,
-        "resnet18" | "resnet50" | "resnet101" => {
-            let depth = arch[6..].parse().expect("listed depth");
-            let mut store = ParamStore::new();
-            let r = ResNet::new(
-                &mut store,
-                "",
-                ResNetCfg {
-                    depth,
-                    output_stride: (output_stride < 32).then_some(output_stride),
-                    stride_on_1x1: false,
-                    fc_classes: Some(k),
-                },
-            )
-            .ok_or_else(|| Error::invalid("eader", format!("no ResNet of depth {depth}")))?;
-            Model {
-                arch: arch.to_string(),
-                classes: k,
-                store,
-                net: Net::ResNet(r),
-            }
-        }
-        _ => {
-            return Err(Error::invalid(
-                "eader",
-                format!("{arch:?} has no image-level classifier; use one of {CLASSIFIERS}"),
-            ))
-        }
+    if !registry::find(arch).is_some_and(is_classifier) {
+        return Err(Error::invalid(
+            "eader",
+            format!(
+                "{arch:?} has no image-level classifier; use one of {}",
+                classifiers().join(", ")
+            ),
+        ));
+    }
+    let opts = ArchOpts {
+        backbone_stride: Some(output_stride),
+        ..ArchOpts::default()
     };
+    let m = crate::nn::arch::build_with(arch, k, &opts)?;
     m.materialize(env.gpu, seed)?;
     Ok(m)
 }

@@ -46,7 +46,7 @@ use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::data::{AugConfig, Normalise};
 use crate::error::{Error, Result};
-use crate::nn::arch::{Model, Net};
+use crate::nn::arch::Model;
 use crate::nn::cam::NORM_EPS;
 use crate::nn::rrm::Rrm;
 use crate::nn::{BnMode, Kind};
@@ -59,8 +59,10 @@ use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, Strea
 use crate::train::models;
 use serde::{Deserialize, Serialize};
 
-/// Archs with RRM's two branches.
-pub const ARCHS: &[&str] = &["rrm-resnet50", "rrm-tiny"];
+/// Archs with RRM's two branches: a CAM classifier that is also a segmenter.
+pub fn archs() -> Vec<&'static str> {
+    crate::nn::registry::names_with(|a| a.caps.segmenter && a.caps.cam_classifier)
+}
 
 /// RRM settings; defaults are recipe (B) of methods.md §4.4 (`train_from_cls_weight.py`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -266,13 +268,13 @@ pub struct RrmMethod {
 pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
     let cfg: RrmConfig = env.cfg.method_config()?;
     let c = &env.cfg.common;
-    if !ARCHS.contains(&c.arch.as_str()) {
+    if !archs().contains(&c.arch.as_str()) {
         return Err(Error::invalid(
             "rrm",
             format!(
                 "arch {:?} has no RRM classification + segmentation branches; use one of {}",
                 c.arch,
-                ARCHS.join(", ")
+                archs().join(", ")
             ),
         ));
     }
@@ -323,10 +325,7 @@ struct Labels {
 
 impl RrmMethod {
     fn net(&self) -> &Rrm {
-        match &self.g.net {
-            Net::Rrm(r) => r,
-            _ => unreachable!("build checks the arch"),
-        }
+        self.g.as_rrm().expect("build checks the arch")
     }
 
     /// Averaged multi-scale CAM [N, K, h, w] (no graph); `f1` are the scale-1 features.
