@@ -1,6 +1,6 @@
 //! All integration tests in one binary: linking wgpu (and egui) once instead of once per file
 //! keeps CI's link time and disk use down. Each module is one former test file; run a group with
-//! a filter, e.g. `cargo test --test it torch_parity:: fd_conv::`.
+//! a filter, e.g. `cargo test --test it -- torch_parity:: fd_conv::`.
 //!
 //! Tests that need a process of their own stay outside (`tests/app_device_lost.rs` destroys
 //! the process's shared GPU device).
