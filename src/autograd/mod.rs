@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-/// Backward of one op: output gradient and which inputs need one → one gradient per input.
+/// Backward of one op as the graph stores it: output gradient and which inputs need one → one
+/// gradient per input. Ops do not implement this by hand: fixed-arity ops go through
+/// [`Typed`] (arity checked by the compiler), variadic ones (concat) through a closure.
 pub trait BackwardFn: Send {
     fn backward(&self, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>>;
 }
@@ -22,6 +24,26 @@ where
 {
     fn backward(&self, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         self(grad, needs)
+    }
+}
+
+/// The backward of an op with exactly `N` inputs: `F` takes which of the `N` inputs need a
+/// gradient and returns exactly `N` optional gradients, so a wrong arity does not compile.
+pub(crate) struct Typed<const N: usize, F>(pub F);
+
+impl<const N: usize, F> BackwardFn for Typed<N, F>
+where
+    F: Fn(&Tensor, [bool; N]) -> Result<[Option<Tensor>; N]> + Send,
+{
+    fn backward(&self, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        // The node was built from the same `N` inputs, so the slice always has length N.
+        let needs: [bool; N] = needs.try_into().map_err(|_| {
+            Error::Gpu(format!(
+                "internal: {} gradient flags for a {N}-input backward",
+                needs.len()
+            ))
+        })?;
+        Ok(Vec::from((self.0)(grad, needs)?))
     }
 }
 

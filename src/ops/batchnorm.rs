@@ -199,67 +199,61 @@ pub fn batch_norm2d(
     };
     let y = channel_affine(x, None, &table, fwd)?;
 
-    let mut inputs = vec![x];
-    inputs.extend(weight);
-    inputs.extend(bias);
-    let (has_w, has_b) = (weight.is_some(), bias.is_some());
     let xd = x.detach();
     let wd = weight.map(Tensor::detach);
-    Ok(Tensor::from_op(y, OP, &inputs, move || {
-        Box::new(move |g: &Tensor, needs: &[bool]| {
-            let gpu = g.gpu();
-            // Backward table [Σg | Σg·x̂ | mean | k_x | k_g | k_0].
-            let bt = gpu.alloc(OP, (6 * c * 4) as u64)?;
-            let wb = wd.as_ref().map_or_else(|| gpu.unused(), |t| r(t.buffer()));
-            gpu.dispatch(
-                SHADER,
-                "bwd_reduce",
-                &[("V4", v4(hw as u32))],
-                &base,
-                &[
-                    r(xd.buffer()),
-                    w(&bt),
-                    gpu.unused(),
-                    gpu.unused(),
-                    wb,
-                    gpu.unused(),
-                    r(&table),
-                    r(g.buffer()),
-                ],
-                gpu.grid_1d(c as u64 * 64, 64),
-            )?;
-            let mut grads = Vec::with_capacity(needs.len());
-            grads.push(if needs[0] {
-                let p = Params {
-                    om: (2 * c) as u32,
-                    oa: (3 * c) as u32,
-                    ob: (4 * c) as u32,
-                    ok: (5 * c) as u32,
-                    ..base
+    Ok(Tensor::from_op_opt(
+        y,
+        OP,
+        [Some(x), weight, bias],
+        move |_| {
+            move |g: &Tensor, needs: [bool; 3]| {
+                let gpu = g.gpu();
+                // Backward table [Σg | Σg·x̂ | mean | k_x | k_g | k_0].
+                let bt = gpu.alloc(OP, (6 * c * 4) as u64)?;
+                let wb = wd.as_ref().map_or_else(|| gpu.unused(), |t| r(t.buffer()));
+                gpu.dispatch(
+                    SHADER,
+                    "bwd_reduce",
+                    &[("V4", v4(hw as u32))],
+                    &base,
+                    &[
+                        r(xd.buffer()),
+                        w(&bt),
+                        gpu.unused(),
+                        gpu.unused(),
+                        wb,
+                        gpu.unused(),
+                        r(&table),
+                        r(g.buffer()),
+                    ],
+                    gpu.grid_1d(c as u64 * 64, 64),
+                )?;
+                let gx = if needs[0] {
+                    let p = Params {
+                        om: (2 * c) as u32,
+                        oa: (3 * c) as u32,
+                        ob: (4 * c) as u32,
+                        ok: (5 * c) as u32,
+                        ..base
+                    };
+                    Some(channel_affine(&xd, Some(g), &bt, p)?)
+                } else {
+                    None
                 };
-                Some(channel_affine(&xd, Some(g), &bt, p)?)
-            } else {
-                None
-            });
-            let mut k = 1;
-            if has_w {
-                grads.push(if needs[k] {
+                let gw = if needs[1] {
                     Some(table_row(&bt, 1, c, gpu)?)
                 } else {
                     None
-                });
-                k += 1;
-            }
-            if has_b {
-                grads.push(if needs[k] {
+                };
+                let gb = if needs[2] {
                     Some(table_row(&bt, 0, c, gpu)?)
                 } else {
                     None
-                });
+                };
+                Ok([gx, gw, gb])
             }
-            Ok(grads)
-        })
-    }))
+        },
+    ))
 }
 
 /// Parity-case evaluations of this module's ops.

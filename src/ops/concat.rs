@@ -147,7 +147,7 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
         offsets.push((off, c));
         off += c;
     }
-    Ok(Tensor::from_op(out, OP, xs, move || {
+    Ok(Tensor::from_op_dyn(out, OP, xs, move || {
         Box::new(move |g: &Tensor, needs: &[bool]| {
             offsets
                 .iter()
@@ -180,8 +180,8 @@ pub fn narrow_channels(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
         ));
     }
     let out = narrow_raw(x, start, len)?;
-    Ok(Tensor::from_op(out, OP, &[x], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(place_raw(g, c, start)?)]))
+    Ok(Tensor::from_op(out, OP, [x], move |_| {
+        move |g: &Tensor, _: [bool; 1]| Ok([Some(place_raw(g, c, start)?)])
     }))
 }
 

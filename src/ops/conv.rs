@@ -628,33 +628,33 @@ fn with_backward(
     g: ConvGeom,
     cfg: GemmConfig,
 ) -> Tensor {
-    let (xd, wd) = (x.detach(), wt.detach());
     let x_shape = x.shape().to_vec();
     let w_shape = wt.shape().to_vec();
-    let mut inputs = vec![x, wt];
-    inputs.extend(bias);
-    Tensor::from_op(out, name, &inputs, move || {
-        Box::new(move |dy: &Tensor, needs: &[bool]| {
-            let dx = if needs[0] {
-                Some(conv2d_input_grad_raw(dy, &wd, &g, &cfg)?.reshape(&x_shape)?)
+    Tensor::from_op_opt(out, name, [Some(x), Some(wt), bias], move |needs| {
+        // dx needs only w, dw only x: through a frozen layer (D while G trains) the weight is
+        // not kept, and for a first layer (input needs no grad) the input is not.
+        let xd = needs[1].then(|| x.detach());
+        let wd = needs[0].then(|| wt.detach());
+        move |dy: &Tensor, needs: [bool; 3]| {
+            let dx = match (&wd, needs[0]) {
+                (Some(wd), true) => {
+                    Some(conv2d_input_grad_raw(dy, wd, &g, &cfg)?.reshape(&x_shape)?)
+                }
+                _ => None,
+            };
+            let dw = match (&xd, needs[1]) {
+                (Some(xd), true) => {
+                    Some(conv2d_weight_grad_raw(dy, xd, &g, &cfg)?.reshape(&w_shape)?)
+                }
+                _ => None,
+            };
+            let db = if needs[2] {
+                Some(bias_grad(dy, g.co)?)
             } else {
                 None
             };
-            let dw = if needs[1] {
-                Some(conv2d_weight_grad_raw(dy, &xd, &g, &cfg)?.reshape(&w_shape)?)
-            } else {
-                None
-            };
-            let mut grads = vec![dx, dw];
-            if needs.len() > 2 {
-                grads.push(if needs[2] {
-                    Some(bias_grad(dy, g.co)?)
-                } else {
-                    None
-                });
-            }
-            Ok(grads)
-        })
+            Ok([dx, dw, db])
+        }
     })
 }
 

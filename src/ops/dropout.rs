@@ -66,8 +66,8 @@ fn dropout_impl(
         _pad: [0; 2],
     };
     let y = apply(x, p)?;
-    Ok(Tensor::from_op(y, op, &[x], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(apply(g, p)?)]))
+    Ok(Tensor::from_op(y, op, [x], move |_| {
+        move |g: &Tensor, _: [bool; 1]| Ok([Some(apply(g, p)?)])
     }))
 }
 

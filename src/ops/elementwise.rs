@@ -118,17 +118,50 @@ fn unary_raw(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
     Ok(out)
 }
 
-fn unary_bwd_raw(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> {
-    let gpu = x.gpu();
-    let out = Tensor::empty(gpu, op.name(), x.shape(), DType::F32)?;
+/// What the backward of a unary map reads: its input, its output, or neither.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Saves {
+    Input,
+    Output,
+    Nothing,
+}
+
+impl UnaryOp {
+    /// The one tensor the derivative needs. Relu (and leaky relu with a positive slope) read
+    /// the output: `y > 0` exactly when `x > 0`, and the output is usually kept anyway by the
+    /// next layer, while the input (a batch norm's output) would be kept only for this.
+    fn saves(self) -> Saves {
+        match self {
+            UnaryOp::Relu | UnaryOp::Sigmoid | UnaryOp::Tanh | UnaryOp::Exp | UnaryOp::Sqrt => {
+                Saves::Output
+            }
+            UnaryOp::LeakyRelu(s) if s > 0.0 => Saves::Output,
+            UnaryOp::Affine(..) => Saves::Nothing,
+            UnaryOp::LeakyRelu(_)
+            | UnaryOp::Log
+            | UnaryOp::Square
+            | UnaryOp::Abs
+            | UnaryOp::Clamp(..)
+            | UnaryOp::Softplus => Saves::Input,
+        }
+    }
+}
+
+/// Backward of a unary map from the one tensor it saved (`None` for `Saves::Nothing`). The
+/// kernel reads the input slot or the output slot per op; both are bound to the saved tensor,
+/// which for relu's sign test gives the same bits as its input would.
+fn unary_bwd_raw(saved: Option<&Tensor>, g: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    let gpu = g.gpu();
+    let out = Tensor::empty(gpu, op.name(), g.shape(), DType::F32)?;
     let (code, a, b) = op.code();
-    let n = x.numel();
+    let n = g.numel();
+    let s = saved.unwrap_or(g);
     gpu.dispatch(
         SHADER,
         "unary_bwd",
         &[("OP", code)],
         &Params::simple(n, code, a, b),
-        &[r(x.buffer()), r(y.buffer()), w(out.buffer()), r(g.buffer())],
+        &[r(s.buffer()), r(s.buffer()), w(out.buffer()), r(g.buffer())],
         grid(gpu, n),
     )?;
     Ok(out)
@@ -138,9 +171,13 @@ fn unary_bwd_raw(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tens
 pub fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
     x.expect_f32(op.name())?;
     let y = unary_raw(x, op)?;
-    let (xs, ys) = (x.detach(), y.detach());
-    Ok(Tensor::from_op(y, op.name(), &[x], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(unary_bwd_raw(&xs, &ys, g, op)?)]))
+    let saved = match op.saves() {
+        Saves::Input => Some(x.detach()),
+        Saves::Output => Some(y.detach()),
+        Saves::Nothing => None,
+    };
+    Ok(Tensor::from_op(y, op.name(), [x], move |_| {
+        move |g: &Tensor, _: [bool; 1]| Ok([Some(unary_bwd_raw(saved.as_ref(), g, op)?)])
     }))
 }
 
@@ -321,6 +358,13 @@ fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     Ok(out)
 }
 
+/// A tensor the backward saved at record time for the gradients it was told to compute; a
+/// later pass asks for a subset of those, so a missing one is an engine bug, not user error.
+fn kept(t: &Option<Tensor>) -> Result<&Tensor> {
+    t.as_ref()
+        .ok_or_else(|| Error::Gpu("internal: a backward needed an operand it did not save".into()))
+}
+
 /// Broadcast binary op with autograd.
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     a.expect_f32(op.name())?;
@@ -329,19 +373,36 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     if matches!(op, BinaryOp::Gt) {
         return Ok(out); // a mask: no gradient
     }
-    let (ad, bd) = (a.detach(), b.detach());
-    let od = out.detach();
     let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
-    Ok(Tensor::from_op(out, op.name(), &[a, b], move || {
-        Box::new(move |g: &Tensor, needs: &[bool]| {
+    let od = out.detach();
+    Ok(Tensor::from_op(out, op.name(), [a, b], move |rec| {
+        // Which operands the recorded gradients read: add/sub none, mul the other one, div
+        // b (and a/b for b's gradient), max both.
+        let keep_a = match op {
+            BinaryOp::Mul => rec[1],
+            BinaryOp::Max => true,
+            _ => false,
+        };
+        let keep_b = match op {
+            BinaryOp::Mul => rec[0],
+            BinaryOp::Div | BinaryOp::Max => true,
+            _ => false,
+        };
+        let keep_out = matches!(op, BinaryOp::Div) && rec[1];
+        let ad = keep_a.then(|| a.detach());
+        let bd = keep_b.then(|| b.detach());
+        let od = keep_out.then_some(od);
+        move |g: &Tensor, needs: [bool; 2]| {
             let ga = if needs[0] {
                 let full = match op {
                     BinaryOp::Add | BinaryOp::Sub => g.clone(),
-                    BinaryOp::Mul => binary_raw(g, &bd, BinaryOp::Mul)?,
-                    BinaryOp::Div => binary_raw(g, &bd, BinaryOp::Div)?,
-                    BinaryOp::Max => {
-                        binary_raw(g, &binary_raw(&ad, &bd, BinaryOp::Gt)?, BinaryOp::Mul)?
-                    }
+                    BinaryOp::Mul => binary_raw(g, kept(&bd)?, BinaryOp::Mul)?,
+                    BinaryOp::Div => binary_raw(g, kept(&bd)?, BinaryOp::Div)?,
+                    BinaryOp::Max => binary_raw(
+                        g,
+                        &binary_raw(kept(&ad)?, kept(&bd)?, BinaryOp::Gt)?,
+                        BinaryOp::Mul,
+                    )?,
                     BinaryOp::Gt => unreachable!(),
                 };
                 Some(sum_to_shape(&full, &sa)?)
@@ -352,14 +413,18 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
                 let full = match op {
                     BinaryOp::Add => g.clone(),
                     BinaryOp::Sub => unary_raw(g, UnaryOp::Affine(-1.0, 0.0))?,
-                    BinaryOp::Mul => binary_raw(g, &ad, BinaryOp::Mul)?,
+                    BinaryOp::Mul => binary_raw(g, kept(&ad)?, BinaryOp::Mul)?,
                     // d(a/b)/db = -(a/b)/b
                     BinaryOp::Div => unary_raw(
-                        &binary_raw(&binary_raw(g, &od, BinaryOp::Mul)?, &bd, BinaryOp::Div)?,
+                        &binary_raw(
+                            &binary_raw(g, kept(&od)?, BinaryOp::Mul)?,
+                            kept(&bd)?,
+                            BinaryOp::Div,
+                        )?,
                         UnaryOp::Affine(-1.0, 0.0),
                     )?,
                     BinaryOp::Max => {
-                        let a_wins = binary_raw(&ad, &bd, BinaryOp::Gt)?;
+                        let a_wins = binary_raw(kept(&ad)?, kept(&bd)?, BinaryOp::Gt)?;
                         let b_wins = unary_raw(&a_wins, UnaryOp::Affine(-1.0, 1.0))?;
                         binary_raw(g, &b_wins, BinaryOp::Mul)?
                     }
@@ -369,8 +434,8 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
             } else {
                 None
             };
-            Ok(vec![ga, gb])
-        })
+            Ok([ga, gb])
+        }
     }))
 }
 

@@ -192,8 +192,8 @@ pub fn dense_energy_loss(
     let roi = roi.detach();
     let labels = labels.map(Tensor::detach);
     let grad_mode = cfg.grad;
-    Ok(Tensor::from_op(loss, OP, &[seg], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| {
+    Ok(Tensor::from_op(loss, OP, [seg], move |_| {
+        move |g: &Tensor, _: [bool; 1]| {
             let gpu = g.gpu();
             let ds = Tensor::empty(gpu, OP, seg_d.shape(), DType::F32)?;
             match grad_mode {
@@ -250,7 +250,7 @@ pub fn dense_energy_loss(
                     )?;
                 }
             }
-            Ok(vec![Some(ds)])
-        })
+            Ok([Some(ds)])
+        }
     }))
 }

@@ -143,62 +143,64 @@ pub fn cross_entropy(
         target.detach(),
         pixel_weight.map(|t| t.detach()),
     );
-    let mut inputs = vec![logits, target];
-    inputs.extend(pixel_weight);
-    Ok(Tensor::from_op(loss, OP, &inputs, move || {
-        Box::new(move |g: &Tensor, needs: &[bool]| {
-            let gpu = xd.gpu();
-            let p = params(0, c, inner, ignore_index, wd.is_some());
-            let mut grads = vec![None, None];
-            if needs[0] {
-                let gx = Tensor::empty(gpu, OP, xd.shape(), DType::F32)?;
-                let nx = xd.numel();
-                gpu.dispatch(
-                    SHADER,
-                    "ce_bwd_x",
-                    &[("HAS_W", p.has_w)],
-                    &Params { n: nx as u32, ..p },
-                    &[
-                        r(xd.buffer()),
-                        r(td.buffer()),
-                        wd.as_ref().map_or_else(|| gpu.unused(), |t| r(t.buffer())),
-                        r(lse.buffer()),
-                        r(sums.buffer()),
-                        r(g.buffer()),
-                        w(gx.buffer()),
-                    ],
-                    gpu.grid_1d(nx as u64, 256),
-                )?;
-                grads[0] = Some(gx);
-            }
-            if let Some(wt) = &wd {
-                let gw = if needs[2] {
-                    let gw = Tensor::empty(gpu, OP, wt.shape(), DType::F32)?;
+    Ok(Tensor::from_op_opt(
+        loss,
+        OP,
+        [Some(logits), Some(target), pixel_weight],
+        move |_| {
+            move |g: &Tensor, needs: [bool; 3]| {
+                let gpu = xd.gpu();
+                let p = params(0, c, inner, ignore_index, wd.is_some());
+                let mut grads = [None, None, None];
+                if needs[0] {
+                    let gx = Tensor::empty(gpu, OP, xd.shape(), DType::F32)?;
+                    let nx = xd.numel();
                     gpu.dispatch(
                         SHADER,
-                        "ce_bwd_w",
-                        &[],
-                        &Params { n: pix as u32, ..p },
+                        "ce_bwd_x",
+                        &[("HAS_W", p.has_w)],
+                        &Params { n: nx as u32, ..p },
                         &[
                             r(xd.buffer()),
                             r(td.buffer()),
-                            gpu.unused(),
+                            wd.as_ref().map_or_else(|| gpu.unused(), |t| r(t.buffer())),
                             r(lse.buffer()),
                             r(sums.buffer()),
                             r(g.buffer()),
-                            w(gw.buffer()),
+                            w(gx.buffer()),
                         ],
-                        gpu.grid_1d(pix as u64, 256),
+                        gpu.grid_1d(nx as u64, 256),
                     )?;
-                    Some(gw)
-                } else {
-                    None
-                };
-                grads.push(gw);
+                    grads[0] = Some(gx);
+                }
+                if let Some(wt) = &wd {
+                    grads[2] = if needs[2] {
+                        let gw = Tensor::empty(gpu, OP, wt.shape(), DType::F32)?;
+                        gpu.dispatch(
+                            SHADER,
+                            "ce_bwd_w",
+                            &[],
+                            &Params { n: pix as u32, ..p },
+                            &[
+                                r(xd.buffer()),
+                                r(td.buffer()),
+                                gpu.unused(),
+                                r(lse.buffer()),
+                                r(sums.buffer()),
+                                r(g.buffer()),
+                                w(gw.buffer()),
+                            ],
+                            gpu.grid_1d(pix as u64, 256),
+                        )?;
+                        Some(gw)
+                    } else {
+                        None
+                    };
+                }
+                Ok(grads)
             }
-            Ok(grads)
-        })
-    }))
+        },
+    ))
 }
 
 /// Binary cross-entropy with logits, `Σ mask·bce / Σ mask` (the plain mean without a mask),
@@ -250,37 +252,36 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor, mask: Option<&Tensor>) 
     )?;
     let (loss, sums) = finish(gpu, OP, &stats)?;
     let (xd, td, md) = (logits.detach(), target.detach(), mask.map(|t| t.detach()));
-    let mut inputs = vec![logits, target];
-    inputs.extend(mask);
-    Ok(Tensor::from_op(loss, OP, &inputs, move || {
-        Box::new(move |g: &Tensor, needs: &[bool]| {
-            let gpu = xd.gpu();
-            let gx = Tensor::empty(gpu, OP, xd.shape(), DType::F32)?;
-            let gt = Tensor::empty(gpu, OP, xd.shape(), DType::F32)?;
-            gpu.dispatch(
-                SHADER,
-                "bce_bwd",
-                &[("HAS_W", md.is_some() as u32)],
-                &params(n, 0, 0, 0, md.is_some()),
-                &[
-                    r(xd.buffer()),
-                    gpu.unused(),
-                    r(td.buffer()),
-                    md.as_ref().map_or_else(|| gpu.unused(), |t| r(t.buffer())),
-                    r(sums.buffer()),
-                    r(g.buffer()),
-                    w(gx.buffer()),
-                    w(gt.buffer()),
-                ],
-                gpu.grid_1d(n as u64, 256),
-            )?;
-            let mut grads = vec![needs[0].then_some(gx), needs[1].then_some(gt)];
-            if md.is_some() {
-                grads.push(None);
+    Ok(Tensor::from_op_opt(
+        loss,
+        OP,
+        [Some(logits), Some(target), mask],
+        move |_| {
+            move |g: &Tensor, needs: [bool; 3]| {
+                let gpu = xd.gpu();
+                let gx = Tensor::empty(gpu, OP, xd.shape(), DType::F32)?;
+                let gt = Tensor::empty(gpu, OP, xd.shape(), DType::F32)?;
+                gpu.dispatch(
+                    SHADER,
+                    "bce_bwd",
+                    &[("HAS_W", md.is_some() as u32)],
+                    &params(n, 0, 0, 0, md.is_some()),
+                    &[
+                        r(xd.buffer()),
+                        gpu.unused(),
+                        r(td.buffer()),
+                        md.as_ref().map_or_else(|| gpu.unused(), |t| r(t.buffer())),
+                        r(sums.buffer()),
+                        r(g.buffer()),
+                        w(gx.buffer()),
+                        w(gt.buffer()),
+                    ],
+                    gpu.grid_1d(n as u64, 256),
+                )?;
+                Ok([needs[0].then_some(gx), needs[1].then_some(gt), None])
             }
-            Ok(grads)
-        })
-    }))
+        },
+    ))
 }
 
 /// PyTorch's `multilabel_soft_margin_loss` (mean reduction) for logits and targets [N, C]:

@@ -47,8 +47,8 @@ fn extreme(x: &Tensor, is_max: bool) -> Result<Tensor> {
         &[r(x.buffer()), w(y.buffer()), w(arg.buffer())],
         gpu.grid_1d((planes * 256) as u64, 256),
     )?;
-    Ok(Tensor::from_op(y, op, &[x], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| {
+    Ok(Tensor::from_op(y, op, [x], move |_| {
+        move |g: &Tensor, _: [bool; 1]| {
             let gpu = g.gpu();
             let dx = Tensor::empty(gpu, op, &s, DType::F32)?;
             let n = dx.numel();
@@ -61,8 +61,8 @@ fn extreme(x: &Tensor, is_max: bool) -> Result<Tensor> {
                 &[r(g.buffer()), w(dx.buffer()), gpu.unused(), r(arg.buffer())],
                 gpu.grid_1d(n as u64, 256),
             )?;
-            Ok(vec![Some(dx)])
-        })
+            Ok([Some(dx)])
+        }
     }))
 }
 

@@ -203,16 +203,10 @@ pub fn max_pool2d_with_indices(
     )?;
     let in_shape = s.to_vec();
     let saved = idx.clone();
-    let y = Tensor::from_op(y, OP, &[x], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| {
-            Ok(vec![Some(gather_bwd(
-                "max_bwd",
-                g,
-                &in_shape,
-                p,
-                Some(&saved),
-            )?)])
-        })
+    let y = Tensor::from_op(y, OP, [x], move |_| {
+        move |g: &Tensor, _: [bool; 1]| {
+            Ok([Some(gather_bwd("max_bwd", g, &in_shape, p, Some(&saved))?)])
+        }
     });
     Ok((y, idx))
 }
@@ -248,10 +242,8 @@ pub fn avg_pool2d(
         gpu.grid_1d(n as u64, 256),
     )?;
     let in_shape = s.to_vec();
-    Ok(Tensor::from_op(y, OP, &[x], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| {
-            Ok(vec![Some(gather_bwd("avg_bwd", g, &in_shape, p, None)?)])
-        })
+    Ok(Tensor::from_op(y, OP, [x], move |_| {
+        move |g: &Tensor, _: [bool; 1]| Ok([Some(gather_bwd("avg_bwd", g, &in_shape, p, None)?)])
     }))
 }
 
@@ -289,16 +281,10 @@ pub fn adaptive_avg_pool2d(x: &Tensor, output: [usize; 2]) -> Result<Tensor> {
         gpu.grid_1d(n as u64, 256),
     )?;
     let in_shape = s.to_vec();
-    Ok(Tensor::from_op(y, OP, &[x], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| {
-            Ok(vec![Some(gather_bwd(
-                "adaptive_avg_bwd",
-                g,
-                &in_shape,
-                p,
-                None,
-            )?)])
-        })
+    Ok(Tensor::from_op(y, OP, [x], move |_| {
+        move |g: &Tensor, _: [bool; 1]| {
+            Ok([Some(gather_bwd("adaptive_avg_bwd", g, &in_shape, p, None)?)])
+        }
     }))
 }
 

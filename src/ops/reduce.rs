@@ -303,13 +303,13 @@ fn reduce_dims(x: &Tensor, dims: &[usize], mean: bool) -> Result<Tensor> {
     let scale = if mean { 1.0 / n_red as f32 } else { 1.0 };
     let out = reduce_raw(x, keep, &out_shape, scale)?;
     let in_shape = x.shape().to_vec();
-    Ok(Tensor::from_op(out, op, &[x], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| {
+    Ok(Tensor::from_op(out, op, [x], move |_| {
+        move |g: &Tensor, _: [bool; 1]| {
             // Broadcast the (kept-dims) gradient back over the reduced dims.
             let gpu = g.gpu();
             let ones = Tensor::full(gpu, &in_shape, scale)?;
-            Ok(vec![Some(super::elementwise::mul(&ones, g)?)])
-        })
+            Ok([Some(super::elementwise::mul(&ones, g)?)])
+        }
     }))
 }
 

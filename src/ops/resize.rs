@@ -80,8 +80,8 @@ fn resize(
     let s = x.shape();
     let y = run(fwd, x, &[s[0], s[1], size[0], size[1]], p)?;
     let in_shape = s.to_vec();
-    Ok(Tensor::from_op(y, op, &[x], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(run(bwd, g, &in_shape, p)?)]))
+    Ok(Tensor::from_op(y, op, [x], move |_| {
+        move |g: &Tensor, _: [bool; 1]| Ok([Some(run(bwd, g, &in_shape, p)?)])
     }))
 }
 

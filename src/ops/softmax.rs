@@ -113,8 +113,8 @@ fn softmax_any(x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
     check_dim(op, dim)?;
     let y = softmax_raw(x, log)?;
     let ys = y.detach();
-    Ok(Tensor::from_op(y, op, &[x], move || {
-        Box::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(softmax_bwd_raw(&ys, g, log)?)]))
+    Ok(Tensor::from_op(y, op, [x], move |_| {
+        move |g: &Tensor, _: [bool; 1]| Ok([Some(softmax_bwd_raw(&ys, g, log)?)])
     }))
 }
 

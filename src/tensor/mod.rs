@@ -6,7 +6,7 @@ mod shape;
 
 pub use shape::{numel, Shape};
 
-use crate::autograd::{self, BackwardFn, Edge, LeafCell, Node};
+use crate::autograd::{self, BackwardFn, Edge, LeafCell, Node, Typed};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -133,9 +133,51 @@ impl Tensor {
         )
     }
 
-    /// Wraps the result of an op; records a graph node when grad mode is on and any input needs a
-    /// gradient. `backward` receives the output gradient and returns one gradient per input.
-    pub(crate) fn from_op(
+    /// Wraps the result of an op with `N` inputs; records a graph node when grad mode is on and
+    /// any input needs a gradient. `saving` is called only then, with which inputs need a
+    /// gradient, so the op can keep just what those gradients need (a conv through a frozen
+    /// layer keeps its input, not its weight); it returns the backward, which gets the output
+    /// gradient and returns one gradient per input.
+    pub(crate) fn from_op<const N: usize, F>(
+        out: Tensor,
+        name: &'static str,
+        inputs: [&Tensor; N],
+        saving: impl FnOnce([bool; N]) -> F,
+    ) -> Tensor
+    where
+        F: Fn(&Tensor, [bool; N]) -> Result<[Option<Tensor>; N]> + Send + 'static,
+    {
+        Self::from_op_opt(out, name, inputs.map(Some), saving)
+    }
+
+    /// [`Tensor::from_op`] for ops with optional inputs (a conv's bias, a loss's weights): an
+    /// absent input never needs a gradient, and its slot of the result is ignored.
+    pub(crate) fn from_op_opt<const N: usize, F>(
+        out: Tensor,
+        name: &'static str,
+        inputs: [Option<&Tensor>; N],
+        saving: impl FnOnce([bool; N]) -> F,
+    ) -> Tensor
+    where
+        F: Fn(&Tensor, [bool; N]) -> Result<[Option<Tensor>; N]> + Send + 'static,
+    {
+        if !autograd::is_grad_enabled() {
+            return out;
+        }
+        let next: Vec<Option<Edge>> = inputs.iter().map(|t| t.and_then(|t| t.edge())).collect();
+        if next.iter().all(Option::is_none) {
+            return out;
+        }
+        let mut needs = [false; N];
+        for (n, e) in needs.iter_mut().zip(&next) {
+            *n = e.is_some();
+        }
+        let node = Node::new(name, Box::new(Typed(saving(needs))), next);
+        Self::with_meta(out.0.buf.clone(), &out.0.shape, out.0.dtype, Meta::Op(node))
+    }
+
+    /// [`Tensor::from_op`] for variadic ops (concat): the arity is the length of `inputs`.
+    pub(crate) fn from_op_dyn(
         out: Tensor,
         name: &'static str,
         inputs: &[&Tensor],
@@ -295,8 +337,8 @@ impl Tensor {
         }
         let out = Self::with_meta(self.0.buf.clone(), shape, self.0.dtype, Meta::None);
         let old = self.shape().to_vec();
-        Ok(Tensor::from_op(out, "reshape", &[self], || {
-            Box::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(g.reshape(&old)?)]))
+        Ok(Tensor::from_op(out, "reshape", [self], |_| {
+            move |g: &Tensor, _: [bool; 1]| Ok([Some(g.reshape(&old)?)])
         }))
     }
 
