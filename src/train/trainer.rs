@@ -8,6 +8,7 @@ use super::config::RunConfig;
 use super::error::TrainError;
 use super::eval::{eval_batch, evaluate};
 use super::event::{EvalResult, Event, Observer, ProbeSnapshot, Snapshot, StepScalars};
+use crate::metrics::signals::{probe_scores, ProbeMaps, SignalScores};
 use super::method::{Method, StepCtx, StepLosses};
 use super::methods::{self, BuildEnv};
 use super::streams::{StreamSetup, Streams};
@@ -581,6 +582,7 @@ impl Trainer {
             let v = t.to_vec_f32()?;
             train_maps.push((n, h, w, v[..h * w].to_vec()));
         }
+        let signals = probe_signals(&probes, self.ignore, self.classes)?;
         let snap = Snapshot {
             step: self.step,
             classes: self.classes,
@@ -588,6 +590,7 @@ impl Trainer {
             ignore: self.ignore,
             probes,
             train_maps,
+            signals,
         };
         self.emit(Event::Snapshot(Box::new(snap)));
         Ok(())
@@ -632,6 +635,32 @@ impl Trainer {
 }
 
 /// The error for a training batch too large for one GPU buffer, naming the settings to change.
+/// D's confidence (`d_confidence`) and gate (`semi_mask`) maps of the probes scored against
+/// their labels; empty scores for methods without them.
+fn probe_signals(probes: &[ProbeSnapshot], ignore: u8, classes: usize) -> Result<SignalScores> {
+    fn map<'a>(p: &'a ProbeSnapshot, name: &str) -> Option<&'a [f32]> {
+        p.maps
+            .iter()
+            .find(|m| m.0 == name)
+            .map(|m| m.1.as_slice())
+    }
+    let items: Vec<ProbeMaps<'_>> = probes
+        .iter()
+        .filter_map(|p| {
+            Some(ProbeMaps {
+                conf: map(p, "d_confidence")?,
+                gate: map(p, "semi_mask"),
+                pred: &p.pred,
+                gt: &p.gt,
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        return Ok(SignalScores::default());
+    }
+    probe_scores(&items, ignore, classes)
+}
+
 fn crop_too_large(crop: [usize; 2], batch: usize, bytes: u64, limit: u64) -> TrainError {
     TrainError::bad_value(
         "crop",
