@@ -113,7 +113,9 @@ impl ConfHistGpu {
 
     /// Reads the counts back (one transfer of 2·bins + 2 words).
     pub fn read(&self) -> Result<ConfidenceHist> {
-        let bytes = self.gpu.read(&self.buf, 0, ((2 * self.bins + 2) * 4) as u64)?;
+        let bytes = self
+            .gpu
+            .read(&self.buf, 0, ((2 * self.bins + 2) * 4) as u64)?;
         let v: Vec<u64> = bytemuck::cast_slice::<u8, u32>(&bytes)
             .iter()
             .map(|&c| c as u64)

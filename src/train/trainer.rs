@@ -8,7 +8,6 @@ use super::config::RunConfig;
 use super::error::TrainError;
 use super::eval::{eval_batch, evaluate};
 use super::event::{EvalResult, Event, Observer, ProbeSnapshot, Snapshot, StepScalars};
-use crate::metrics::signals::{probe_scores, ProbeMaps, SignalScores};
 use super::method::{Method, StepCtx, StepLosses};
 use super::methods::{self, BuildEnv};
 use super::streams::{StreamSetup, Streams};
@@ -16,6 +15,7 @@ use crate::data::semi::{Amount, SemiSplit};
 use crate::data::{self, augment, AugConfig, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::metrics::signals::{probe_scores, ProbeMaps, SignalScores};
 use crate::nn::arch::Model;
 use crate::optim::poly_lr;
 use crate::tensor::{DType, Tensor};
@@ -639,10 +639,7 @@ impl Trainer {
 /// their labels; empty scores for methods without them.
 fn probe_signals(probes: &[ProbeSnapshot], ignore: u8, classes: usize) -> Result<SignalScores> {
     fn map<'a>(p: &'a ProbeSnapshot, name: &str) -> Option<&'a [f32]> {
-        p.maps
-            .iter()
-            .find(|m| m.0 == name)
-            .map(|m| m.1.as_slice())
+        p.maps.iter().find(|m| m.0 == name).map(|m| m.1.as_slice())
     }
     let items: Vec<ProbeMaps<'_>> = probes
         .iter()

@@ -38,5 +38,6 @@ mod signals;
 mod torch_parity;
 mod train_cli;
 mod train_methods_cli;
+mod train_signals_cli;
 mod train_unit;
 mod train_unit_methods;

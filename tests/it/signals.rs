@@ -48,7 +48,10 @@ fn pixels(n: usize, t: f32) -> (Vec<f32>, Vec<i32>, Vec<i32>) {
 }
 
 fn fixture() -> serde_json::Value {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/signals/conf_hist.json");
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/signals/conf_hist.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
@@ -90,13 +93,26 @@ fn kernel_and_host_match_the_fixture() {
         assert_eq!(hist.wrong, counts(&f["hist_wrong"]), "{name} wrong");
         let g = hist.gate.unwrap();
         assert_eq!(g.gated, f["gated"].as_u64().unwrap(), "{name} gated");
-        assert_eq!(g.gated_correct, f["gated_right"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            g.gated_correct,
+            f["gated_right"].as_u64().unwrap(),
+            "{name}"
+        );
         let a = hist.auroc().unwrap();
-        assert!((a - f["auroc_binned"].as_f64().unwrap()).abs() < 1e-12, "{name} {a}");
-        assert!((a - f["auroc_raw"].as_f64().unwrap()).abs() < 1e-4, "{name} {a}");
+        assert!(
+            (a - f["auroc_binned"].as_f64().unwrap()).abs() < 1e-12,
+            "{name} {a}"
+        );
+        assert!(
+            (a - f["auroc_raw"].as_f64().unwrap()).abs() < 1e-4,
+            "{name} {a}"
+        );
     }
     let s = SignalScores::from_hist(&dev);
-    let (gated, right) = (f["gated"].as_f64().unwrap(), f["gated_right"].as_f64().unwrap());
+    let (gated, right) = (
+        f["gated"].as_f64().unwrap(),
+        f["gated_right"].as_f64().unwrap(),
+    );
     assert!((s.gate_precision.unwrap() - right / gated).abs() < 1e-12);
     assert_eq!(s.gate_curve.len(), 19);
 }
@@ -116,9 +132,15 @@ fn kernel_refuses_mismatched_shapes() {
     let acc = ConfHistGpu::new(&gpu, 1000, None).unwrap();
     let c = Tensor::from_f32(&gpu, &[0.5; 6], &[1, 1, 2, 3]).unwrap();
     let p = Tensor::from_i32(&gpu, &[0; 4], &[1, 2, 2]).unwrap();
-    let err = acc.add(&c, &p, &p, IGNORE, CLASSES).unwrap_err().to_string();
+    let err = acc
+        .add(&c, &p, &p, IGNORE, CLASSES)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("conf_hist") && err.contains("differ"), "{err}");
-    let err = acc.add(&c, &c, &c, IGNORE, CLASSES).unwrap_err().to_string();
+    let err = acc
+        .add(&c, &c, &c, IGNORE, CLASSES)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("I32"), "{err}");
     assert!(ConfHistGpu::new(&gpu, 5000, None).is_err());
 }

@@ -615,7 +615,10 @@ impl Method for RrmMethod {
             let up = ops::mul(&up, &fg.reshape(&[n, k, 1, 1])?)?;
             let norm = ops::div(&up, &ops::add_scalar(&ops::max_spatial(&up)?, NORM_EPS)?)?;
             let one_minus = ops::clamp(&ops::affine(&channel_max(&norm)?, -1.0, 1.0)?, 1e-30, 1.0)?;
-            let bg = ops::exp(&ops::mul_scalar(&ops::log(&one_minus)?, self.cfg.alpha_high)?)?;
+            let bg = ops::exp(&ops::mul_scalar(
+                &ops::log(&one_minus)?,
+                self.cfg.alpha_high,
+            )?)?;
             Ok(EvalSignals {
                 cam_scores: Some(concat(&[&bg, &norm], 1)?),
                 ..EvalSignals::default()
