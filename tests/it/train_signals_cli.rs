@@ -133,6 +133,19 @@ fn advsemi_logs_d_signals_gate_and_confusion() {
         check_d_signals(e, true);
         check_confusion(e, 6);
     }
+    // "Open run dir" reads them back for the Plots tab.
+    #[cfg(feature = "app")]
+    {
+        let h = advseg::app::history::History::load_metrics(&dir).unwrap();
+        let last = h.evals.last().unwrap();
+        assert_eq!(last.confusion.len(), 36);
+        assert_eq!(last.signals.gate_curve.len(), 19);
+        assert_eq!(
+            last.signals.d_auroc,
+            m.iter().rev().find(|v| v["type"] == "eval").unwrap()["d_auroc"].as_f64()
+        );
+        assert!(advseg::app::signals::signal_series(&h).len() >= 3);
+    }
     let probes: Vec<_> = m.iter().filter(|v| v["type"] == "probe_signals").collect();
     assert_eq!(probes.len(), 2, "probe signals at each eval snapshot");
     for p in probes {
