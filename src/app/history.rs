@@ -162,7 +162,7 @@ impl History {
                         .flat_map(|row| row.as_array().into_iter().flatten())
                         .map(|x| x.as_u64().unwrap_or(0))
                         .collect(),
-                    signals: SignalScores::from_json(&v),
+                    signals: Box::new(SignalScores::from_json(&v)),
                 }),
                 _ => {}
             }

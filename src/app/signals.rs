@@ -14,7 +14,8 @@ pub const SIGNALS_TITLE: &str = "signal quality at evaluations";
 
 /// The signal series over the evaluations' steps (values in [0, 1]); empty series dropped.
 pub fn signal_series(h: &History) -> Vec<(&'static str, Vec<[f64; 2]>)> {
-    let fields: [(&'static str, fn(&SignalScores) -> Option<f64>); 4] = [
+    type Field = fn(&SignalScores) -> Option<f64>;
+    let fields: [(&'static str, Field); 4] = [
         ("D-uncertainty AUROC", |s| s.d_auroc),
         ("gate precision", |s| s.gate_precision),
         ("gate coverage", |s| s.gate_coverage),

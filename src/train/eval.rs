@@ -87,7 +87,7 @@ pub fn evaluate(
             images,
             seconds: t0.elapsed().as_secs_f64(),
             confusion: cm.counts().to_vec(),
-            signals,
+            signals: Box::new(signals),
         },
         s,
     ))

@@ -39,7 +39,8 @@ pub struct EvalResult {
     /// `per_class_iou`, ignored pixels left out.
     pub confusion: Vec<u64>,
     /// The method's own signals scored against the ground truth (`metrics::signals`).
-    pub signals: SignalScores,
+    /// (boxed: keeps `Event` small for the channels that carry it).
+    pub signals: Box<SignalScores>,
 }
 
 /// One probe image as the model saw it, with what the method computed for it.

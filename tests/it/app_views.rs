@@ -103,7 +103,7 @@ fn history() -> History {
                 confusion: (0..C * C)
                     .map(|i| if i % (C + 1) == 0 { 60 } else { 10 })
                     .collect(),
-                signals: signal_scores(s),
+                signals: Box::new(signal_scores(s)),
             }));
             h.apply(Event::Snapshot(Box::new(Snapshot {
                 step: s,
@@ -876,7 +876,7 @@ fn plots_show_signal_quality_and_whole_split_confusion() {
     assert_eq!(v.m[1], vec![10, 60, 10]);
     // An older run: no signals, no whole-split matrix.
     for r in &mut h.state_mut().history.evals {
-        r.signals = SignalScores::default();
+        *r.signals = SignalScores::default();
         r.confusion.clear();
     }
     h.run_steps(3);
