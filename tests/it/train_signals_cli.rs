@@ -133,6 +133,13 @@ fn advsemi_logs_d_signals_gate_and_confusion() {
         check_d_signals(e, true);
         check_confusion(e, 6);
     }
+    // `advseg eval --json` on the last checkpoint reproduces the last evaluation's signals
+    // and matrix (integer counts: bit for bit).
+    let last = *eval_lines(&m).last().unwrap();
+    let j = eval_json(&dir.join("last.safetensors"));
+    assert_eq!(j["signals"]["d_auroc"], last["d_auroc"]);
+    assert_eq!(j["signals"]["gate_curve"], last["gate_curve"]);
+    assert_eq!(j["confusion"], last["confusion"]);
     // "Open run dir" reads them back for the Plots tab.
     #[cfg(feature = "app")]
     {
@@ -156,13 +163,15 @@ fn advsemi_logs_d_signals_gate_and_confusion() {
 }
 
 #[test]
-fn ssgan_logs_d_signals_without_gate() {
-    let (_, m, dir) = run("ssgan", "ssgan", DATA, "2", &["--batch", "4", "--ndf", "4"]);
-    for e in eval_lines(&m) {
-        check_d_signals(e, false);
-        assert!(e.get("cam_miou").is_none());
+fn ssgan_and_gan_cegu_log_d_signals_without_gate() {
+    for method in ["ssgan", "gan-cegu"] {
+        let (_, m, dir) = run(method, method, DATA, "2", &["--batch", "4", "--ndf", "4"]);
+        for e in eval_lines(&m) {
+            check_d_signals(e, false);
+            assert!(e.get("cam_miou").is_none());
+        }
+        remove(&dir);
     }
-    remove(&dir);
 }
 
 #[test]
