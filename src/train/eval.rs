@@ -1,12 +1,12 @@
 //! Evaluation of a method's segmentation network over a split (confusion-matrix mIoU), and of
 //! its own signals (D's confidence, the semi gate, thresholded CAMs: `metrics::signals`).
 
-use super::event::EvalResult;
+use super::event::{EvalResult, ProbeSnapshot};
 use super::method::Method;
 use crate::data::{AugConfig, Dataset, Loader, LoaderConfig};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::metrics::signals::{SignalScores, BINS};
+use crate::metrics::signals::{probe_scores, ProbeMaps, SignalScores, BINS};
 use crate::metrics::{ConfusionMatrix, Scores};
 use crate::ops::signals::ConfHistGpu;
 use crate::ops::softmax::argmax_channels;
@@ -91,6 +91,29 @@ pub fn evaluate(
         },
         s,
     ))
+}
+
+/// D's confidence (`d_confidence`) and gate (`semi_mask`) maps of the probes scored against
+/// their labels; empty scores for methods without them.
+pub fn probe_signals(probes: &[ProbeSnapshot], ignore: u8, classes: usize) -> Result<SignalScores> {
+    fn map<'a>(p: &'a ProbeSnapshot, name: &str) -> Option<&'a [f32]> {
+        p.maps.iter().find(|m| m.0 == name).map(|m| m.1.as_slice())
+    }
+    let items: Vec<ProbeMaps<'_>> = probes
+        .iter()
+        .filter_map(|p| {
+            Some(ProbeMaps {
+                conf: map(p, "d_confidence")?,
+                gate: map(p, "semi_mask"),
+                pred: &p.pred,
+                gt: &p.gt,
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        return Ok(SignalScores::default());
+    }
+    probe_scores(&items, ignore, classes)
 }
 
 /// Evaluation batch for a dataset: synthetic images share one size, others may not.

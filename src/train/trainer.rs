@@ -6,7 +6,7 @@
 use super::checkpoint::{self, Checkpoint, CkptMeta};
 use super::config::RunConfig;
 use super::error::TrainError;
-use super::eval::{eval_batch, evaluate};
+use super::eval::{eval_batch, evaluate, probe_signals};
 use super::event::{EvalResult, Event, Observer, ProbeSnapshot, Snapshot, StepScalars};
 use super::method::{Method, StepCtx, StepLosses};
 use super::methods::{self, BuildEnv};
@@ -15,7 +15,6 @@ use crate::data::semi::{Amount, SemiSplit};
 use crate::data::{self, augment, AugConfig, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::metrics::signals::{probe_scores, ProbeMaps, SignalScores};
 use crate::nn::arch::Model;
 use crate::optim::poly_lr;
 use crate::tensor::{DType, Tensor};
@@ -635,29 +634,6 @@ impl Trainer {
 }
 
 /// The error for a training batch too large for one GPU buffer, naming the settings to change.
-/// D's confidence (`d_confidence`) and gate (`semi_mask`) maps of the probes scored against
-/// their labels; empty scores for methods without them.
-fn probe_signals(probes: &[ProbeSnapshot], ignore: u8, classes: usize) -> Result<SignalScores> {
-    fn map<'a>(p: &'a ProbeSnapshot, name: &str) -> Option<&'a [f32]> {
-        p.maps.iter().find(|m| m.0 == name).map(|m| m.1.as_slice())
-    }
-    let items: Vec<ProbeMaps<'_>> = probes
-        .iter()
-        .filter_map(|p| {
-            Some(ProbeMaps {
-                conf: map(p, "d_confidence")?,
-                gate: map(p, "semi_mask"),
-                pred: &p.pred,
-                gt: &p.gt,
-            })
-        })
-        .collect();
-    if items.is_empty() {
-        return Ok(SignalScores::default());
-    }
-    probe_scores(&items, ignore, classes)
-}
-
 fn crop_too_large(crop: [usize; 2], batch: usize, bytes: u64, limit: u64) -> TrainError {
     TrainError::bad_value(
         "crop",
