@@ -12,7 +12,8 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 /// Title of the signals-over-steps plot.
 pub const SIGNALS_TITLE: &str = "signal quality at evaluations";
 
-/// The signal series over the evaluations' steps (values in [0, 1]); empty series dropped.
+/// The signal series over the evaluations' steps (values in [0, 1]), and D's AUROC on the
+/// probe images at each snapshot; empty series dropped.
 pub fn signal_series(h: &History) -> Vec<(&'static str, Vec<[f64; 2]>)> {
     type Field = fn(&SignalScores) -> Option<f64>;
     let fields: [(&'static str, Field); 4] = [
@@ -31,6 +32,14 @@ pub fn signal_series(h: &History) -> Vec<(&'static str, Vec<[f64; 2]>)> {
                 .collect();
             (*name, pts)
         })
+        .chain(std::iter::once((
+            "D-uncertainty AUROC, probes",
+            // Live runs only: snapshots read back from PNGs carry no scores.
+            h.snapshots
+                .iter()
+                .filter_map(|s| s.signals.d_auroc.map(|v| [s.step as f64, v]))
+                .collect(),
+        )))
         .filter(|s| !s.1.is_empty())
         .collect()
 }

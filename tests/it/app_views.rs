@@ -117,7 +117,10 @@ fn history() -> History {
                     W / 2,
                     (0..H * W / 4).map(|i| (i % 7) as f32 / 6.0).collect(),
                 )],
-                signals: SignalScores::default(),
+                signals: SignalScores {
+                    d_auroc: Some(0.9),
+                    ..SignalScores::default()
+                },
             })));
         }
     }
@@ -852,8 +855,14 @@ fn plots_show_signal_quality_and_whole_split_confusion() {
     let names: Vec<&str> = series.iter().map(|s| s.0).collect();
     assert_eq!(
         names,
-        ["D-uncertainty AUROC", "gate precision", "gate coverage"]
+        [
+            "D-uncertainty AUROC",
+            "gate precision",
+            "gate coverage",
+            "D-uncertainty AUROC, probes"
+        ]
     );
+    assert_eq!(series[3].1, vec![[10.0, 0.9], [20.0, 0.9]]);
     assert_eq!(series[0].1, vec![[10.0, 0.6], [20.0, 0.7]]);
     let t = plot_readout(&mut h, SIGNALS_TITLE, 0.9);
     let step: usize = t
@@ -879,6 +888,15 @@ fn plots_show_signal_quality_and_whole_split_confusion() {
         *r.signals = SignalScores::default();
         r.confusion.clear();
     }
+    h.state_mut().history.snapshots.retain(|_| false);
+    let snap = history().snapshots.last().unwrap().as_ref().clone();
+    let plain = advseg::train::Snapshot {
+        signals: SignalScores::default(),
+        ..snap
+    };
+    h.state_mut()
+        .history
+        .apply(Event::Snapshot(Box::new(plain)));
     h.run_steps(3);
     assert!(h.query_by_label(SIGNALS_TITLE).is_none());
     assert!(h.query_by_label(&gate_curve_title(20)).is_none());
