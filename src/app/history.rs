@@ -2,6 +2,7 @@
 //! and the step slider can go back in time.
 
 use crate::data::ClassInfo;
+use crate::metrics::signals::SignalScores;
 use crate::train::{EvalResult, Event, Snapshot};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -154,6 +155,14 @@ impl History {
                         .collect(),
                     images: v["images"].as_u64().unwrap_or(0) as usize,
                     seconds: v["seconds"].as_f64().unwrap_or(0.0),
+                    confusion: v["confusion"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|row| row.as_array().into_iter().flatten())
+                        .map(|x| x.as_u64().unwrap_or(0))
+                        .collect(),
+                    signals: Box::new(SignalScores::from_json(&v)),
                 }),
                 _ => {}
             }

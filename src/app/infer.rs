@@ -75,6 +75,7 @@ pub fn run(ckpt: &Path, image: &Path) -> anyhow::Result<InferResult> {
             ignore: 255,
             probes: vec![probe],
             train_maps: vec![],
+            signals: Default::default(),
         }),
         names,
         about: format!("{} / {} at step {}", meta.method, meta.arch, meta.step),

@@ -164,5 +164,6 @@ fn load_step(step: usize, d: &Path, classes: Option<usize>) -> Result<Snapshot, 
         ignore: 255,
         probes,
         train_maps,
+        signals: Default::default(),
     })
 }

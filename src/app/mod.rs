@@ -18,6 +18,7 @@ pub mod plots;
 pub mod presets;
 pub mod runner;
 pub mod setup;
+pub mod signals;
 pub mod state;
 pub mod viewer;
 

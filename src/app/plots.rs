@@ -1,4 +1,5 @@
-//! Live plots of the run: every loss term, D outputs, learning rates, mIoU and per-class IoU,
+//! Live plots of the run: every loss term, D outputs, learning rates, mIoU and per-class IoU
+//! (the signal-quality plots are `super::signals`),
 //! with EMA smoothing, value readouts under the cursor, log-scale y, per-series toggles and a
 //! step or wall-clock x axis. Run comparison overlays several runs through the same plot.
 
@@ -195,7 +196,7 @@ pub fn plot(
 }
 
 /// The series' x on the chosen axis.
-fn to_axis(h: &History, pts: &[[f64; 2]], axes: Axes) -> Vec<[f64; 2]> {
+pub fn to_axis(h: &History, pts: &[[f64; 2]], axes: Axes) -> Vec<[f64; 2]> {
     if axes.time_x {
         pts.iter().map(|p| [h.time_at(p[0]), p[1]]).collect()
     } else {
@@ -321,10 +322,11 @@ pub fn plots_ui(
             })
             .collect();
         over = plot(ui, "per-class IoU (%)", height, per, axes).or(over);
+        over = super::signals::signals_ui(ui, h, axes, height).or(over);
         iou_table(ui, h);
     }
-    if let Some(s) = h.snapshots.last() {
-        confusion_ui(ui, s, &h.class_names(s.classes));
+    if let Some(v) = super::signals::confusion_view(h) {
+        confusion_ui(ui, h, &v);
     }
     // Keeps the last readout while the cursor is between plots.
     if over.is_some() {
@@ -370,7 +372,7 @@ pub fn iou_table(ui: &mut egui::Ui, h: &History) {
 }
 
 /// Pixel confusion matrix of a snapshot's probe images: `m[gt][pred]`, ignored pixels left
-/// out. The trainer's evaluation events carry IoU only, so this is the probes' view.
+/// out (the view for runs whose evaluations did not log the whole split's).
 pub fn confusion(s: &crate::train::Snapshot) -> Vec<Vec<u64>> {
     let c = s.classes;
     let mut m = vec![vec![0u64; c]; c];
@@ -386,11 +388,13 @@ pub fn confusion(s: &crate::train::Snapshot) -> Vec<Vec<u64>> {
 
 /// The confusion matrix as a table: rows are ground truth, columns predictions, cells the
 /// share of the row, shaded by it.
-pub fn confusion_ui(ui: &mut egui::Ui, s: &crate::train::Snapshot, names: &[String]) {
-    let m = confusion(s);
+pub fn confusion_ui(ui: &mut egui::Ui, h: &History, v: &super::signals::ConfusionView) {
+    let m = &v.m;
+    let classes = m.len();
+    let names = h.class_names(classes);
     ui.label(format!(
-        "confusion matrix, probe images at step {} (rows: ground truth, columns: prediction, % of row)",
-        s.step
+        "{} (rows: ground truth, columns: prediction, % of row)",
+        v.title
     ));
     let name = |c: usize| {
         names
@@ -398,23 +402,18 @@ pub fn confusion_ui(ui: &mut egui::Ui, s: &crate::train::Snapshot, names: &[Stri
             .cloned()
             .unwrap_or_else(|| format!("class {c}"))
     };
-    let colour = |c: usize| {
-        s.colours
-            .get(c)
-            .map(|k| egui::Color32::from_rgb(k[0], k[1], k[2]))
-    };
     let coloured = |c: usize| {
         let t = egui::RichText::new(name(c)).strong();
-        match colour(c) {
+        match class_colour(h, c) {
             Some(k) => t.color(k),
             None => t,
         }
     };
     egui::Grid::new("confusion")
-        .num_columns(s.classes + 1)
+        .num_columns(classes + 1)
         .show(ui, |ui| {
             ui.label("");
-            for c in 0..s.classes {
+            for c in 0..classes {
                 ui.label(coloured(c));
             }
             ui.end_row();

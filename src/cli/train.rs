@@ -410,11 +410,35 @@ fn eval_table(r: &EvalResult) -> String {
         pct(r.pixel_acc),
         pct(r.mean_class_acc)
     );
+    if let Some(line) = signals_line(&r.signals) {
+        s += &format!("  {line}\n");
+    }
     for (n, v) in &r.per_class_iou {
         s += &format!("  {n:<16} {}\n", pct(*v));
     }
     s.pop();
     s
+}
+
+/// The method's signals in one line (docs/SIGNALS.md says what they mean); `None` when the
+/// method has none.
+fn signals_line(g: &advseg::metrics::signals::SignalScores) -> Option<String> {
+    let p = |v: Option<f64>| v.map_or("n/a".into(), |x| format!("{:.1}%", 100.0 * x));
+    let mut parts = Vec::new();
+    if let Some(a) = g.d_auroc {
+        parts.push(format!("D-uncertainty AUROC {a:.3}"));
+    }
+    if let Some(t) = g.gate_t {
+        parts.push(format!(
+            "gate T {t:.2}: precision {} coverage {}",
+            p(g.gate_precision),
+            p(g.gate_coverage)
+        ));
+    }
+    if g.cam_miou.is_some() {
+        parts.push(format!("thresholded-CAM mIoU {}", p(g.cam_miou)));
+    }
+    (!parts.is_empty()).then(|| format!("signals: {}", parts.join(" · ")))
 }
 
 #[derive(clap::Args)]
@@ -463,6 +487,8 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
                 "arch": meta.arch, "step": meta.step, "data": spec.to_string(), "split": r.split,
                 "images": r.images, "miou": r.miou, "pixel_acc": r.pixel_acc,
                 "mean_class_acc": r.mean_class_acc, "iou": iou,
+                "confusion": r.confusion.chunks(r.per_class_iou.len().max(1)).collect::<Vec<_>>(),
+                "signals": r.signals.to_json(),
             })
         );
     } else {

@@ -10,6 +10,7 @@
 //! `None` for classes without ground-truth pixels and mean class accuracy skips them, and
 //! frequency-weighted IoU weighs by ground-truth frequency so such classes weigh nothing.
 
+pub mod signals;
 pub mod tta;
 
 use crate::error::{Error, Result};

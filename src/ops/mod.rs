@@ -16,6 +16,7 @@ pub mod minmax;
 pub mod pool;
 pub mod reduce;
 pub mod resize;
+pub mod signals;
 pub mod softmax;
 pub mod tune;
 

@@ -2,6 +2,7 @@
 //! desktop app through a channel) all receive the same events; the trainer computes them on a
 //! fixed schedule whether or not anyone listens, so watching never changes training speed.
 
+pub use crate::metrics::signals::SignalScores;
 use std::sync::mpsc::Sender;
 
 /// Scalars of one step: every loss term the method reports (unscaled by their λ), D's mean
@@ -34,6 +35,12 @@ pub struct EvalResult {
     pub per_class_iou: Vec<(String, Option<f64>)>,
     pub images: usize,
     pub seconds: f64,
+    /// Whole-split pixel confusion matrix, row-major `[gt][pred]` over the classes of
+    /// `per_class_iou`, ignored pixels left out.
+    pub confusion: Vec<u64>,
+    /// The method's own signals scored against the ground truth (`metrics::signals`).
+    /// (boxed: keeps `Event` small for the channels that carry it).
+    pub signals: Box<SignalScores>,
 }
 
 /// One probe image as the model saw it, with what the method computed for it.
@@ -65,6 +72,9 @@ pub struct Snapshot {
     /// Maps from the last training batch, e.g. the semi-supervised mask actually used there:
     /// (name, h, w, HxW values of its first image).
     pub train_maps: Vec<(String, usize, usize, Vec<f32>)>,
+    /// D's confidence maps of the probes scored against their labels (empty for methods
+    /// without a `d_confidence` map).
+    pub signals: SignalScores,
 }
 
 #[derive(Clone, Debug)]

@@ -61,6 +61,20 @@ pub struct ProbeOut {
     pub maps: Vec<(String, Tensor)>,
 }
 
+/// A method's signals for one evaluation batch, scored against the ground truth by
+/// `train::eval` (`metrics::signals`). Kept on the GPU.
+#[derive(Default)]
+pub struct EvalSignals {
+    /// D's confidence σ(D) [N, 1, H, W] at input size, for methods with a per-pixel
+    /// confidence discriminator.
+    pub d_confidence: Option<Tensor>,
+    /// T_semi, where the method gates a loss on `d_confidence ≥ T_semi`.
+    pub gate_t: Option<f32>,
+    /// Scores [N, C, H, W] whose channel argmax is the thresholded-CAM segmentation (weak
+    /// methods; the rule is the method's).
+    pub cam_scores: Option<Tensor>,
+}
+
 pub trait Method {
     fn name(&self) -> &'static str;
     /// Streams the method draws from (all from the training split).
@@ -80,6 +94,17 @@ pub trait Method {
     fn segment_labeled(&self, x: &Tensor, image_labels: &Tensor) -> Result<Tensor> {
         let _ = image_labels;
         self.segment(x)
+    }
+    /// The signals to score at evaluation, given the batch's image labels and the logits
+    /// [`Method::segment_labeled`] just returned (inference mode, no graph). None by default.
+    fn eval_signals(
+        &self,
+        x: &Tensor,
+        image_labels: &Tensor,
+        logits: &Tensor,
+    ) -> Result<EvalSignals> {
+        let _ = (x, image_labels, logits);
+        Ok(EvalSignals::default())
     }
     /// Probabilities and method maps for probe images (inference mode, no graph).
     fn probe(&self, x: &Tensor) -> Result<ProbeOut>;

@@ -68,6 +68,14 @@ pub fn read_classes(dir: &Path) -> Result<Option<ClassInfo>, String> {
     }))
 }
 
+/// A row-major n×n confusion matrix as JSON rows (`[gt][pred]`).
+fn confusion_rows(m: &[u64], n: usize) -> serde_json::Value {
+    if n == 0 || m.len() != n * n {
+        return serde_json::Value::Null;
+    }
+    json!(m.chunks(n).collect::<Vec<_>>())
+}
+
 pub struct RunDirWriter {
     dir: PathBuf,
     log_every: usize,
@@ -123,18 +131,32 @@ impl RunDirWriter {
                     .iter()
                     .map(|(n, v)| (n.clone(), json!(v)))
                     .collect();
-                self.append(json!({
+                let mut v = json!({
                     "type": "eval", "step": r.step, "split": r.split, "miou": r.miou,
                     "pixel_acc": r.pixel_acc, "mean_class_acc": r.mean_class_acc,
                     "iou": iou, "images": r.images, "seconds": r.seconds,
-                }))
-                .map_err(|e| e.to_string())
+                    "confusion": confusion_rows(&r.confusion, r.per_class_iou.len()),
+                });
+                v.as_object_mut()
+                    .expect("an object")
+                    .extend(r.signals.to_json());
+                self.append(v).map_err(|e| e.to_string())
             }
             Event::Checkpoint { step, path, kind } => self
                 .append(json!({"type": "checkpoint", "step": step, "kind": kind,
                                "path": path.display().to_string()}))
                 .map_err(|e| e.to_string()),
-            Event::Snapshot(s) => write_snapshot(&self.dir.join("snapshots"), s),
+            Event::Snapshot(s) => {
+                if !s.signals.is_empty() {
+                    let mut v = json!({"type": "probe_signals", "step": s.step,
+                                       "images": s.probes.len()});
+                    v.as_object_mut()
+                        .expect("an object")
+                        .extend(s.signals.to_json());
+                    self.append(v).map_err(|e| e.to_string())?;
+                }
+                write_snapshot(&self.dir.join("snapshots"), s)
+            }
             _ => Ok(()),
         }
     }

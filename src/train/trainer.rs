@@ -6,7 +6,7 @@
 use super::checkpoint::{self, Checkpoint, CkptMeta};
 use super::config::RunConfig;
 use super::error::TrainError;
-use super::eval::{eval_batch, evaluate};
+use super::eval::{eval_batch, evaluate, probe_signals};
 use super::event::{EvalResult, Event, Observer, ProbeSnapshot, Snapshot, StepScalars};
 use super::method::{Method, StepCtx, StepLosses};
 use super::methods::{self, BuildEnv};
@@ -581,6 +581,7 @@ impl Trainer {
             let v = t.to_vec_f32()?;
             train_maps.push((n, h, w, v[..h * w].to_vec()));
         }
+        let signals = probe_signals(&probes, self.ignore, self.classes)?;
         let snap = Snapshot {
             step: self.step,
             classes: self.classes,
@@ -588,6 +589,7 @@ impl Trainer {
             ignore: self.ignore,
             probes,
             train_maps,
+            signals,
         };
         self.emit(Event::Snapshot(Box::new(snap)));
         Ok(())

@@ -5,6 +5,7 @@
 use advseg::app::history::History;
 use advseg::app::state::{Tab, UiState};
 use advseg::app::{AdvsegApp, AppOptions};
+use advseg::metrics::signals::{GatePoint, SignalScores};
 use advseg::train::event::{EvalResult, ProbeSnapshot, Snapshot, StepScalars};
 use advseg::train::Event;
 use egui_kittest::kittest::Queryable;
@@ -98,6 +99,11 @@ fn history() -> History {
                 per_class_iou: (0..C).map(|c| (format!("c{c}"), Some(0.3))).collect(),
                 images: 2,
                 seconds: 0.1,
+                // Whole split: 10 pixels per cell, 50 more on the diagonal.
+                confusion: (0..C * C)
+                    .map(|i| if i % (C + 1) == 0 { 60 } else { 10 })
+                    .collect(),
+                signals: Box::new(signal_scores(s)),
             }));
             h.apply(Event::Snapshot(Box::new(Snapshot {
                 step: s,
@@ -111,10 +117,34 @@ fn history() -> History {
                     W / 2,
                     (0..H * W / 4).map(|i| (i % 7) as f32 / 6.0).collect(),
                 )],
+                signals: SignalScores {
+                    d_auroc: Some(0.9),
+                    ..SignalScores::default()
+                },
             })));
         }
     }
     h
+}
+
+/// Signal scores whose AUROC rises with the step, with a gate curve and T_semi 0.2.
+fn signal_scores(step: usize) -> SignalScores {
+    let grid = advseg::metrics::signals::gate_grid();
+    SignalScores {
+        d_auroc: Some(0.5 + step as f64 / 100.0),
+        gate_t: Some(0.2),
+        gate_precision: Some(0.8),
+        gate_coverage: Some(0.6),
+        gate_curve: grid
+            .iter()
+            .map(|&t| GatePoint {
+                t,
+                precision: Some(0.5 + 0.5 * t),
+                coverage: 1.0 - t,
+            })
+            .collect(),
+        cam_miou: None,
+    }
 }
 
 fn harness(size: [f32; 2]) -> Harness<'static, AdvsegApp> {
@@ -493,8 +523,10 @@ fn plots_read_out_values_and_switch_axes_and_series() {
     h.get_by_label("best step");
     let c2 = h.query_all_by_role_and_label(egui::accesskit::Role::Label, "c2");
     assert!(c2.count() >= 3, "IoU table and both confusion axes");
-    // The probes' confusion matrix: gt is y % 3, pred (32y + x) % 3 on a 32×24 probe.
-    h.get_by_label_contains("confusion matrix, probe images at step 20");
+    // The whole split's confusion matrix, from the latest evaluation.
+    h.get_by_label_contains("confusion matrix, whole val split (2 images) at step 20");
+    // The probes' matrix (runs without the whole split's): gt is y % 3, pred (32y + x) % 3
+    // on a 32×24 probe.
     let m = advseg::app::plots::confusion(h.state().history.snapshots.last().unwrap());
     assert_eq!(
         m,
@@ -803,4 +835,70 @@ fn progress_shows_rate_elapsed_and_eta() {
     // 20 steps left at 10 steps/s.
     h.get_by_label_contains("step 20/40  10.00 steps/s  elapsed 0:00  ETA 0:02");
     assert_eq!(h.state().history.eta(), Some(2.0));
+}
+
+/// The Plots tab shows the signal metrics over the evaluations (with a readout of their
+/// values), the gate's precision / coverage curve over T_semi at the latest evaluation, and
+/// the whole split's confusion matrix; without them (older runs, methods without a D) the
+/// plots are absent and the confusion matrix is the probes'.
+#[test]
+fn plots_show_signal_quality_and_whole_split_confusion() {
+    use advseg::app::plots::fmt_value;
+    use advseg::app::signals::{confusion_view, gate_curve_title, signal_series, SIGNALS_TITLE};
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1200.0, 2600.0]);
+    h.state_mut().st.tab = Tab::Plots;
+    h.run_steps(3);
+    h.get_by_label(SIGNALS_TITLE);
+    h.get_by_label(&gate_curve_title(20));
+    let series = signal_series(&h.state().history);
+    let names: Vec<&str> = series.iter().map(|s| s.0).collect();
+    assert_eq!(
+        names,
+        [
+            "D-uncertainty AUROC",
+            "gate precision",
+            "gate coverage",
+            "D-uncertainty AUROC, probes"
+        ]
+    );
+    assert_eq!(series[3].1, vec![[10.0, 0.9], [20.0, 0.9]]);
+    assert_eq!(series[0].1, vec![[10.0, 0.6], [20.0, 0.7]]);
+    let t = plot_readout(&mut h, SIGNALS_TITLE, 0.9);
+    let step: usize = t
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("step "))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{t}"));
+    let auroc = format!(
+        "D-uncertainty AUROC: {}",
+        fmt_value(0.5 + step as f64 / 100.0)
+    );
+    assert!(t.contains(&auroc), "{t}");
+    assert!(
+        t.contains(&format!("gate coverage: {}", fmt_value(0.6))),
+        "{t}"
+    );
+    let v = confusion_view(&h.state().history).unwrap();
+    assert!(v.title.starts_with("confusion matrix, whole val split"));
+    assert_eq!(v.m[1], vec![10, 60, 10]);
+    // An older run: no signals, no whole-split matrix.
+    for r in &mut h.state_mut().history.evals {
+        *r.signals = SignalScores::default();
+        r.confusion.clear();
+    }
+    h.state_mut().history.snapshots.retain(|_| false);
+    let snap = history().snapshots.last().unwrap().as_ref().clone();
+    let plain = advseg::train::Snapshot {
+        signals: SignalScores::default(),
+        ..snap
+    };
+    h.state_mut()
+        .history
+        .apply(Event::Snapshot(Box::new(plain)));
+    h.run_steps(3);
+    assert!(h.query_by_label(SIGNALS_TITLE).is_none());
+    assert!(h.query_by_label(&gate_curve_title(20)).is_none());
+    h.get_by_label_contains("confusion matrix, probe images at step 20");
 }

@@ -22,7 +22,9 @@ use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
-use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset};
+use crate::train::method::{
+    EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
+};
 use crate::train::models;
 use serde::{Deserialize, Serialize};
 
@@ -287,6 +289,17 @@ impl Method for AdvSemi {
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
         no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
+    }
+
+    fn eval_signals(&self, _x: &Tensor, _y: &Tensor, logits: &Tensor) -> Result<EvalSignals> {
+        no_grad(|| {
+            let conf = ops::sigmoid(&self.d_forward(&softmax(logits, 1)?)?)?;
+            Ok(EvalSignals {
+                d_confidence: Some(conf),
+                gate_t: Some(self.cfg.mask_t),
+                cam_scores: None,
+            })
+        })
     }
 
     fn probe(&self, x: &Tensor) -> Result<ProbeOut> {

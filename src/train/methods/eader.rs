@@ -33,7 +33,9 @@ use crate::nn::{registry, BnMode};
 use crate::ops::{self, concat::concat, loss::bce_with_logits};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
-use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset};
+use crate::train::method::{
+    EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
+};
 use crate::train::models;
 use serde::{Deserialize, Serialize};
 
@@ -496,6 +498,26 @@ impl Method for Eader {
                 .pop()
                 .expect("two parts");
             seed_scores(&maps, &fg, self.cfg.seed_threshold)
+        })
+    }
+
+    /// The thresholded CAM is §5.4's seed: the GT classes' maps zeroed below
+    /// `seed_threshold` against a 1e-5 background, which is what `segment_labeled` scores
+    /// when `eval_classes = "gt"`.
+    fn eval_signals(&self, x: &Tensor, y: &Tensor, logits: &Tensor) -> Result<EvalSignals> {
+        let cam_scores = if self.cfg.eval_classes == "gt" {
+            logits.clone()
+        } else {
+            let (maps, _) = self.all_maps(x)?;
+            no_grad(|| {
+                let k = self.classes - 1;
+                let fg = ops::concat::split(y, &[1, k], 1)?.pop().expect("two parts");
+                seed_scores(&maps, &fg, self.cfg.seed_threshold)
+            })?
+        };
+        Ok(EvalSignals {
+            cam_scores: Some(cam_scores),
+            ..EvalSignals::default()
         })
     }
 

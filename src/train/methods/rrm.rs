@@ -55,7 +55,9 @@ use crate::ops::energy::{dense_energy_loss, DenseEnergyCfg};
 use crate::ops::{self, concat::concat};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
-use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset};
+use crate::train::method::{
+    EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
+};
 use crate::train::models;
 use serde::{Deserialize, Serialize};
 
@@ -594,6 +596,32 @@ impl Method for RrmMethod {
                 &net.seg_head(&net.features(x, BnMode::Frozen)?)?,
                 [s[2], s[3]],
             )
+        })
+    }
+
+    /// The thresholded CAM is §4.2's CAM argmax map for the GT image classes:
+    /// `argmax [B_high; N_1..N_K]` with `N_c` the max-normalised multi-scale CAM and
+    /// `B_high = (1 − max_c N_c)^alpha_high` (α 32 by default).
+    fn eval_signals(&self, x: &Tensor, y: &Tensor, _logits: &Tensor) -> Result<EvalSignals> {
+        no_grad(|| {
+            let s = x.shape();
+            let (n, h, w) = (s[0], s[2], s[3]);
+            let k = self.classes - 1;
+            let f = self.net().features(x, BnMode::Frozen)?;
+            let cam = self.multiscale_cam(x, &f, BnMode::Frozen)?;
+            let fg = ops::concat::split(y, &[1, k], 1)?.pop().expect("two parts");
+            let up = ops::upsample_bilinear2d(&cam, [h, w], false)?;
+            let up = ops::mul(&up, &fg.reshape(&[n, k, 1, 1])?)?;
+            let norm = ops::div(&up, &ops::add_scalar(&ops::max_spatial(&up)?, NORM_EPS)?)?;
+            let one_minus = ops::clamp(&ops::affine(&channel_max(&norm)?, -1.0, 1.0)?, 1e-30, 1.0)?;
+            let bg = ops::exp(&ops::mul_scalar(
+                &ops::log(&one_minus)?,
+                self.cfg.alpha_high,
+            )?)?;
+            Ok(EvalSignals {
+                cam_scores: Some(concat(&[&bg, &norm], 1)?),
+                ..EvalSignals::default()
+            })
         })
     }
 

@@ -28,7 +28,9 @@ use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
-use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset};
+use crate::train::method::{
+    EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
+};
 use crate::train::models;
 use serde::{Deserialize, Serialize};
 
@@ -227,6 +229,25 @@ impl Method for SsGan {
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
         no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
+    }
+
+    /// D's confidence as [`Method::probe`] shows it (G runs again only when D sees G's
+    /// output-size maps).
+    fn eval_signals(&self, x: &Tensor, _y: &Tensor, logits: &Tensor) -> Result<EvalSignals> {
+        no_grad(|| {
+            let s = x.shape();
+            let d_in = if self.cfg.d_at_output {
+                softmax(&self.gan.g.forward(x, BnMode::Frozen)?, 1)?
+            } else {
+                softmax(logits, 1)?
+            };
+            let d = self.gan.d.discriminate(&d_in, Some(x))?;
+            let conf = ops::sigmoid(&ops::upsample_bilinear2d(&d, [s[2], s[3]], false)?)?;
+            Ok(EvalSignals {
+                d_confidence: Some(conf),
+                ..EvalSignals::default()
+            })
+        })
     }
 
     /// Probabilities and D's confidence that the prediction is real, upsampled from D's
