@@ -272,7 +272,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
 }
 
 /// Set by the SIGTERM handler; a watcher thread turns it into the trainer's stop request.
-static TERM: AtomicBool = AtomicBool::new(false);
+pub(crate) static TERM: AtomicBool = AtomicBool::new(false);
 
 #[cfg(unix)]
 extern "C" fn on_sigterm(_: libc::c_int) {
@@ -286,7 +286,7 @@ extern "C" fn on_sigterm(_: libc::c_int) {
 /// Makes SIGTERM (what `kill`, systemd and job schedulers send) act like Ctrl-C: save `last`
 /// after the current step and exit with 143. ctrlc's own SIGTERM support would call the same
 /// handler for both signals, leaving the exit code unknowable.
-fn install_sigterm(stop: Arc<AtomicBool>) {
+pub(crate) fn install_sigterm(stop: Arc<AtomicBool>) {
     #[cfg(unix)]
     {
         let handler: extern "C" fn(libc::c_int) = on_sigterm;
