@@ -34,6 +34,7 @@ mod optim;
 mod robustness;
 mod rrm_rules;
 mod shaders_validate;
+mod sweep_cli;
 mod torch_parity;
 mod train_cli;
 mod train_methods_cli;
