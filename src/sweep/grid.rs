@@ -4,7 +4,7 @@
 //!
 //! File format (TOML):
 //! ```toml
-//! out = "runs/sweep"              # default output directory (`--out` wins)
+//! out = "runs/sweep"              # default output directory (`--out` wins), relative to the working directory
 //! [set]                           # every run: any `train --set` key
 //! iters = 600
 //! [set.advsemi]                   # only advsemi's runs (shared or advsemi keys)
@@ -285,15 +285,8 @@ fn parse_file(text: &str, path: &Path) -> Result<Parsed, SweepError> {
     let mut groups = Vec::new();
     for (k, v) in t {
         match (k.as_str(), v) {
-            ("out", toml::Value::String(s)) => {
-                // Relative to the grid file, so the grid runs the same from any directory.
-                let p = PathBuf::from(s);
-                out = Some(if p.is_relative() {
-                    path.parent().unwrap_or(Path::new("")).join(p)
-                } else {
-                    p
-                });
-            }
+            // Relative to the working directory, like the `data` paths the runs will open.
+            ("out", toml::Value::String(s)) => out = Some(PathBuf::from(s)),
             ("set", toml::Value::Table(s)) => {
                 for (sk, sv) in s {
                     match sv {
