@@ -420,3 +420,146 @@ fn check_not_axis(key: &str, src: &str) -> Result<(), SweepError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+out = "runs/x"
+[set]
+iters = 7
+"advsemi.semi_start" = 3
+[set.advsemi]
+lambda_adv = 0.01
+[[grid]]
+methods = ["supervised", "advsemi"]
+fractions = ["1/8", 1]
+seeds = [1, 2]
+set = { batch = 3 }
+[[grid]]
+methods = ["eader"]
+seeds = [5]
+"#;
+
+    fn value(c: &Cell, k: &str) -> Option<toml::Value> {
+        c.sets.iter().rev().find(|s| s.0 == k).map(|s| s.1.clone())
+    }
+
+    #[test]
+    fn file_groups_expand_in_order_with_their_settings() {
+        let g = Grid::build(Some((FILE, Path::new("g.toml"))), &Flags::default()).unwrap();
+        assert_eq!(g.out, Some(PathBuf::from("runs/x")));
+        let names: Vec<String> = g.cells.iter().map(Cell::name).collect();
+        assert_eq!(
+            names,
+            [
+                "supervised-f1_8-s1",
+                "supervised-f1_8-s2",
+                "supervised-f1-s1",
+                "supervised-f1-s2",
+                "advsemi-f1_8-s1",
+                "advsemi-f1_8-s2",
+                "advsemi-f1-s1",
+                "advsemi-f1-s2",
+                "eader-f1-s5",
+            ]
+        );
+        let adv = &g.cells[4];
+        assert_eq!(adv.fraction, 0.125);
+        assert_eq!(value(adv, "semi_start"), Some(toml::Value::Integer(3)));
+        assert_eq!(value(adv, "lambda_adv"), Some(toml::Value::Float(0.01)));
+        assert_eq!(value(adv, "batch"), Some(toml::Value::Integer(3)));
+        assert_eq!(value(adv, "seed"), Some(toml::Value::Integer(1)));
+        let sup = &g.cells[0];
+        assert_eq!(
+            value(sup, "semi_start"),
+            None,
+            "advsemi.* is advsemi's only"
+        );
+        assert_eq!(value(sup, "lambda_adv"), None);
+        assert_eq!(
+            value(&g.cells[8], "batch"),
+            None,
+            "a group's set stays in its group"
+        );
+        let c = adv.config().unwrap();
+        assert_eq!((c.common.iters, c.common.batch, c.common.seed), (7, 3, 1));
+        assert_eq!(c.common.labeled_fraction, 0.125);
+        let args = adv.train_args(Path::new("o/a"));
+        assert_eq!(&args[..5], ["train", "--method", "advsemi", "--out", "o/a"]);
+        assert!(
+            args.windows(2).any(|w| w == ["--set", "lambda_adv=0.01"]),
+            "{args:?}"
+        );
+    }
+
+    #[test]
+    fn flags_filter_a_file_and_override_last() {
+        let flags = Flags {
+            methods: vec!["advsemi".into()],
+            fractions: vec!["0.125".into()],
+            seeds: vec![2],
+            sets: vec![("batch".into(), toml::Value::Integer(9))],
+        };
+        let g = Grid::build(Some((FILE, Path::new("g.toml"))), &flags).unwrap();
+        assert_eq!(g.cells.len(), 1);
+        assert_eq!(g.cells[0].name(), "advsemi-f1_8-s2");
+        assert_eq!(value(&g.cells[0], "batch"), Some(toml::Value::Integer(9)));
+    }
+
+    #[test]
+    fn bad_grids_name_the_place() {
+        let e = |text: &str| {
+            Grid::build(Some((text, Path::new("g.toml"))), &Flags::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            e("[set]\nseed = 1\n[[grid]]\nmethods=[\"supervised\"]\nseeds=[1]")
+                .contains("[set]: \"seed\" is chosen by the grid")
+        );
+        assert!(e("[[grid]]\nmethods=[\"nope\"]\nseeds=[1]").contains("unknown method"));
+        assert!(
+            e("[[grid]]\nmethods=[\"supervised\"]\nseeds=[1]\nfractions=[\"2\"]")
+                .contains("fraction \"2\"")
+        );
+        assert!(e("[[grid]]\nmethods=[\"supervised\"]").contains("[[grid]] #1: no seeds"));
+        assert!(e("[[grid]]\nmethods=[\"supervised\"]\nseeds=[1]\n[[grid]]\nmethods=[\"supervised\"]\nseeds=[1]")
+            .contains("supervised-f1-s1 appears twice"));
+        assert!(e("outt = 1").contains("unexpected key \"outt\""));
+        let no_file = Grid::build(None, &Flags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(no_file.contains("--methods and --seeds"), "{no_file}");
+    }
+
+    #[test]
+    fn state_comes_from_the_run_files() {
+        let d = std::env::temp_dir().join(format!("advseg_grid_state_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        assert_eq!(CellState::of(&d, 10), CellState::New);
+        std::fs::write(d.join("last.safetensors"), b"x").unwrap();
+        assert_eq!(CellState::of(&d, 10), CellState::Partial);
+        std::fs::write(d.join("config.toml"), "iters = 10\n").unwrap();
+        std::fs::write(
+            d.join("metrics.jsonl"),
+            "{\"type\":\"eval\",\"step\":5}\n{\"type\":\"step\",\"step\":10}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            CellState::of(&d, 10),
+            CellState::Partial,
+            "no eval of step 10"
+        );
+        std::fs::write(d.join("metrics.jsonl"), "{\"type\":\"eval\",\"step\":10}\n").unwrap();
+        assert_eq!(CellState::of(&d, 10), CellState::Done);
+        assert_eq!(
+            CellState::of(&d, 20),
+            CellState::Partial,
+            "grid asks for more steps"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
