@@ -45,21 +45,15 @@ pub struct SweepArgs {
 }
 
 pub fn run(a: SweepArgs) -> Result<()> {
-    let mut sets = Vec::new();
-    for kv in &a.set {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
-        sets.push((
-            k.trim().to_string(),
-            advseg::train::config::parse_value(v.trim()),
-        ));
-    }
     let flags = Flags {
         methods: a.methods.clone(),
         fractions: a.fractions.clone(),
         seeds: a.seeds.clone(),
-        sets,
+        sets: a
+            .set
+            .iter()
+            .map(|kv| super::train::parse_set(kv))
+            .collect::<Result<_>>()?,
     };
     let text = match &a.grid {
         Some(p) => Some(

@@ -76,13 +76,7 @@ pub struct TrainArgs {
 }
 
 fn parse_fraction(s: &str) -> Result<f64> {
-    match s.parse::<data::semi::Amount>()? {
-        data::semi::Amount::Fraction(f) => Ok(f),
-        data::semi::Amount::Count(1) => Ok(1.0),
-        data::semi::Amount::Count(n) => {
-            bail!("--labeled-fraction {n}: give a fraction in (0, 1], e.g. 0.125 or 1/8")
-        }
-    }
+    data::semi::parse_fraction(s).with_context(|| format!("--labeled-fraction {s:?}"))
 }
 
 /// Explicit flags and `--set`s, in order of precedence (later wins).
@@ -133,12 +127,17 @@ fn overrides(a: &TrainArgs) -> Result<Vec<(String, toml::Value)>> {
         v.push(("seed".into(), toml::Value::Integer(x as i64)));
     }
     for kv in &a.set {
-        let (k, x) = kv
-            .split_once('=')
-            .with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
-        v.push((k.trim().to_string(), parse_value(x.trim())));
+        v.push(parse_set(kv)?);
     }
     Ok(v)
+}
+
+/// One `--set KEY=VALUE` (also `advseg sweep`'s).
+pub(crate) fn parse_set(kv: &str) -> Result<(String, toml::Value)> {
+    let (k, x) = kv
+        .split_once('=')
+        .with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
+    Ok((k.trim().to_string(), parse_value(x.trim())))
 }
 
 pub fn run_train(a: TrainArgs) -> Result<()> {

@@ -19,6 +19,7 @@
 //! runs only.
 
 use super::SweepError;
+use crate::data::semi::parse_fraction;
 use crate::train::config::RunConfig;
 use crate::train::methods;
 use std::path::{Path, PathBuf};
@@ -159,16 +160,6 @@ pub struct Flags {
     pub sets: Vec<(String, toml::Value)>,
 }
 
-/// Parses a fraction as `advseg train --labeled-fraction` does: `1/8`, `0.125`, `1`.
-pub fn parse_fraction(s: &str) -> Result<f64, String> {
-    use crate::data::semi::Amount;
-    match s.parse::<Amount>().map_err(|e| e.to_string())? {
-        Amount::Fraction(f) => Ok(f),
-        Amount::Count(1) => Ok(1.0),
-        Amount::Count(n) => Err(format!("{n} is not a fraction in (0, 1]")),
-    }
-}
-
 impl Grid {
     /// The grid of a file (`text` read from `path`), narrowed by the command line's axes
     /// (`flags.methods` etc. keep only the cells they list) and with its `--set`s last; or,
@@ -197,7 +188,13 @@ impl Grid {
                     seeds: flags.seeds.clone(),
                     sets: vec![],
                 };
-                (None, vec![], vec![], vec![g], "the command line".into())
+                (
+                    None,
+                    vec![],
+                    vec![],
+                    vec![g],
+                    "--methods/--fractions/--seeds".into(),
+                )
             }
         };
         for (k, _) in &flags.sets {
@@ -215,9 +212,9 @@ impl Grid {
                     continue;
                 }
                 for ft in &g.fractions {
-                    let fraction = parse_fraction(ft).map_err(|why| SweepError::Grid {
+                    let fraction = parse_fraction(ft).map_err(|e| SweepError::Grid {
                         src: src.clone(),
-                        why: format!("fraction {ft:?}: {why}"),
+                        why: format!("fraction {ft:?}: {e}"),
                     })?;
                     if file.is_some()
                         && !flags.fractions.is_empty()
