@@ -17,6 +17,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod rng;
+pub mod sweep;
 pub mod tensor;
 pub mod testing;
 pub mod train;

@@ -45,6 +45,12 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// Segment images with a training checkpoint (palette PNG + overlay, --maps).
     Predict(cli::train::PredictArgs),
+    /// Run a grid of method × labelled fraction × seed as independent training runs
+    /// (resumable; --list / --index I for Slurm job arrays and Kubernetes Indexed Jobs).
+    Sweep(cli::sweep::SweepArgs),
+    /// Compare finished runs: mean ± std over seeds, paired differences against supervised
+    /// with a bootstrap interval (table, --markdown or --json).
+    Compare(cli::compare::CompareArgs),
     /// Dataset tools.
     Data {
         #[command(subcommand)]
@@ -113,6 +119,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { what } => cli::bench::run(what),
         Command::Model(a) => cli::model::run(a),
         Command::Data { what } => cli::data::run(what),
+        Command::Sweep(a) => cli::sweep::run(a),
+        Command::Compare(a) => cli::compare::run(a),
         Command::Train(a) => cli::train::run_train(*a),
         Command::Eval(a) => cli::train::run_eval(a),
         Command::Predict(a) => cli::train::run_predict(a),

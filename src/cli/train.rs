@@ -76,13 +76,7 @@ pub struct TrainArgs {
 }
 
 fn parse_fraction(s: &str) -> Result<f64> {
-    match s.parse::<data::semi::Amount>()? {
-        data::semi::Amount::Fraction(f) => Ok(f),
-        data::semi::Amount::Count(1) => Ok(1.0),
-        data::semi::Amount::Count(n) => {
-            bail!("--labeled-fraction {n}: give a fraction in (0, 1], e.g. 0.125 or 1/8")
-        }
-    }
+    data::semi::parse_fraction(s).with_context(|| format!("--labeled-fraction {s:?}"))
 }
 
 /// Explicit flags and `--set`s, in order of precedence (later wins).
@@ -133,12 +127,17 @@ fn overrides(a: &TrainArgs) -> Result<Vec<(String, toml::Value)>> {
         v.push(("seed".into(), toml::Value::Integer(x as i64)));
     }
     for kv in &a.set {
-        let (k, x) = kv
-            .split_once('=')
-            .with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
-        v.push((k.trim().to_string(), parse_value(x.trim())));
+        v.push(parse_set(kv)?);
     }
     Ok(v)
+}
+
+/// One `--set KEY=VALUE` (also `advseg sweep`'s).
+pub(crate) fn parse_set(kv: &str) -> Result<(String, toml::Value)> {
+    let (k, x) = kv
+        .split_once('=')
+        .with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
+    Ok((k.trim().to_string(), parse_value(x.trim())))
 }
 
 pub fn run_train(a: TrainArgs) -> Result<()> {
@@ -272,7 +271,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
 }
 
 /// Set by the SIGTERM handler; a watcher thread turns it into the trainer's stop request.
-static TERM: AtomicBool = AtomicBool::new(false);
+pub(crate) static TERM: AtomicBool = AtomicBool::new(false);
 
 #[cfg(unix)]
 extern "C" fn on_sigterm(_: libc::c_int) {
@@ -286,7 +285,7 @@ extern "C" fn on_sigterm(_: libc::c_int) {
 /// Makes SIGTERM (what `kill`, systemd and job schedulers send) act like Ctrl-C: save `last`
 /// after the current step and exit with 143. ctrlc's own SIGTERM support would call the same
 /// handler for both signals, leaving the exit code unknowable.
-fn install_sigterm(stop: Arc<AtomicBool>) {
+pub(crate) fn install_sigterm(stop: Arc<AtomicBool>) {
     #[cfg(unix)]
     {
         let handler: extern "C" fn(libc::c_int) = on_sigterm;

@@ -51,6 +51,19 @@ impl std::str::FromStr for Amount {
     }
 }
 
+/// A labelled fraction as `--labeled-fraction` and sweep grids take it: `1/8`, `0.125` or `1`
+/// (a count other than 1 is refused: fractions only).
+pub fn parse_fraction(s: &str) -> DataResult<f64> {
+    match s.parse::<Amount>()? {
+        Amount::Fraction(f) => Ok(f),
+        Amount::Count(1) => Ok(1.0),
+        Amount::Count(n) => Err(DataError::invalid(
+            "labelled fraction",
+            format!("{n}: give a fraction in (0, 1], e.g. 0.125 or 1/8"),
+        )),
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct SemiSplit {
     /// Dataset indices of labelled samples, in drawn order.

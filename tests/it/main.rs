@@ -36,6 +36,7 @@ mod robustness;
 mod rrm_rules;
 mod shaders_validate;
 mod signals;
+mod sweep_cli;
 mod torch_parity;
 mod train_cli;
 mod train_methods_cli;

@@ -1,0 +1,286 @@
+//! `advseg sweep` and `advseg compare` end to end: a real tiny sweep (2 methods × 2 seeds on
+//! synthetic data), resumed and skipped on later invocations, and the comparison checked against
+//! numbers computed here from the runs' metrics files.
+
+use crate::common::{advseg, fails, lines, ok, tmp};
+use std::path::Path;
+
+const SETS: &[&str] = &[
+    "--set",
+    "data=synthetic:size=32,n=16,val=8",
+    "--set",
+    "batch=4",
+    "--set",
+    "eval_every=10",
+    "--set",
+    "lr=0.025",
+    "--set",
+    "advsemi.semi_start=10",
+];
+
+fn sweep_args<'a>(out: &'a str, iters: &'a str) -> Vec<&'a str> {
+    let mut a = vec![
+        "sweep",
+        "--methods",
+        "supervised,advsemi",
+        "--seeds",
+        "1,2",
+        "--fractions",
+        "1/2",
+        "--out",
+        out,
+        "--set",
+        iters,
+    ];
+    a.extend_from_slice(SETS);
+    a
+}
+
+/// The final (step `iters`) validation mIoU of a run.
+fn final_miou(dir: &Path, iters: u64) -> f64 {
+    lines(dir)
+        .iter()
+        .find(|v| v["type"] == "eval" && v["step"] == iters)
+        .and_then(|v| v["miou"].as_f64())
+        .unwrap_or_else(|| panic!("{}: no final eval", dir.display()))
+}
+
+#[test]
+fn sweep_runs_skips_resumes_and_compare_pairs_by_seed() {
+    let out = tmp("sweep", "grid");
+    let o = out.to_str().unwrap();
+
+    // --list: indices, directories, states; nothing runs.
+    let list = ok(&sweep_args(o, "iters=20")
+        .into_iter()
+        .chain(["--list"])
+        .collect::<Vec<_>>());
+    let rows: Vec<Vec<&str>> = list.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 4, "{list}");
+    for (i, (m, s)) in [
+        ("supervised", 1),
+        ("supervised", 2),
+        ("advsemi", 1),
+        ("advsemi", 2),
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(rows[i][0], i.to_string());
+        assert!(rows[i][1].ends_with(&format!("{m}-f1_2-s{s}")), "{list}");
+        assert_eq!(rows[i][2], "new");
+    }
+    assert!(!out.exists(), "--list must not create anything");
+
+    // An interrupted run: cell 2 (advsemi, seed 1) stopped at step 10, as `--index 2` with a
+    // shorter run would leave it; the sweep must resume it, not restart it.
+    ok(&sweep_args(o, "iters=10")
+        .into_iter()
+        .chain(["--index", "2"])
+        .collect::<Vec<_>>());
+    let partial = out.join("advsemi-f1_2-s1");
+    let list = ok(&sweep_args(o, "iters=20")
+        .into_iter()
+        .chain(["--list"])
+        .collect::<Vec<_>>());
+    assert!(list.contains("advsemi-f1_2-s1\tpartial"), "{list}");
+
+    let text = ok(&sweep_args(o, "iters=20"));
+    assert!(text.contains("advsemi-f1_2-s1: resuming"), "{text}");
+    assert!(text.contains("4 run(s) finished"), "{text}");
+    let m = lines(&partial);
+    let evals: Vec<u64> = m
+        .iter()
+        .filter(|v| v["type"] == "eval")
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(evals, [10, 20], "resumed run keeps its first evaluation");
+    let log = std::fs::read_to_string(partial.join("train.log")).unwrap();
+    assert!(log.contains("steps 10..20"), "{log}");
+
+    // Paired comparisons need the same labelled split for the same seed across methods.
+    for s in [1, 2] {
+        let a = std::fs::read_to_string(out.join(format!("advsemi-f1_2-s{s}/split.txt"))).unwrap();
+        let b =
+            std::fs::read_to_string(out.join(format!("supervised-f1_2-s{s}/split.txt"))).unwrap();
+        assert_eq!(a, b, "seed {s}: methods drew different splits");
+    }
+    let s1 = std::fs::read_to_string(out.join("supervised-f1_2-s1/split.txt")).unwrap();
+    let s2 = std::fs::read_to_string(out.join("supervised-f1_2-s2/split.txt")).unwrap();
+    assert_ne!(s1, s2, "the seed drives the split");
+
+    // Second invocation: everything is done, nothing runs.
+    let text = ok(&sweep_args(o, "iters=20"));
+    assert!(text.contains("all 4 runs are done"), "{text}");
+    assert_eq!(text.matches("done, skipped").count(), 4, "{text}");
+    // And `--index` of a finished cell is a no-op.
+    let text = ok(&sweep_args(o, "iters=20")
+        .into_iter()
+        .chain(["--index", "0"])
+        .collect::<Vec<_>>());
+    assert!(text.contains("done, skipped"), "{text}");
+
+    // compare --json against the metrics files.
+    let json = ok(&["compare", o, "--json", "--resamples", "500"]);
+    let c: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let groups = c["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0]["method"], "supervised", "baseline first");
+    let adv = &groups[1];
+    assert_eq!(adv["method"], "advsemi");
+    assert_eq!(adv["fraction"], 0.5);
+    assert_eq!(adv["seeds"], serde_json::json!([1, 2]));
+    let fin = |m: &str, s: u64| final_miou(&out.join(format!("{m}-f1_2-s{s}")), 20);
+    let d: Vec<f64> = [1, 2]
+        .iter()
+        .map(|&s| fin("advsemi", s) - fin("supervised", s))
+        .collect();
+    let p = &adv["vs_supervised"];
+    for (i, x) in d.iter().enumerate() {
+        let got = p["differences"][i].as_f64().unwrap();
+        assert!((got - x).abs() < 1e-9, "difference {i}: {got} vs {x}");
+    }
+    let mean = (d[0] + d[1]) / 2.0;
+    let sd = (d[0] - d[1]).abs() / 2f64.sqrt();
+    assert!((p["summary"]["mean"].as_f64().unwrap() - mean).abs() < 1e-9);
+    assert!((p["summary"]["std"].as_f64().unwrap() - sd).abs() < 1e-9);
+    let sup_mean = (fin("supervised", 1) + fin("supervised", 2)) / 2.0;
+    assert!((groups[0]["final_miou"]["mean"].as_f64().unwrap() - sup_mean).abs() < 1e-9);
+    assert!(groups[0]["vs_supervised"].is_null());
+    // With two seeds every resample mean is d0, d1 or their mean: the interval stays inside.
+    let (lo, hi) = (
+        p["ci"]["lo"].as_f64().unwrap(),
+        p["ci"]["hi"].as_f64().unwrap(),
+    );
+    assert!(
+        d[0].min(d[1]) - 1e-12 <= lo && lo <= hi && hi <= d[0].max(d[1]) + 1e-12,
+        "{lo} {hi} vs {d:?}"
+    );
+    assert_eq!(p["ci"]["resamples"], 500);
+    // Per-class IoU: the synthetic classes, background first (classes.json order).
+    assert_eq!(c["classes"][0], "background");
+    assert_eq!(adv["iou"].as_array().unwrap().len(), 6);
+    // Deterministic: the same command prints the same bytes.
+    assert_eq!(json, ok(&["compare", o, "--json", "--resamples", "500"]));
+
+    // Text and markdown name the groups and the interval settings.
+    let text = ok(&["compare", o]);
+    assert!(text.contains("10000 resamples"), "{text}");
+    let md = ok(&["compare", o, "--markdown"]);
+    assert!(md.contains("| advsemi | 1/2 | 2 |"), "{md}");
+    assert!(
+        md.contains(&format!("{:+.2} ±", 100.0 * mean)),
+        "{md}\n{mean}"
+    );
+
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn sweep_and_compare_name_what_is_wrong() {
+    let out = tmp("sweep", "errors");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = out.to_str().unwrap();
+    // A typo in a setting is caught before any run starts.
+    fails(
+        &[
+            "sweep",
+            "--methods",
+            "supervised",
+            "--seeds",
+            "1",
+            "--out",
+            o,
+            "--set",
+            "itres=5",
+        ],
+        "supervised-f1-s1: unknown setting \"itres\"",
+    );
+    fails(
+        &["sweep", "--methods", "nope", "--seeds", "1", "--out", o],
+        "unknown method \"nope\"",
+    );
+    fails(
+        &[
+            "sweep",
+            "--methods",
+            "supervised",
+            "--seeds",
+            "1",
+            "--out",
+            o,
+            "--set",
+            "seed=3",
+        ],
+        "chosen by the grid",
+    );
+    fails(
+        &[
+            "sweep",
+            "--methods",
+            "supervised",
+            "--seeds",
+            "1",
+            "--out",
+            o,
+            "--index",
+            "5",
+        ],
+        "--index 5: the grid has 1 cells",
+    );
+    let grid = out.join("grid.toml");
+    std::fs::write(&grid, "[[grid]]\nmethods = [\"supervised\"]\nseed = [1]\n").unwrap();
+    fails(
+        &["sweep", grid.to_str().unwrap(), "--out", o, "--list"],
+        "grid.toml: [[grid]] #1: unexpected key \"seed\"",
+    );
+    assert!(std::fs::read_dir(&out).unwrap().count() == 1, "nothing ran");
+
+    // compare: a run directory with a broken metrics line is named with its file and line.
+    let run = out.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        run.join("config.toml"),
+        "method = \"supervised\"\nseed = 1\niters = 10\nlabeled_fraction = 1.0\n",
+    )
+    .unwrap();
+    std::fs::write(run.join("metrics.jsonl"), "{\"type\": \"eval\"\nnot json\n").unwrap();
+    fails(
+        &["compare", run.to_str().unwrap()],
+        "run/metrics.jsonl: line 1",
+    );
+    // Unfinished runs are left out with their reason; none left is an error.
+    std::fs::write(
+        run.join("metrics.jsonl"),
+        "{\"type\":\"eval\",\"step\":5,\"miou\":0.2,\"iou\":{}}\n",
+    )
+    .unwrap();
+    let o2 = advseg(&["compare", o]);
+    let err = String::from_utf8_lossy(&o2.stderr);
+    assert!(!o2.status.success());
+    assert!(
+        err.contains("no evaluation of step 10 (last evaluated step 5)"),
+        "{err}"
+    );
+    assert!(err.contains("no finished run"), "{err}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The committed protocol grid parses and lists its cells (no run).
+#[test]
+fn committed_protocol_grid_lists() {
+    let grid = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/sweeps/camvid-protocol.toml"
+    );
+    let out = tmp("sweep", "protocol");
+    let text = ok(&["sweep", grid, "--out", out.to_str().unwrap(), "--list"]);
+    // 4 methods × 2 fractions × 3 seeds + 2 weak methods × 3 seeds.
+    assert_eq!(text.lines().count(), 30, "{text}");
+    for m in ["supervised", "advsemi", "gan-cegu", "ssgan"] {
+        assert!(text.contains(&format!("{m}-f1_8-s1\tnew")), "{text}");
+        assert!(text.contains(&format!("{m}-f1-s3\tnew")), "{text}");
+    }
+    assert!(text.contains("eader-f1-s2\tnew") && text.contains("rrm-f1-s1\tnew"));
+    assert!(!out.exists());
+}
