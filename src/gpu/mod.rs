@@ -55,6 +55,8 @@ pub enum Access {
 
 enum Res<'a> {
     Buffer(&'a wgpu::Buffer),
+    /// `size` bytes of a buffer from `offset` (a chunk of a tensor larger than one binding).
+    Range(&'a wgpu::Buffer, u64, u64),
     View(&'a wgpu::TextureView),
 }
 
@@ -68,6 +70,59 @@ pub fn r(b: &GpuBuffer) -> Bind<'_> {
 /// Read-write storage binding.
 pub fn w(b: &GpuBuffer) -> Bind<'_> {
     Bind(Res::Buffer(b.raw()), Access::ReadWrite)
+}
+/// Read-only storage binding of bytes `[offset, offset + size)` of `b` (see [`Gpu::chunks`]).
+pub fn r_at(b: &GpuBuffer, offset: u64, size: u64) -> Bind<'_> {
+    Bind(range(b, offset, size), Access::Read)
+}
+/// Read-write storage binding of bytes `[offset, offset + size)` of `b`.
+pub fn w_at(b: &GpuBuffer, offset: u64, size: u64) -> Bind<'_> {
+    Bind(range(b, offset, size), Access::ReadWrite)
+}
+/// Element range `elems` of a tensor of `elem_bytes`-byte elements, read-only.
+pub fn r_elems<'a>(b: &'a GpuBuffer, elems: &std::ops::Range<usize>, elem_bytes: usize) -> Bind<'a> {
+    r_at(b, (elems.start * elem_bytes) as u64, (elems.len() * elem_bytes) as u64)
+}
+/// Element range `elems` of a tensor of `elem_bytes`-byte elements, read-write.
+pub fn w_elems<'a>(b: &'a GpuBuffer, elems: &std::ops::Range<usize>, elem_bytes: usize) -> Bind<'a> {
+    w_at(b, (elems.start * elem_bytes) as u64, (elems.len() * elem_bytes) as u64)
+}
+
+/// A range rounded up to whole vec4s (kernels declare vec4 arrays and guard the tail by `n`),
+/// within the buffer.
+fn range(b: &GpuBuffer, offset: u64, size: u64) -> Res<'_> {
+    let buf = b.raw();
+    let size = size
+        .next_multiple_of(16)
+        .min(buf.size().saturating_sub(offset))
+        .max(4);
+    Res::Range(buf, offset, size)
+}
+
+/// The engine's binding limit: the device's, lowered by `ADVSEG_MAX_BINDING_BYTES` (rounded
+/// down to the offset alignment), so the split paths of large tensors run at small sizes.
+fn binding_limit_from_env(device: u64, align: u64) -> Result<u64> {
+    const VAR: &str = "ADVSEG_MAX_BINDING_BYTES";
+    let Some(v) = std::env::var_os(VAR) else {
+        return Ok(device);
+    };
+    let v = v.to_string_lossy().into_owned();
+    let bytes: u64 = v.trim().parse().map_err(|_| Error::BadEnv {
+        var: VAR,
+        value: v.clone(),
+        why: "expected a number of bytes".into(),
+    })?;
+    if bytes < align.max(1024) {
+        return Err(Error::BadEnv {
+            var: VAR,
+            value: v,
+            why: format!(
+                "at least {} bytes (the storage offset alignment and a 1 KiB floor)",
+                align.max(1024)
+            ),
+        });
+    }
+    Ok(bytes.min(device) / align * align)
 }
 /// Texture read with `textureLoad`.
 pub fn tex(t: &GpuTexture) -> Bind<'_> {
@@ -105,6 +160,11 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub summary: AdapterSummary,
     pub limits: wgpu::Limits,
+    /// Bytes one storage binding may cover: the device's `max_storage_buffer_binding_size`,
+    /// or less when `ADVSEG_MAX_BINDING_BYTES` asks (tests force the split paths with it).
+    binding_limit: u64,
+    /// Storage-binding offsets are multiples of this (bytes, at least 16: one vec4).
+    offset_align: u64,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipeKey, Arc<Pipe>>>,
     pool: Mutex<pool::Pool>,
@@ -186,11 +246,18 @@ impl Gpu {
         let dummy_tex =
             texture::create(&device, 1, 1).create_view(&wgpu::TextureViewDescriptor::default());
         let ubo_align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
+        let offset_align = (limits.min_storage_buffer_offset_alignment as u64).max(16);
+        let binding_limit = binding_limit_from_env(
+            limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+            offset_align,
+        )?;
         Ok(Arc::new(Gpu {
             device,
             queue,
             summary,
             limits,
+            binding_limit,
+            offset_align,
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             pool: Mutex::default(),
@@ -257,13 +324,50 @@ impl Gpu {
         }
     }
 
-    /// A storage buffer of at least `bytes` bytes from the pool; contents are undefined.
-    pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: u64) -> Result<GpuBuffer> {
-        let limit = self.limits.max_storage_buffer_binding_size;
-        if bytes > limit {
-            return Err(Error::TooLarge { op, bytes, limit });
+    /// Bytes one storage binding may cover (the device's limit or `ADVSEG_MAX_BINDING_BYTES`).
+    /// Tensors up to this size are bound whole; larger ones only by ops that split them.
+    pub fn binding_limit(&self) -> u64 {
+        self.binding_limit
+    }
+
+    /// Element ranges of a flat tensor of `n` elements of `elem_bytes` bytes, each small
+    /// enough for one storage binding and starting at an aligned byte offset (and a multiple
+    /// of 4 elements, so vec4 kernels see whole vec4s). One range when the tensor fits.
+    pub fn chunks(&self, n: usize, elem_bytes: usize) -> Vec<std::ops::Range<usize>> {
+        let eb = elem_bytes.max(1) as u64;
+        if n as u64 * eb <= self.binding_limit {
+            return vec![0..n];
         }
-        let class = pool::size_class(bytes).min(limit.max(bytes).next_multiple_of(4));
+        let quantum = (self.offset_align / eb).max(4) as usize;
+        let len = ((self.binding_limit / eb) as usize / quantum * quantum).max(quantum);
+        (0..n)
+            .step_by(len)
+            .map(|s| s..(s + len).min(n))
+            .collect()
+    }
+
+    /// A storage buffer of at least `bytes` bytes from the pool; contents are undefined.
+    /// Buffers may exceed [`Gpu::binding_limit`] (up to the device's `max_buffer_size`): such
+    /// a tensor can only be bound in ranges, and a kernel binding it whole is refused.
+    pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: u64) -> Result<GpuBuffer> {
+        let limit = self.binding_limit;
+        let max = self.limits.max_buffer_size;
+        if bytes > max {
+            return Err(Error::TooLarge {
+                op,
+                bytes,
+                limit: max,
+                setting: "max_buffer_size",
+            });
+        }
+        // Classes never straddle the binding limit: a buffer is bound whole iff it fits.
+        let class = if bytes <= limit {
+            pool::size_class(bytes).min(limit.max(bytes).next_multiple_of(4))
+        } else {
+            pool::size_class(bytes)
+                .min(max)
+                .max(bytes.next_multiple_of(16))
+        };
         let buf = self.pool.lock().unwrap().take(class);
         let buf = match buf {
             Some(b) => b,
@@ -550,10 +654,30 @@ impl Gpu {
             }),
         }];
         for (i, b) in binds.iter().enumerate() {
+            let size = match b.0 {
+                Res::Buffer(buf) => buf.size(),
+                Res::Range(_, _, size) => size,
+                Res::View(_) => 0,
+            };
+            if size > self.binding_limit {
+                return Err(Error::BindingTooLarge {
+                    kernel: format!("{shader}::{entry}"),
+                    binding: i + 1,
+                    bytes: size,
+                    limit: self.binding_limit,
+                });
+            }
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
                 resource: match b.0 {
                     Res::Buffer(buf) => buf.as_entire_binding(),
+                    Res::Range(buf, offset, size) => {
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: buf,
+                            offset,
+                            size: std::num::NonZeroU64::new(size),
+                        })
+                    }
                     Res::View(v) => wgpu::BindingResource::TextureView(v),
                 },
             });
@@ -625,8 +749,24 @@ impl Gpu {
         let _ = self.device.poll(wgpu::PollType::Poll);
     }
 
-    /// Copies `len` bytes at `offset` of `b` back to the host (submits and waits).
+    /// Copies `len` bytes at `offset` of `b` back to the host (submits and waits). Large reads
+    /// go through the staging buffer in pieces, so it stays within `max_buffer_size`.
     pub fn read(&self, b: &GpuBuffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+        const PIECE: u64 = 64 << 20;
+        if len <= PIECE {
+            return self.read_piece(b, offset, len);
+        }
+        let mut out = Vec::with_capacity(len as usize);
+        let mut at = 0;
+        while at < len {
+            let n = PIECE.min(len - at);
+            out.extend_from_slice(&self.read_piece(b, offset + at, n)?);
+            at += n;
+        }
+        Ok(out)
+    }
+
+    fn read_piece(&self, b: &GpuBuffer, offset: u64, len: u64) -> Result<Vec<u8>> {
         if len == 0 {
             return Ok(Vec::new());
         }
