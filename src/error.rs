@@ -49,7 +49,9 @@ pub enum Error {
     /// A kernel was asked to bind a tensor larger than one storage binding whole: the op has
     /// no split path for it.
     #[error(
-        "{kernel}: binding {binding} is {bytes} bytes, over the storage-binding limit of {limit}          bytes (max_storage_buffer_binding_size, or ADVSEG_MAX_BINDING_BYTES), and this op          cannot split it"
+        "{kernel}: binding {binding} is {bytes} bytes, over the storage-binding limit of {limit} \
+         bytes (max_storage_buffer_binding_size, or ADVSEG_MAX_BINDING_BYTES), and this op \
+         cannot split it"
     )]
     BindingTooLarge {
         kernel: String,

@@ -196,6 +196,14 @@ impl Gpu {
 
     /// Creates a context on the adapter chosen by [`device::choose`], with that adapter's limits.
     pub fn new() -> Result<Arc<Gpu>> {
+        Self::new_with_binding_limit(None)
+    }
+
+    /// [`Gpu::new`] with the engine's storage-binding limit lowered to `limit` bytes (rounded
+    /// down to the offset alignment), as `ADVSEG_MAX_BINDING_BYTES` does, but for this context
+    /// only: tests run the split paths of large tensors at small sizes next to the shared
+    /// context's unsplit ones.
+    pub fn new_with_binding_limit(limit: Option<u64>) -> Result<Arc<Gpu>> {
         let backends = device::backends_from_env()?;
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends,
@@ -203,7 +211,21 @@ impl Gpu {
         });
         let adapters = device::enumerate(&instance, backends);
         let idx = device::choose(&adapters)?;
-        Self::from_adapter(adapters.into_iter().nth(idx).expect("chosen index"))
+        let gpu = Self::from_adapter(adapters.into_iter().nth(idx).expect("chosen index"))?;
+        Ok(match limit {
+            None => gpu,
+            Some(l) => {
+                let mut gpu = Arc::into_inner(gpu).expect("new context is unshared");
+                gpu.binding_limit = gpu.binding_limit.min(l) / gpu.offset_align * gpu.offset_align;
+                if gpu.binding_limit < gpu.offset_align {
+                    return Err(Error::invalid(
+                        "binding limit",
+                        format!("{l} bytes is below the storage offset alignment"),
+                    ));
+                }
+                Arc::new(gpu)
+            }
+        })
     }
 
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Gpu>> {

@@ -17,6 +17,7 @@ pub mod pool;
 pub mod reduce;
 pub mod resize;
 pub mod softmax;
+pub mod split;
 pub mod tune;
 
 pub use batchnorm::batch_norm2d;

@@ -25,6 +25,7 @@ mod fd_elementwise;
 mod fd_loss;
 mod fd_minmax;
 mod fd_spatial;
+mod large;
 mod metrics;
 mod nn_archs;
 mod nn_forward;

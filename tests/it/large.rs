@@ -1,0 +1,226 @@
+//! Tensors larger than one storage binding (issue 14 item 3). A second GPU context has its
+//! binding limit forced down to `LIMIT` bytes (`Gpu::new_with_binding_limit`, what
+//! `ADVSEG_MAX_BINDING_BYTES` does for a process), so the split paths run at small sizes; each
+//! result is compared with the shared context's unsplit path on the same inputs.
+//!
+//! Tolerances: elementwise ops, the NaN/inf count, readback and the optimiser steps are
+//! bit-for-bit (every element sees the same float operations). Split conv/linear may pick a
+//! different GEMM variant / split-K for a block than for the whole weight, so they are checked
+//! to 1e-5 relative to the largest magnitude, and the forward also against an f64 host
+//! reference.
+
+use advseg::ops::{self, Conv2dParams};
+use advseg::optim::{Adam, AdamConfig, Optimizer, ParamGroup, Sgd, SgdConfig};
+use advseg::{Gpu, Tensor};
+use std::sync::{Arc, OnceLock};
+
+/// The forced binding limit: 1024 f32.
+const LIMIT: u64 = 4096;
+
+fn small() -> Arc<Gpu> {
+    static G: OnceLock<Arc<Gpu>> = OnceLock::new();
+    G.get_or_init(|| Gpu::new_with_binding_limit(Some(LIMIT)).unwrap())
+        .clone()
+}
+
+fn big() -> Arc<Gpu> {
+    Gpu::shared().unwrap()
+}
+
+/// Deterministic values in [-1, 1) with a few exact zeros (relu's kink).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = advseg::rng::Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            if i % 97 == 0 {
+                0.0
+            } else {
+                rng.range(-1.0, 1.0)
+            }
+        })
+        .collect()
+}
+
+fn on(gpu: &Arc<Gpu>, v: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_f32(gpu, v, shape).unwrap()
+}
+
+fn close(what: &str, a: &[f32], b: &[f32], rel: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= rel * scale,
+            "{what}[{i}]: split {x} vs unsplit {y} (scale {scale})"
+        );
+    }
+}
+
+#[test]
+fn chunks_are_aligned_and_cover_the_tensor() {
+    let g = small();
+    assert_eq!(g.binding_limit(), LIMIT);
+    assert_eq!(g.chunks(1024, 4), vec![0..1024]);
+    let c = g.chunks(2500, 4);
+    assert_eq!(c, vec![0..1024, 1024..2048, 2048..2500]);
+    assert_eq!(big().chunks(2500, 4), vec![0..2500]);
+}
+
+#[test]
+fn elementwise_split_matches_unsplit_bitwise() {
+    // 2501 elements: three pieces, the last not a whole vec4.
+    let n = 2501;
+    let (a, b) = (values(n, 1), values(n, 2));
+    let run = |gpu: &Arc<Gpu>| -> Vec<Vec<f32>> {
+        let x = on(gpu, &a, &[n]).into_param();
+        let y = on(gpu, &b, &[n]);
+        let s = on(gpu, &[0.5], &[1]);
+        let r = ops::relu(&x).unwrap();
+        let t = ops::tanh(&r).unwrap();
+        let m = ops::mul(&t, &y).unwrap();
+        let d = ops::add(&m, &s).unwrap();
+        let f = Tensor::full(gpu, &[n], 0.25).unwrap();
+        ops::fill(&f, 3.0).unwrap();
+        ops::sum(&ops::mul(&d, &f).unwrap())
+            .unwrap()
+            .backward()
+            .unwrap();
+        vec![
+            d.to_vec_f32().unwrap(),
+            f.to_vec_f32().unwrap(),
+            x.grad().unwrap().to_vec_f32().unwrap(),
+        ]
+    };
+    let (split, whole) = (run(&small()), run(&big()));
+    for (k, (s, w)) in split.iter().zip(&whole).enumerate() {
+        assert_eq!(s, w, "output {k}");
+    }
+}
+
+#[test]
+fn non_finite_count_spans_pieces() {
+    let n = 5000;
+    let mut v = values(n, 3);
+    for i in [0, 1023, 1024, 2047, 4999] {
+        v[i] = f32::NAN;
+    }
+    v[3000] = f32::INFINITY;
+    let g = small();
+    let t = on(&g, &v, &[n]);
+    let ok = on(&g, &values(10, 4), &[10]);
+    assert_eq!(ops::count_non_finite(&g, &[&t, &ok]).unwrap(), vec![6, 0]);
+    // The read-back of a tensor over the limit is whole (NaN compares unequal: by bits).
+    let back: Vec<u32> = t.to_vec_f32().unwrap().iter().map(|f| f.to_bits()).collect();
+    let want: Vec<u32> = v.iter().map(|f| f.to_bits()).collect();
+    assert_eq!(back, want);
+}
+
+#[test]
+fn optimiser_steps_split_match_unsplit_bitwise() {
+    let n = 3001;
+    let (p0, g0) = (values(n, 5), values(n, 6));
+    let run = |gpu: &Arc<Gpu>, adam: bool| -> Vec<f32> {
+        let p = on(gpu, &p0, &[n]).into_param();
+        let groups = vec![ParamGroup::new(vec![p.clone()]).weight_decay(1e-3)];
+        let mut opt: Box<dyn Optimizer> = if adam {
+            Box::new(Adam::new(groups, AdamConfig::default()).unwrap())
+        } else {
+            let cfg = SgdConfig {
+                lr: 0.1,
+                momentum: 0.9,
+                weight_decay: 1e-4,
+                nesterov: true,
+            };
+            Box::new(Sgd::new(groups, cfg).unwrap())
+        };
+        for _ in 0..3 {
+            p.set_grad(Some(on(gpu, &g0, &[n])));
+            opt.step().unwrap();
+        }
+        p.to_vec_f32().unwrap()
+    };
+    for adam in [false, true] {
+        assert_eq!(run(&small(), adam), run(&big(), adam), "adam={adam}");
+    }
+}
+
+/// Forward, input, weight and bias gradients of `f` on the split and the unsplit context.
+fn conv_like(
+    xs: &[usize],
+    ws: &[usize],
+    f: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+) -> [(Vec<f32>, Vec<f32>); 4] {
+    let (xv, wv) = (
+        values(xs.iter().product(), 7),
+        values(ws.iter().product(), 8),
+    );
+    let bv = values(ws[0], 9);
+    let run = |gpu: &Arc<Gpu>| {
+        let x = on(gpu, &xv, xs).into_param();
+        let w = on(gpu, &wv, ws).into_param();
+        let b = on(gpu, &bv, &[ws[0]]).into_param();
+        let y = f(&x, &w, &b);
+        // A non-uniform upstream gradient: sum(y * y) / 2 → dy = y.
+        ops::sum(&ops::mul(&y, &ops::mul_scalar(&y, 0.5).unwrap()).unwrap())
+            .unwrap()
+            .backward()
+            .unwrap();
+        [
+            y.to_vec_f32().unwrap(),
+            x.grad().unwrap().to_vec_f32().unwrap(),
+            w.grad().unwrap().to_vec_f32().unwrap(),
+            b.grad().unwrap().to_vec_f32().unwrap(),
+        ]
+    };
+    let (s, u) = (run(&small()), run(&big()));
+    let mut it = s.into_iter().zip(u);
+    std::array::from_fn(|_| it.next().unwrap())
+}
+
+#[test]
+fn linear_split_along_output_features_matches_unsplit() {
+    // Weight [70, 40]: 11200 bytes, three blocks of 25 / 25 / 20 features.
+    let (n, i, o) = (3, 40, 70);
+    let r = conv_like(&[n, i], &[o, i], |x, w, b| ops::linear(x, w, Some(b)).unwrap());
+    for (k, (s, u)) in r.iter().enumerate() {
+        close(&format!("linear output {k}"), s, u, 1e-5);
+    }
+    // Forward against f64 on the host.
+    let (xv, wv, bv) = (values(n * i, 7), values(o * i, 8), values(o, 9));
+    let want: Vec<f32> = (0..n * o)
+        .map(|e| {
+            let (r, c) = (e / o, e % o);
+            let d: f64 = (0..i)
+                .map(|k| xv[r * i + k] as f64 * wv[c * i + k] as f64)
+                .sum();
+            (d + bv[c] as f64) as f32
+        })
+        .collect();
+    close("linear vs f64", &r[0].0, &want, 1e-5);
+}
+
+#[test]
+fn conv_split_along_output_channels_matches_unsplit() {
+    // Weight [40, 4, 3, 3]: 5760 bytes, two blocks.
+    let p = Conv2dParams::new(2, 1, 1);
+    let r = conv_like(&[2, 4, 7, 6], &[40, 4, 3, 3], |x, w, b| {
+        ops::conv2d(x, w, Some(b), &p).unwrap()
+    });
+    for (k, (s, u)) in r.iter().enumerate() {
+        close(&format!("conv2d output {k}"), s, u, 1e-5);
+    }
+}
+
+#[test]
+fn ops_without_a_split_name_kernel_and_limit() {
+    let g = small();
+    let x = on(&g, &values(2 * 600, 10), &[2, 600]);
+    let e = ops::softmax::softmax(&x, 1).unwrap_err().to_string();
+    assert!(e.contains("softmax::"), "{e}");
+    assert!(e.contains("over the storage-binding limit of 4096 bytes"), "{e}");
+    // One output feature larger than a binding cannot be split along output features.
+    let w = on(&g, &values(2 * 1100, 11), &[2, 1100]);
+    let xi = on(&g, &values(1100, 12), &[1, 1100]);
+    let e = ops::linear(&xi, &w, None).unwrap_err().to_string();
+    assert!(e.contains("linear") && e.contains("[2, 1100]"), "{e}");
+}
