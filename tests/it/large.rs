@@ -224,3 +224,27 @@ fn ops_without_a_split_name_kernel_and_limit() {
     let e = ops::linear(&xi, &w, None).unwrap_err().to_string();
     assert!(e.contains("linear") && e.contains("[2, 1100]"), "{e}");
 }
+
+#[test]
+fn model_over_the_limit_saves_loads_and_checks_finite() {
+    use advseg::nn::param::{Init, Kind};
+    use advseg::nn::ParamStore;
+    let g = small();
+    let mut store = ParamStore::new();
+    // fc6 in miniature: [60, 50] is 12000 bytes, three times the forced limit.
+    store.add("fc.weight", &[60, 50], Init::Normal(0.1), Kind::Param);
+    store.add("fc.bias", &[60], Init::Zeros, Kind::Param);
+    store.materialize(&g, 7).unwrap();
+    let w = store.find("fc.weight").unwrap().get().unwrap();
+    assert_eq!(ops::count_non_finite(&g, &[&w]).unwrap(), vec![0]);
+    let path = std::env::temp_dir().join(format!("advseg_large_{}.safetensors", std::process::id()));
+    store.save(&path, &Default::default()).unwrap();
+    let mut again = ParamStore::new();
+    again.add("fc.weight", &[60, 50], Init::Zeros, Kind::Param);
+    again.add("fc.bias", &[60], Init::Zeros, Kind::Param);
+    again.materialize(&g, 0).unwrap();
+    assert!(again.load(&g, &path, true).unwrap().is_exact());
+    std::fs::remove_file(&path).unwrap();
+    let (a, b) = (store.to_host().unwrap(), again.to_host().unwrap());
+    assert_eq!(a, b);
+}
