@@ -80,12 +80,28 @@ pub fn w_at(b: &GpuBuffer, offset: u64, size: u64) -> Bind<'_> {
     Bind(range(b, offset, size), Access::ReadWrite)
 }
 /// Element range `elems` of a tensor of `elem_bytes`-byte elements, read-only.
-pub fn r_elems<'a>(b: &'a GpuBuffer, elems: &std::ops::Range<usize>, elem_bytes: usize) -> Bind<'a> {
-    r_at(b, (elems.start * elem_bytes) as u64, (elems.len() * elem_bytes) as u64)
+pub fn r_elems<'a>(
+    b: &'a GpuBuffer,
+    elems: &std::ops::Range<usize>,
+    elem_bytes: usize,
+) -> Bind<'a> {
+    r_at(
+        b,
+        (elems.start * elem_bytes) as u64,
+        (elems.len() * elem_bytes) as u64,
+    )
 }
 /// Element range `elems` of a tensor of `elem_bytes`-byte elements, read-write.
-pub fn w_elems<'a>(b: &'a GpuBuffer, elems: &std::ops::Range<usize>, elem_bytes: usize) -> Bind<'a> {
-    w_at(b, (elems.start * elem_bytes) as u64, (elems.len() * elem_bytes) as u64)
+pub fn w_elems<'a>(
+    b: &'a GpuBuffer,
+    elems: &std::ops::Range<usize>,
+    elem_bytes: usize,
+) -> Bind<'a> {
+    w_at(
+        b,
+        (elems.start * elem_bytes) as u64,
+        (elems.len() * elem_bytes) as u64,
+    )
 }
 
 /// A range rounded up to whole vec4s (kernels declare vec4 arrays and guard the tail by `n`),
@@ -270,7 +286,9 @@ impl Gpu {
         let ubo_align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
         let offset_align = (limits.min_storage_buffer_offset_alignment as u64).max(16);
         let binding_limit = binding_limit_from_env(
-            limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+            limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
             offset_align,
         )?;
         Ok(Arc::new(Gpu {
@@ -358,14 +376,11 @@ impl Gpu {
     pub fn chunks(&self, n: usize, elem_bytes: usize) -> Vec<std::ops::Range<usize>> {
         let eb = elem_bytes.max(1) as u64;
         if n as u64 * eb <= self.binding_limit {
-            return vec![0..n];
+            return std::iter::once(0..n).collect();
         }
         let quantum = (self.offset_align / eb).max(4) as usize;
         let len = ((self.binding_limit / eb) as usize / quantum * quantum).max(quantum);
-        (0..n)
-            .step_by(len)
-            .map(|s| s..(s + len).min(n))
-            .collect()
+        (0..n).step_by(len).map(|s| s..(s + len).min(n)).collect()
     }
 
     /// A storage buffer of at least `bytes` bytes from the pool; contents are undefined.

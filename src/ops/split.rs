@@ -116,8 +116,13 @@ pub fn out_features(
                 }
                 if let Some(dw) = &dw {
                     let part = conv2d_weight_grad_raw(&dyk, &xd, &gk, &cfg)?;
-                    wd.gpu()
-                        .copy(part.buffer(), 0, dw.buffer(), (o * row * 4) as u64, (n * row * 4) as u64);
+                    wd.gpu().copy(
+                        part.buffer(),
+                        0,
+                        dw.buffer(),
+                        (o * row * 4) as u64,
+                        (n * row * 4) as u64,
+                    );
                 }
             }
             let dx = dx.map(|d| d.reshape(&x_shape)).transpose()?;

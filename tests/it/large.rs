@@ -110,7 +110,12 @@ fn non_finite_count_spans_pieces() {
     let ok = on(&g, &values(10, 4), &[10]);
     assert_eq!(ops::count_non_finite(&g, &[&t, &ok]).unwrap(), vec![6, 0]);
     // The read-back of a tensor over the limit is whole (NaN compares unequal: by bits).
-    let back: Vec<u32> = t.to_vec_f32().unwrap().iter().map(|f| f.to_bits()).collect();
+    let back: Vec<u32> = t
+        .to_vec_f32()
+        .unwrap()
+        .iter()
+        .map(|f| f.to_bits())
+        .collect();
     let want: Vec<u32> = v.iter().map(|f| f.to_bits()).collect();
     assert_eq!(back, want);
 }
@@ -181,7 +186,9 @@ fn conv_like(
 fn linear_split_along_output_features_matches_unsplit() {
     // Weight [70, 40]: 11200 bytes, three blocks of 25 / 25 / 20 features.
     let (n, i, o) = (3, 40, 70);
-    let r = conv_like(&[n, i], &[o, i], |x, w, b| ops::linear(x, w, Some(b)).unwrap());
+    let r = conv_like(&[n, i], &[o, i], |x, w, b| {
+        ops::linear(x, w, Some(b)).unwrap()
+    });
     for (k, (s, u)) in r.iter().enumerate() {
         close(&format!("linear output {k}"), s, u, 1e-5);
     }
@@ -217,7 +224,10 @@ fn ops_without_a_split_name_kernel_and_limit() {
     let x = on(&g, &values(2 * 600, 10), &[2, 600]);
     let e = ops::softmax::softmax(&x, 1).unwrap_err().to_string();
     assert!(e.contains("softmax::"), "{e}");
-    assert!(e.contains("over the storage-binding limit of 4096 bytes"), "{e}");
+    assert!(
+        e.contains("over the storage-binding limit of 4096 bytes"),
+        "{e}"
+    );
     // One output feature larger than a binding cannot be split along output features.
     let w = on(&g, &values(2 * 1100, 11), &[2, 1100]);
     let xi = on(&g, &values(1100, 12), &[1, 1100]);
@@ -237,7 +247,8 @@ fn model_over_the_limit_saves_loads_and_checks_finite() {
     store.materialize(&g, 7).unwrap();
     let w = store.find("fc.weight").unwrap().get().unwrap();
     assert_eq!(ops::count_non_finite(&g, &[&w]).unwrap(), vec![0]);
-    let path = std::env::temp_dir().join(format!("advseg_large_{}.safetensors", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("advseg_large_{}.safetensors", std::process::id()));
     store.save(&path, &Default::default()).unwrap();
     let mut again = ParamStore::new();
     again.add("fc.weight", &[60, 50], Init::Zeros, Kind::Param);
