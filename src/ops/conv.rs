@@ -670,6 +670,11 @@ pub fn conv2d_with(
 ) -> Result<Tensor> {
     let g = ConvGeom::new(x.shape(), wt.shape(), p)?;
     check_inputs("conv2d", x, wt, bias, g.co)?;
+    let act = super::split_act::over(x, x.shape()) || super::split_act::over(x, &g.out_shape());
+    if act {
+        super::split_act::inference_only("conv2d", &[x, wt])?;
+        return super::split_act::conv(x, wt, bias, &g, cfg);
+    }
     if super::split::needed(wt) {
         return super::split::out_features("conv2d", x, wt, bias, &g, &g.out_shape(), cfg);
     }

@@ -374,7 +374,11 @@ fn piece_of<'a>(
     if t.numel() == n {
         (r_elems(t.buffer(), c, 4), FLAT, [0, 0, 0, 1])
     } else {
-        let k = if c.len().is_multiple_of(4) { SPLAT } else { GATHER };
+        let k = if c.len().is_multiple_of(4) {
+            SPLAT
+        } else {
+            GATHER
+        };
         (r(t.buffer()), k, [0; 4])
     }
 }

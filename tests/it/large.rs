@@ -259,3 +259,58 @@ fn model_over_the_limit_saves_loads_and_checks_finite() {
     let (a, b) = (store.to_host().unwrap(), again.to_host().unwrap());
     assert_eq!(a, b);
 }
+
+/// Runs `f` on both contexts without gradients (the activation split paths are forward-only).
+fn both(f: impl Fn(&Arc<Gpu>) -> Tensor) -> (Vec<f32>, Vec<f32>) {
+    let run = |g: &Arc<Gpu>| advseg::autograd::no_grad(|| f(g).to_vec_f32().unwrap());
+    (run(&small()), run(&big()))
+}
+
+#[test]
+fn activations_over_the_limit_run_by_channel_groups_and_pixel_bands() {
+    // [1, 6, 20, 30]: 14400 bytes, 2400 per channel plane; the forced limit is 4096.
+    let s = [1, 6, 20, 30];
+    let xv = values(s.iter().product(), 20);
+    let pv: Vec<Vec<f32>> = (0..4).map(|k| values(6, 21 + k)).collect();
+    // Batch norm (eval) and the resizes are per channel: exact.
+    let (a, b) = both(|g| {
+        let var = ops::abs(&on(g, &pv[3], &[6])).unwrap();
+        let (w, bi, m) = (on(g, &pv[0], &[6]), on(g, &pv[1], &[6]), on(g, &pv[2], &[6]));
+        ops::batch_norm2d(&on(g, &xv, &s), Some(&w), Some(&bi), &m, &var, false, 0.1, 1e-5)
+            .unwrap()
+    });
+    assert_eq!(a, b, "batch_norm2d eval");
+    let small_in = values(6 * 10 * 15, 22);
+    for align in [false, true] {
+        let (a, b) = both(|g| {
+            ops::upsample_bilinear2d(&on(g, &small_in, &[1, 6, 10, 15]), [20, 30], align).unwrap()
+        });
+        assert_eq!(a, b, "upsample_bilinear2d align_corners={align}");
+    }
+    let (a, b) = both(|g| ops::upsample_nearest2d(&on(g, &xv, &s), [13, 17]).unwrap());
+    assert_eq!(a, b, "upsample_nearest2d");
+    // Softmax over channels is per pixel: exact by pixel bands.
+    let (a, b) = both(|g| ops::softmax::softmax(&on(g, &xv, &s), 1).unwrap());
+    assert_eq!(a, b, "softmax");
+    // conv2d by input- and output-channel groups: partial sums reassociate.
+    let wv = values(8 * 6 * 9, 23);
+    let bv = values(8, 24);
+    for p in [Conv2dParams::new(1, 1, 1), Conv2dParams::new(2, 2, 2)] {
+        let (a, b) = both(|g| {
+            let (w, bi) = (on(g, &wv, &[8, 6, 3, 3]), on(g, &bv, &[8]));
+            ops::conv2d(&on(g, &xv, &s), &w, Some(&bi), &p).unwrap()
+        });
+        close(&format!("conv2d {p:?}"), &a, &b, 1e-5);
+    }
+}
+
+#[test]
+fn activation_splits_refuse_gradients() {
+    let g = small();
+    let x = on(&g, &values(6 * 600, 30), &[1, 6, 20, 30]).into_param();
+    let w = on(&g, &values(8 * 6 * 9, 31), &[8, 6, 3, 3]);
+    let e = ops::conv2d(&x, &w, None, &Conv2dParams::new(1, 1, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("conv2d") && e.contains("inference only"), "{e}");
+}
