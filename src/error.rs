@@ -49,15 +49,18 @@ pub enum Error {
     /// A kernel was asked to bind a tensor larger than one storage binding whole: the op has
     /// no split path for it.
     #[error(
-        "{kernel}: binding {binding} is {bytes} bytes, over the storage-binding limit of {limit} \
-         bytes (max_storage_buffer_binding_size, or ADVSEG_MAX_BINDING_BYTES), and this op \
-         cannot split it"
+        "{kernel}: {what} is {bytes} bytes, over the storage-binding limit of {limit} bytes \
+         (max_storage_buffer_binding_size, or ADVSEG_MAX_BINDING_BYTES), and this op cannot \
+         split it{why}"
     )]
     BindingTooLarge {
         kernel: String,
-        binding: usize,
+        /// The binding or tensor part at fault ("binding 2", "one channel of [1, 3, H, W]").
+        what: String,
         bytes: u64,
         limit: u64,
+        /// Why no split applies, when one exists for other cases ("" or "; ...").
+        why: String,
     },
 
     #[error("GPU error: {0}")]

@@ -699,9 +699,10 @@ impl Gpu {
             if size > self.binding_limit {
                 return Err(Error::BindingTooLarge {
                     kernel: format!("{shader}::{entry}"),
-                    binding: i + 1,
+                    what: format!("binding {}", i + 1),
                     bytes: size,
                     limit: self.binding_limit,
+                    why: String::new(),
                 });
             }
             entries.push(wgpu::BindGroupEntry {

@@ -28,16 +28,13 @@ fn blocks(op: &'static str, wt: &Tensor, row: usize) -> Result<Vec<(usize, usize
     let limit = wt.gpu().binding_limit() as usize;
     let rows = limit / (row * 4);
     if rows == 0 {
-        return Err(Error::invalid(
-            op,
-            format!(
-                "one output feature of weight {:?} is {} bytes, over the storage-binding limit \
-                 of {limit} bytes (max_storage_buffer_binding_size or ADVSEG_MAX_BINDING_BYTES): \
-                 the weight cannot be split along output features",
-                wt.shape(),
-                row * 4
-            ),
-        ));
+        return Err(Error::BindingTooLarge {
+            kernel: op.to_string(),
+            what: format!("one output feature of weight {:?}", wt.shape()),
+            bytes: (row * 4) as u64,
+            limit: limit as u64,
+            why: " along output features".into(),
+        });
     }
     let co = wt.shape()[0];
     Ok((0..co)

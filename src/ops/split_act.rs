@@ -26,27 +26,26 @@ pub fn over(x: &Tensor, shape: &[usize]) -> bool {
 /// Refuses when a gradient would be needed: the split paths are forward-only.
 pub fn inference_only(op: &'static str, inputs: &[&Tensor]) -> Result<()> {
     if is_grad_enabled() && inputs.iter().any(|t| t.requires_grad()) {
-        return Err(Error::invalid(
-            op,
-            format!(
-                "input {:?} is larger than one storage binding ({} bytes); {op} splits such \
-                 tensors for inference only (no gradients): use a smaller crop or batch",
-                inputs[0].shape(),
-                inputs[0].gpu().binding_limit()
-            ),
-        ));
+        let x = inputs[0];
+        return Err(Error::BindingTooLarge {
+            kernel: op.to_string(),
+            what: format!("input {:?}", x.shape()),
+            bytes: (x.numel() * 4) as u64,
+            limit: x.gpu().binding_limit(),
+            why: " with gradients (its split path is for inference only)".into(),
+        });
     }
     Ok(())
 }
 
 fn limit_err(op: &'static str, shape: &[usize], what: &str, bytes: usize, limit: u64) -> Error {
-    Error::invalid(
-        op,
-        format!(
-            "{what} of {shape:?} is {bytes} bytes, over the storage-binding limit of {limit} \
-             bytes (max_storage_buffer_binding_size or ADVSEG_MAX_BINDING_BYTES): cannot split"
-        ),
-    )
+    Error::BindingTooLarge {
+        kernel: op.to_string(),
+        what: format!("{what} of {shape:?}"),
+        bytes: bytes as u64,
+        limit,
+        why: String::new(),
+    }
 }
 
 /// Channels `cs` of every image of `x` [N, C, ...] as a new tensor (one copy per image).

@@ -223,7 +223,10 @@ fn ops_without_a_split_name_kernel_and_limit() {
     let g = small();
     let x = on(&g, &values(2 * 600, 10), &[2, 600]);
     let e = ops::softmax::softmax(&x, 1).unwrap_err().to_string();
-    assert!(e.contains("softmax::"), "{e}");
+    assert!(
+        e.contains("softmax::") && e.contains("binding 1 is 4864 bytes"),
+        "{e}"
+    );
     assert!(
         e.contains("over the storage-binding limit of 4096 bytes"),
         "{e}"
@@ -275,9 +278,22 @@ fn activations_over_the_limit_run_by_channel_groups_and_pixel_bands() {
     // Batch norm (eval) and the resizes are per channel: exact.
     let (a, b) = both(|g| {
         let var = ops::abs(&on(g, &pv[3], &[6])).unwrap();
-        let (w, bi, m) = (on(g, &pv[0], &[6]), on(g, &pv[1], &[6]), on(g, &pv[2], &[6]));
-        ops::batch_norm2d(&on(g, &xv, &s), Some(&w), Some(&bi), &m, &var, false, 0.1, 1e-5)
-            .unwrap()
+        let (w, bi, m) = (
+            on(g, &pv[0], &[6]),
+            on(g, &pv[1], &[6]),
+            on(g, &pv[2], &[6]),
+        );
+        ops::batch_norm2d(
+            &on(g, &xv, &s),
+            Some(&w),
+            Some(&bi),
+            &m,
+            &var,
+            false,
+            0.1,
+            1e-5,
+        )
+        .unwrap()
     });
     assert_eq!(a, b, "batch_norm2d eval");
     let small_in = values(6 * 10 * 15, 22);
@@ -312,5 +328,74 @@ fn activation_splits_refuse_gradients() {
     let e = ops::conv2d(&x, &w, None, &Conv2dParams::new(1, 1, 1))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("conv2d") && e.contains("inference only"), "{e}");
+    assert!(
+        e.contains("conv2d: input [1, 6, 20, 30] is 14400 bytes") && e.contains("inference only"),
+        "{e}"
+    );
+}
+
+/// The whole `predict` path (tiny: conv, batch norm, relu, ASPP, bilinear upsampling, softmax)
+/// with `ADVSEG_MAX_BINDING_BYTES` forcing the activation splits writes the same files as the
+/// unsplit run. 1 MB: the 400×300 input (1.44 MB), stage 1's output and the full-size logits
+/// are split, one 480 KB channel plane fits.
+#[test]
+fn predict_with_a_forced_binding_limit_writes_the_same_files() {
+    use super::common::{ok, tmp};
+    use advseg::data::io::{write_rgb_png, RgbImage};
+    let dir = tmp("large", "predict");
+    ok(&[
+        "train",
+        "--method",
+        "supervised",
+        "--arch",
+        "tiny",
+        "--data",
+        "synthetic",
+        "--iters",
+        "2",
+        "--batch",
+        "2",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let (w, h) = (400, 300);
+    let data = (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % w, i / w);
+            [
+                (x * 255 / w) as u8,
+                (y * 255 / h) as u8,
+                ((x * 7 + y * 3) / 5 % 256) as u8,
+            ]
+        })
+        .collect();
+    let img = dir.join("mid.png");
+    write_rgb_png(&img, &RgbImage { w, h, data }).unwrap();
+    let run = |out: &str, limit: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_advseg"));
+        c.args(["predict", "--maps", "--checkpoint"])
+            .arg(dir.join("last.safetensors"))
+            .arg("--input")
+            .arg(&img)
+            .arg("--out")
+            .arg(dir.join(out))
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .env("ADVSEG_TUNE", "off");
+        if let Some(l) = limit {
+            c.env("ADVSEG_MAX_BINDING_BYTES", l);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run("whole", None);
+    run("split", Some("1000000"));
+    for f in ["mid.png", "mid_overlay.png", "mid_confidence.png"] {
+        let (a, b) = (
+            std::fs::read(dir.join("whole").join(f)).unwrap(),
+            std::fs::read(dir.join("split").join(f)).unwrap(),
+        );
+        assert!(a == b, "{f} differs between the split and unsplit runs");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
