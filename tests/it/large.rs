@@ -399,3 +399,61 @@ fn predict_with_a_forced_binding_limit_writes_the_same_files() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// VGG16's fc6 at full size on the device's own limit (411 MB weight, over lavapipe's 128 MiB
+/// binding): linear forward + backward + one SGD step, forward checked against f64 on a few
+/// outputs. A measurement, not run by CI (2 GB of GPU memory, tens of seconds on lavapipe):
+/// `cargo test --test it large::fc6 -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fc6_full_size_linear_backward_and_sgd_step() {
+    let g = big();
+    let (n, i, o) = (2, 25088, 4096);
+    let xv = values(n * i, 40);
+    let mut rng = advseg::rng::Rng::new(41);
+    let wv: Vec<f32> = (0..o * i).map(|_| rng.range(-0.01, 0.01)).collect();
+    let t0 = std::time::Instant::now();
+    let x = on(&g, &xv, &[n, i]);
+    let w = on(&g, &wv, &[o, i]).into_param();
+    let b = Tensor::zeros(&g, &[o], advseg::DType::F32)
+        .unwrap()
+        .into_param();
+    let mut opt = Sgd::new(
+        vec![ParamGroup::new(vec![w.clone(), b.clone()])],
+        SgdConfig {
+            lr: 0.01,
+            momentum: 0.9,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let t1 = std::time::Instant::now();
+    let y = ops::linear(&x, &w, Some(&b)).unwrap();
+    let yv = y.to_vec_f32().unwrap();
+    let t2 = std::time::Instant::now();
+    ops::sum(&y).unwrap().backward().unwrap();
+    opt.step().unwrap();
+    let w_after = w.to_vec_f32().unwrap();
+    let t3 = std::time::Instant::now();
+    for &(r, c) in &[(0, 0), (1, 4095), (0, 2048), (1, 1000)] {
+        let want: f64 = (0..i)
+            .map(|k| xv[r * i + k] as f64 * wv[c * i + k] as f64)
+            .sum();
+        assert!((yv[r * o + c] as f64 - want).abs() < 1e-4, "y[{r},{c}]");
+    }
+    // dL/dW[c, k] = Σ_r x[r, k]: the step moves W by -lr · that.
+    for &(c, k) in &[(0, 0), (4095, 25087), (2000, 12345)] {
+        let want = wv[c * i + k] as f64 - 0.01 * (xv[k] as f64 + xv[i + k] as f64);
+        assert!(
+            (w_after[c * i + k] as f64 - want).abs() < 1e-6,
+            "w[{c},{k}]"
+        );
+    }
+    eprintln!(
+        "fc6 [2, 25088] x [4096, 25088]: upload {:.1} s, forward + read-back {:.1} s, \
+         backward + SGD step + read-back {:.1} s",
+        (t1 - t0).as_secs_f64(),
+        (t2 - t1).as_secs_f64(),
+        (t3 - t2).as_secs_f64()
+    );
+}
