@@ -457,3 +457,22 @@ fn fc6_full_size_linear_backward_and_sgd_step() {
         (t3 - t2).as_secs_f64()
     );
 }
+
+#[test]
+fn bad_binding_limit_setting_is_named() {
+    for (v, want) in [("lots", "expected a number of bytes"), ("8", "at least")] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_advseg"))
+            .args(["model", "--arch", "tiny", "--save"])
+            .arg(std::env::temp_dir().join(format!("advseg_large_env_{}.st", std::process::id())))
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .env("ADVSEG_MAX_BINDING_BYTES", v)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{v}: {err}");
+        assert!(
+            err.contains(&format!("ADVSEG_MAX_BINDING_BYTES=\"{v}\"")) && err.contains(want),
+            "{err}"
+        );
+    }
+}
