@@ -10,7 +10,6 @@
 //!
 //! These paths record no backward: with gradients on they refuse, naming the op and shape.
 
-use super::concat::narrow_raw;
 use super::conv::{forward_into, ConvGeom, GemmConfig};
 use super::elementwise::add;
 use crate::autograd::is_grad_enabled;
@@ -169,6 +168,30 @@ pub fn by_pixels(
     Ok(out)
 }
 
+/// Weight block `[os, cs, KH, KW]` of `wt` [Co, Ci, KH, KW]: one copy per output channel (the
+/// block is gathered directly, so no kernel ever binds more of the weight than one block).
+fn weight_block(wt: &Tensor, os: &Range<usize>, cs: &Range<usize>) -> Result<Tensor> {
+    let s = wt.shape();
+    let taps = s[2] * s[3];
+    let out = Tensor::empty(
+        wt.gpu(),
+        "conv2d",
+        &[os.len(), cs.len(), s[2], s[3]],
+        DType::F32,
+    )?;
+    let run = cs.len() * taps * 4;
+    for (j, o) in os.clone().enumerate() {
+        wt.gpu().copy(
+            wt.buffer(),
+            ((o * s[1] + cs.start) * taps * 4) as u64,
+            out.buffer(),
+            (j * run) as u64,
+            run as u64,
+        );
+    }
+    Ok(out)
+}
+
 /// conv2d forward (no autograd) where the input or the output is larger than one binding:
 /// output-channel groups, each the sum over input-channel groups of ordinary GEMMs.
 pub fn conv(
@@ -190,20 +213,10 @@ pub fn conv(
         .collect::<Result<_>>()?;
     let out = Tensor::empty(x.gpu(), OP, &g.out_shape(), DType::F32)?;
     for os in &outs {
-        let wo = gather_channels(&wt.reshape(&[1, g.co, g.ci, taps])?, os)?.reshape(&[
-            os.len(),
-            g.ci,
-            g.kh,
-            g.kw,
-        ])?;
         let bo = bias.map(|b| channels_of(b, os)).transpose()?;
         let mut acc: Option<Tensor> = None;
         for (k, (cs, xg)) in ins.iter().zip(&xs).enumerate() {
-            let wk = if ins.len() == 1 {
-                wo.clone()
-            } else {
-                narrow_raw(&wo, cs.start, cs.len())?
-            };
+            let wk = weight_block(wt, os, cs)?;
             let gk = ConvGeom {
                 ci: cs.len(),
                 co: os.len(),

@@ -318,6 +318,20 @@ fn activations_over_the_limit_run_by_channel_groups_and_pixel_bands() {
         });
         close(&format!("conv2d {p:?}"), &a, &b, 1e-5);
     }
+    // Many input channels: a weight row (128 · 9 · 4 = 4608 bytes) is over the limit, so each
+    // (output group, input group) weight block is gathered on its own.
+    let (xw, ww) = (values(128 * 16, 25), values(5 * 128 * 9, 26));
+    let (a, b) = both(|g| {
+        let w = on(g, &ww, &[5, 128, 3, 3]);
+        ops::conv2d(
+            &on(g, &xw, &[1, 128, 4, 4]),
+            &w,
+            None,
+            &Conv2dParams::new(1, 1, 1),
+        )
+        .unwrap()
+    });
+    close("conv2d 128 channels", &a, &b, 1e-5);
 }
 
 #[test]
