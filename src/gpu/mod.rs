@@ -121,24 +121,14 @@ impl Gpu {
         });
         let adapters = device::enumerate(&instance, backends);
         let idx = device::choose(&adapters)?;
-        let gpu = Self::from_adapter(adapters.into_iter().nth(idx).expect("chosen index"))?;
-        Ok(match limit {
-            None => gpu,
-            Some(l) => {
-                let mut gpu = Arc::into_inner(gpu).expect("new context is unshared");
-                gpu.binding_limit = gpu.binding_limit.min(l) / gpu.offset_align * gpu.offset_align;
-                if gpu.binding_limit < gpu.offset_align {
-                    return Err(Error::invalid(
-                        "binding limit",
-                        format!("{l} bytes is below the storage offset alignment"),
-                    ));
-                }
-                Arc::new(gpu)
-            }
-        })
+        Self::build(adapters.into_iter().nth(idx).expect("chosen index"), limit)
     }
 
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Gpu>> {
+        Self::build(adapter, None)
+    }
+
+    fn build(adapter: wgpu::Adapter, limit: Option<u64>) -> Result<Arc<Gpu>> {
         let summary = AdapterSummary::of(&adapter);
         let info = adapter.get_info();
         let subgroup = (adapter.features().contains(wgpu::Features::SUBGROUP)
@@ -185,6 +175,16 @@ impl Gpu {
                 .min(limits.max_buffer_size),
             offset_align,
         )?;
+        let binding_limit = match limit {
+            None => binding_limit,
+            Some(l) if l >= offset_align => binding_limit.min(l) / offset_align * offset_align,
+            Some(l) => {
+                return Err(Error::invalid(
+                    "binding limit",
+                    format!("{l} bytes is below the storage offset alignment ({offset_align})"),
+                ))
+            }
+        };
         Ok(Arc::new(Gpu {
             device,
             queue,
