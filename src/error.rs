@@ -37,11 +37,30 @@ pub enum Error {
     #[error("{op}: {why}")]
     Invalid { op: &'static str, why: String },
 
-    #[error("{op}: buffer of {bytes} bytes exceeds the adapter's max_storage_buffer_binding_size of {limit} bytes")]
+    #[error("{op}: buffer of {bytes} bytes exceeds the adapter's {setting} of {limit} bytes")]
     TooLarge {
         op: &'static str,
         bytes: u64,
         limit: u64,
+        /// The device limit at fault (`max_buffer_size`, `max_texture_dimension_2d`, ...).
+        setting: &'static str,
+    },
+
+    /// A kernel was asked to bind a tensor larger than one storage binding whole: the op has
+    /// no split path for it.
+    #[error(
+        "{kernel}: {what} is {bytes} bytes, over the storage-binding limit of {limit} bytes \
+         (max_storage_buffer_binding_size, or ADVSEG_MAX_BINDING_BYTES), and this op cannot \
+         split it{why}"
+    )]
+    BindingTooLarge {
+        kernel: String,
+        /// The binding or tensor part at fault ("binding 2", "one channel of [1, 3, H, W]").
+        what: String,
+        bytes: u64,
+        limit: u64,
+        /// Why no split applies, when one exists for other cases ("" or "; ...").
+        why: String,
     },
 
     #[error("GPU error: {0}")]

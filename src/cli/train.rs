@@ -572,10 +572,9 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
     for f in &files {
         if let Err(e) = predict_one(&gpu, method.as_ref(), meta.classes, &colours, min, f, &a) {
             let why = match e.downcast_ref::<advseg::Error>() {
-                Some(advseg::Error::TooLarge { bytes, limit, .. }) => format!(
-                    "the image needs a GPU buffer of {bytes} bytes, over the adapter's limit of \
-                     {limit} bytes (max_storage_buffer_binding_size); downscale it"
-                ),
+                Some(
+                    e @ (advseg::Error::TooLarge { .. } | advseg::Error::BindingTooLarge { .. }),
+                ) => format!("the image is too large for this device ({e}); downscale it"),
                 _ => format!("{e:#}"),
             };
             // Decoding errors already start with the file's path.

@@ -3,6 +3,7 @@
 //! Work is recorded into one open compute pass and submitted in batches; per-dispatch parameters
 //! go to a uniform ring written once per submit. Nothing is read back unless a caller asks.
 
+mod bind;
 pub mod codes;
 mod counters;
 pub mod device;
@@ -13,6 +14,8 @@ pub mod reflect;
 mod texture;
 pub mod wgsl_compose;
 
+use bind::{binding_limit_from_env, Res};
+pub use bind::{r, r_at, r_elems, store_tex, tex, w, w_at, w_elems, Access, Bind};
 pub use counters::{CounterSnapshot, Counters};
 pub use device::AdapterSummary;
 pub use pipeline_cache::{cache_dir, fnv1a};
@@ -44,44 +47,6 @@ const RING_BYTES: u64 = 1 << 20;
 /// Submit after this many dispatches so the GPU starts while the CPU keeps recording.
 const DISPATCHES_PER_SUBMIT: u32 = 512;
 
-/// How a kernel uses a binding; must match the WGSL declaration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Access {
-    /// `var<storage, read>` buffer.
-    Read,
-    /// `var<storage, read_write>` buffer.
-    ReadWrite,
-    /// `texture_2d<f32>` read with `textureLoad` (rgba32float, not filterable).
-    Texture,
-    /// `texture_storage_2d<rgba32float, write>`.
-    StoreTexture,
-}
-
-enum Res<'a> {
-    Buffer(&'a wgpu::Buffer),
-    View(&'a wgpu::TextureView),
-}
-
-/// One binding of a dispatch (bindings 1.. in order; binding 0 is the parameter uniform).
-pub struct Bind<'a>(Res<'a>, Access);
-
-/// Read-only storage binding.
-pub fn r(b: &GpuBuffer) -> Bind<'_> {
-    Bind(Res::Buffer(b.raw()), Access::Read)
-}
-/// Read-write storage binding.
-pub fn w(b: &GpuBuffer) -> Bind<'_> {
-    Bind(Res::Buffer(b.raw()), Access::ReadWrite)
-}
-/// Texture read with `textureLoad`.
-pub fn tex(t: &GpuTexture) -> Bind<'_> {
-    Bind(Res::View(t.view()), Access::Texture)
-}
-/// Write-only storage texture.
-pub fn store_tex(t: &GpuTexture) -> Bind<'_> {
-    Bind(Res::View(t.view()), Access::StoreTexture)
-}
-
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct PipeKey {
     shader: &'static str,
@@ -111,6 +76,11 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub summary: AdapterSummary,
     pub limits: wgpu::Limits,
+    /// Bytes one storage binding may cover: the device's `max_storage_buffer_binding_size`,
+    /// or less when `ADVSEG_MAX_BINDING_BYTES` asks (tests force the split paths with it).
+    binding_limit: u64,
+    /// Storage-binding offsets are multiples of this (bytes, at least 16: one vec4).
+    offset_align: u64,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipeKey, Arc<Pipe>>>,
     pool: Mutex<pool::Pool>,
@@ -142,6 +112,14 @@ impl Gpu {
 
     /// Creates a context on the adapter chosen by [`device::choose`], with that adapter's limits.
     pub fn new() -> Result<Arc<Gpu>> {
+        Self::new_with_binding_limit(None)
+    }
+
+    /// [`Gpu::new`] with the engine's storage-binding limit lowered to `limit` bytes (rounded
+    /// down to the offset alignment), as `ADVSEG_MAX_BINDING_BYTES` does, but for this context
+    /// only: tests run the split paths of large tensors at small sizes next to the shared
+    /// context's unsplit ones.
+    pub fn new_with_binding_limit(limit: Option<u64>) -> Result<Arc<Gpu>> {
         let backends = device::backends_from_env()?;
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends,
@@ -149,10 +127,14 @@ impl Gpu {
         });
         let adapters = device::enumerate(&instance, backends);
         let idx = device::choose(&adapters)?;
-        Self::from_adapter(adapters.into_iter().nth(idx).expect("chosen index"))
+        Self::build(adapters.into_iter().nth(idx).expect("chosen index"), limit)
     }
 
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Gpu>> {
+        Self::build(adapter, None)
+    }
+
+    fn build(adapter: wgpu::Adapter, limit: Option<u64>) -> Result<Arc<Gpu>> {
         let summary = AdapterSummary::of(&adapter);
         let info = adapter.get_info();
         let subgroup = (adapter.features().contains(wgpu::Features::SUBGROUP)
@@ -192,11 +174,30 @@ impl Gpu {
         let dummy_tex =
             texture::create(&device, 1, 1).create_view(&wgpu::TextureViewDescriptor::default());
         let ubo_align = (limits.min_uniform_buffer_offset_alignment as u64).max(16);
+        let offset_align = (limits.min_storage_buffer_offset_alignment as u64).max(16);
+        let binding_limit = binding_limit_from_env(
+            limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
+            offset_align,
+        )?;
+        let binding_limit = match limit {
+            None => binding_limit,
+            Some(l) if l >= offset_align => binding_limit.min(l) / offset_align * offset_align,
+            Some(l) => {
+                return Err(Error::invalid(
+                    "binding limit",
+                    format!("{l} bytes is below the storage offset alignment ({offset_align})"),
+                ))
+            }
+        };
         Ok(Arc::new(Gpu {
             device,
             queue,
             summary,
             limits,
+            binding_limit,
+            offset_align,
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             pool: Mutex::default(),
@@ -263,13 +264,47 @@ impl Gpu {
         }
     }
 
-    /// A storage buffer of at least `bytes` bytes from the pool; contents are undefined.
-    pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: u64) -> Result<GpuBuffer> {
-        let limit = self.limits.max_storage_buffer_binding_size;
-        if bytes > limit {
-            return Err(Error::TooLarge { op, bytes, limit });
+    /// Bytes one storage binding may cover (the device's limit or `ADVSEG_MAX_BINDING_BYTES`).
+    /// Tensors up to this size are bound whole; larger ones only by ops that split them.
+    pub fn binding_limit(&self) -> u64 {
+        self.binding_limit
+    }
+
+    /// Element ranges of a flat tensor of `n` elements of `elem_bytes` bytes, each small
+    /// enough for one storage binding and starting at an aligned byte offset (and a multiple
+    /// of 4 elements, so vec4 kernels see whole vec4s). One range when the tensor fits.
+    pub fn chunks(&self, n: usize, elem_bytes: usize) -> Vec<std::ops::Range<usize>> {
+        let eb = elem_bytes.max(1) as u64;
+        if n as u64 * eb <= self.binding_limit {
+            return std::iter::once(0..n).collect();
         }
-        let class = pool::size_class(bytes).min(limit.max(bytes).next_multiple_of(4));
+        let quantum = (self.offset_align / eb).max(4) as usize;
+        let len = ((self.binding_limit / eb) as usize / quantum * quantum).max(quantum);
+        (0..n).step_by(len).map(|s| s..(s + len).min(n)).collect()
+    }
+
+    /// A storage buffer of at least `bytes` bytes from the pool; contents are undefined.
+    /// Buffers may exceed [`Gpu::binding_limit`] (up to the device's `max_buffer_size`): such
+    /// a tensor can only be bound in ranges, and a kernel binding it whole is refused.
+    pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: u64) -> Result<GpuBuffer> {
+        let limit = self.binding_limit;
+        let max = self.limits.max_buffer_size;
+        if bytes > max {
+            return Err(Error::TooLarge {
+                op,
+                bytes,
+                limit: max,
+                setting: "max_buffer_size",
+            });
+        }
+        // Classes never straddle the binding limit: a buffer is bound whole iff it fits.
+        let class = if bytes <= limit {
+            pool::size_class(bytes).min(limit.max(bytes).next_multiple_of(4))
+        } else {
+            pool::size_class(bytes)
+                .min(max)
+                .max(bytes.next_multiple_of(16))
+        };
         let buf = self.pool.lock().unwrap().take(class);
         let buf = match buf {
             Some(b) => b,
@@ -581,10 +616,31 @@ impl Gpu {
             if !pipe.used.contains(&(i as u32 + 1)) {
                 continue;
             }
+            let size = match b.0 {
+                Res::Buffer(buf) => buf.size(),
+                Res::Range(_, _, size) => size,
+                Res::View(_) => 0,
+            };
+            if size > self.binding_limit {
+                return Err(Error::BindingTooLarge {
+                    kernel: format!("{shader}::{entry}"),
+                    what: format!("binding {}", i + 1),
+                    bytes: size,
+                    limit: self.binding_limit,
+                    why: String::new(),
+                });
+            }
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
                 resource: match b.0 {
                     Res::Buffer(buf) => buf.as_entire_binding(),
+                    Res::Range(buf, offset, size) => {
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: buf,
+                            offset,
+                            size: std::num::NonZeroU64::new(size),
+                        })
+                    }
                     Res::View(v) => wgpu::BindingResource::TextureView(v),
                 },
             });
@@ -661,8 +717,24 @@ impl Gpu {
         let _ = self.device.poll(wgpu::PollType::Poll);
     }
 
-    /// Copies `len` bytes at `offset` of `b` back to the host (submits and waits).
+    /// Copies `len` bytes at `offset` of `b` back to the host (submits and waits). Large reads
+    /// go through the staging buffer in pieces, so it stays within `max_buffer_size`.
     pub fn read(&self, b: &GpuBuffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+        const PIECE: u64 = 64 << 20;
+        if len <= PIECE {
+            return self.read_piece(b, offset, len);
+        }
+        let mut out = Vec::with_capacity(len as usize);
+        let mut at = 0;
+        while at < len {
+            let n = PIECE.min(len - at);
+            out.extend_from_slice(&self.read_piece(b, offset + at, n)?);
+            at += n;
+        }
+        Ok(out)
+    }
+
+    fn read_piece(&self, b: &GpuBuffer, offset: u64, len: u64) -> Result<Vec<u8>> {
         if len == 0 {
             return Ok(Vec::new());
         }

@@ -112,6 +112,7 @@ impl Gpu {
                 op,
                 bytes: texels * TEXEL_BYTES,
                 limit: self.max_texels() * TEXEL_BYTES,
+                setting: "max_texture_dimension_2d",
             });
         }
         let rows = rows_class(rows as u32).min(max_rows);

@@ -130,6 +130,28 @@ pub fn batch_norm2d(
     if x.numel() == 0 {
         return Err(Error::invalid(OP, format!("empty input of shape {s:?}")));
     }
+    if !training && super::split_act::over(x, &s) {
+        // Eval mode is a per-channel affine map: exact by channel groups.
+        let ins: Vec<&Tensor> = [Some(x), weight, bias].into_iter().flatten().collect();
+        super::split_act::inference_only(OP, &ins)?;
+        let part = |t: &Tensor, cs: &std::ops::Range<usize>| super::split_act::channels_of(t, cs);
+        return super::split_act::by_channels(OP, x, [s[2], s[3]], |xg, cs| {
+            let (w, b) = (
+                weight.map(|t| part(t, cs)).transpose()?,
+                bias.map(|t| part(t, cs)).transpose()?,
+            );
+            batch_norm2d(
+                xg,
+                w.as_ref(),
+                b.as_ref(),
+                &part(running_mean, cs)?,
+                &part(running_var, cs)?,
+                false,
+                momentum,
+                eps,
+            )
+        });
+    }
     let gpu = x.gpu();
     let mut flags = 0;
     if training {

@@ -31,7 +31,7 @@ fn with_channels(s: &[usize], c: usize) -> Vec<usize> {
 }
 
 /// `x[:, start:start+len]` as a new tensor. Raw: no autograd.
-fn narrow_raw(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+pub(crate) fn narrow_raw(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
     let (n, c, inner) = nc_inner("narrow_channels", x.shape())?;
     let gpu = x.gpu();
     let out = Tensor::empty(

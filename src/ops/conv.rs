@@ -508,7 +508,7 @@ pub fn conv2d_forward_raw(
 }
 
 /// Forward GEMM with the result in `out_shape` (NCHW, or [N, Co] for linear).
-fn forward_into(
+pub(super) fn forward_into(
     x: &Tensor,
     wt: &Tensor,
     bias: Option<&Tensor>,
@@ -585,7 +585,7 @@ pub fn conv2d_weight_grad_raw(
 }
 
 /// Bias gradient: per-output-channel sum of dy over batch and space.
-fn bias_grad(dy: &Tensor, co: usize) -> Result<Tensor> {
+pub(super) fn bias_grad(dy: &Tensor, co: usize) -> Result<Tensor> {
     let d = dy.shape();
     let s = if d.len() == 4 {
         vec![1, co, 1, 1]
@@ -674,6 +674,14 @@ pub fn conv2d_with(
 ) -> Result<Tensor> {
     let g = ConvGeom::new(x.shape(), wt.shape(), p)?;
     check_inputs("conv2d", x, wt, bias, g.co)?;
+    let act = super::split_act::over(x, x.shape()) || super::split_act::over(x, &g.out_shape());
+    if act {
+        super::split_act::inference_only("conv2d", &[x, wt])?;
+        return super::split_act::conv(x, wt, bias, &g, cfg);
+    }
+    if super::split::needed(wt) {
+        return super::split::out_features("conv2d", x, wt, bias, &g, &g.out_shape(), cfg);
+    }
     let out = conv2d_forward_raw(x, wt, bias, &g, cfg)?;
     Ok(with_backward(out, "conv2d", x, wt, bias, g, *cfg))
 }
@@ -709,6 +717,9 @@ pub fn linear_with(
     }
     let g = ConvGeom::linear(x.shape()[0], x.shape()[1], wt.shape()[0]);
     check_inputs(OP, x, wt, bias, g.co)?;
+    if super::split::needed(wt) {
+        return super::split::out_features(OP, x, wt, bias, &g, &[g.batch, g.co], cfg);
+    }
     let out = forward_into(x, wt, bias, &g, &[g.batch, g.co], cfg)?;
     Ok(with_backward(out, OP, x, wt, bias, g, *cfg))
 }

@@ -3,7 +3,7 @@
 
 use super::{dims4, reduce::sum_to_shape, strides4};
 use crate::error::{Error, Result};
-use crate::gpu::{codes, r, w};
+use crate::gpu::{codes, r, r_elems, w, w_elems};
 use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = "elementwise";
@@ -102,19 +102,28 @@ impl UnaryOp {
     }
 }
 
+// Elementwise kernels see flat vec4 arrays, so a tensor larger than one storage binding is
+// processed in binding-sized pieces (`Gpu::chunks`), each bound by range; a tensor that fits
+// is one piece bound whole, as before.
+
 fn unary_raw(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, op.name(), x.shape(), DType::F32)?;
     let (code, a, b) = op.code();
-    let n = x.numel();
-    gpu.dispatch(
-        SHADER,
-        "unary",
-        &[("OP", code)],
-        &Params::simple(n, code, a, b),
-        &[r(x.buffer()), gpu.unused(), w(out.buffer())],
-        grid(gpu, n),
-    )?;
+    for c in gpu.chunks(x.numel(), 4) {
+        gpu.dispatch(
+            SHADER,
+            "unary",
+            &[("OP", code)],
+            &Params::simple(c.len(), code, a, b),
+            &[
+                r_elems(x.buffer(), &c, 4),
+                gpu.unused(),
+                w_elems(out.buffer(), &c, 4),
+            ],
+            grid(gpu, c.len()),
+        )?;
+    }
     Ok(out)
 }
 
@@ -154,16 +163,22 @@ fn unary_bwd_raw(saved: Option<&Tensor>, g: &Tensor, op: UnaryOp) -> Result<Tens
     let gpu = g.gpu();
     let out = Tensor::empty(gpu, op.name(), g.shape(), DType::F32)?;
     let (code, a, b) = op.code();
-    let n = g.numel();
     let s = saved.unwrap_or(g);
-    gpu.dispatch(
-        SHADER,
-        "unary_bwd",
-        &[("OP", code)],
-        &Params::simple(n, code, a, b),
-        &[r(s.buffer()), r(s.buffer()), w(out.buffer()), r(g.buffer())],
-        grid(gpu, n),
-    )?;
+    for c in gpu.chunks(g.numel(), 4) {
+        gpu.dispatch(
+            SHADER,
+            "unary_bwd",
+            &[("OP", code)],
+            &Params::simple(c.len(), code, a, b),
+            &[
+                r_elems(s.buffer(), &c, 4),
+                r_elems(s.buffer(), &c, 4),
+                w_elems(out.buffer(), &c, 4),
+                r_elems(g.buffer(), &c, 4),
+            ],
+            grid(gpu, c.len()),
+        )?;
+    }
     Ok(out)
 }
 
@@ -231,15 +246,17 @@ pub fn neg(x: &Tensor) -> Result<Tensor> {
 /// Fills a tensor in place (no autograd).
 pub fn fill(t: &Tensor, v: f32) -> Result<()> {
     let gpu = t.gpu();
-    let n = t.numel();
-    gpu.dispatch(
-        SHADER,
-        "fill",
-        &[],
-        &Params::simple(n, 0, v, 0.0),
-        &[gpu.unused(), gpu.unused(), w(t.buffer())],
-        grid(gpu, n),
-    )
+    for c in gpu.chunks(t.numel(), 4) {
+        gpu.dispatch(
+            SHADER,
+            "fill",
+            &[],
+            &Params::simple(c.len(), 0, v, 0.0),
+            &[gpu.unused(), gpu.unused(), w_elems(t.buffer(), &c, 4)],
+            grid(gpu, c.len()),
+        )?;
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -336,6 +353,10 @@ fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
             SPLAT
         }
     };
+    let big = (n * 4) as u64 > gpu.binding_limit();
+    if big && [a, b].iter().all(|t| t.numel() == n || t.numel() == 1) {
+        return binary_pieces(a, b, op, out);
+    }
     let consts = [("OP", op.code()), ("KA", kind(sa, a)), ("KB", kind(sb, b))];
     let p = Params {
         n: n as u32,
@@ -363,6 +384,55 @@ fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
 fn kept(t: &Option<Tensor>) -> Result<&Tensor> {
     t.as_ref()
         .ok_or_else(|| Error::Gpu("internal: a backward needed an operand it did not save".into()))
+}
+
+/// `binary_raw` for an output larger than one storage binding whose inputs are laid out as the
+/// output or are scalars: flat pieces, each a 1-d op of its own (other broadcasts are refused
+/// by the engine's binding check, naming the kernel).
+fn binary_pieces(a: &Tensor, b: &Tensor, op: BinaryOp, out: Tensor) -> Result<Tensor> {
+    let gpu = a.gpu();
+    let n = out.numel();
+    for c in gpu.chunks(n, 4) {
+        let len = c.len();
+        let ((ba, ka, sa), (bb, kb, sb)) = (piece_of(a, n, &c), piece_of(b, n, &c));
+        let p = Params {
+            n: len as u32,
+            op: op.code(),
+            a: 0.0,
+            b: 0.0,
+            out_dims: [1, 1, 1, len as u32],
+            sa,
+            sb,
+            _pad: [0; 4],
+        };
+        gpu.dispatch(
+            SHADER,
+            "binary",
+            &[("OP", op.code()), ("KA", ka), ("KB", kb)],
+            &p,
+            &[ba, bb, w_elems(out.buffer(), &c, 4)],
+            grid(gpu, len),
+        )?;
+    }
+    Ok(out)
+}
+
+/// The binding, load kind and strides of a `binary_pieces` input for output piece `c`.
+fn piece_of<'a>(
+    t: &'a Tensor,
+    n: usize,
+    c: &std::ops::Range<usize>,
+) -> (crate::gpu::Bind<'a>, u32, [u32; 4]) {
+    if t.numel() == n {
+        (r_elems(t.buffer(), c, 4), FLAT, [0, 0, 0, 1])
+    } else {
+        let k = if c.len().is_multiple_of(4) {
+            SPLAT
+        } else {
+            GATHER
+        };
+        (r(t.buffer()), k, [0; 4])
+    }
 }
 
 /// Broadcast binary op with autograd.

@@ -2,7 +2,7 @@
 //! without reading the tensors back. Shader: `shaders/finite.wgsl`.
 
 use crate::error::Result;
-use crate::gpu::{r, w, Gpu};
+use crate::gpu::{r_elems, w, Gpu};
 use crate::tensor::{DType, Tensor};
 use std::sync::Arc;
 
@@ -23,14 +23,19 @@ crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "finite", Params
 const CHUNK: usize = 1 << 16;
 
 /// The number of NaN/inf values in each tensor (I32 tensors count 0). One dispatch per
-/// tensor into a shared buffer of per-chunk counts and one read-back of that buffer.
+/// tensor (per binding-sized piece of a tensor larger than one storage binding) into a shared
+/// buffer of per-chunk counts and one read-back of that buffer.
 pub fn count_non_finite(gpu: &Arc<Gpu>, tensors: &[&Tensor]) -> Result<Vec<u64>> {
-    let slots: Vec<usize> = tensors
+    let pieces: Vec<Vec<std::ops::Range<usize>>> = tensors
         .iter()
         .map(|t| match t.dtype() {
-            DType::F32 => t.numel().div_ceil(CHUNK),
-            DType::I32 => 0,
+            DType::F32 => gpu.chunks(t.numel(), 4),
+            DType::I32 => Vec::new(),
         })
+        .collect();
+    let slots: Vec<usize> = pieces
+        .iter()
+        .map(|ps| ps.iter().map(|p| p.len().div_ceil(CHUNK)).sum())
         .collect();
     let total: usize = slots.iter().sum();
     if total == 0 {
@@ -38,25 +43,28 @@ pub fn count_non_finite(gpu: &Arc<Gpu>, tensors: &[&Tensor]) -> Result<Vec<u64>>
     }
     let counts = gpu.alloc("count_non_finite", (total * 4) as u64)?;
     let mut base = 0;
-    for (t, &s) in tensors.iter().zip(&slots) {
-        if s == 0 {
-            continue;
+    for (t, ps) in tensors.iter().zip(&pieces) {
+        for piece in ps {
+            let s = piece.len().div_ceil(CHUNK);
+            if s == 0 {
+                continue;
+            }
+            let p = Params {
+                n: piece.len() as u32,
+                chunk: CHUNK as u32,
+                base: base as u32,
+                _pad: 0,
+            };
+            gpu.dispatch(
+                "finite",
+                "count_non_finite",
+                &[],
+                &p,
+                &[r_elems(t.buffer(), piece, 4), w(&counts)],
+                gpu.grid_1d((s * 256) as u64, 256),
+            )?;
+            base += s;
         }
-        let p = Params {
-            n: t.numel() as u32,
-            chunk: CHUNK as u32,
-            base: base as u32,
-            _pad: 0,
-        };
-        gpu.dispatch(
-            "finite",
-            "count_non_finite",
-            &[],
-            &p,
-            &[r(t.buffer()), w(&counts)],
-            gpu.grid_1d((s * 256) as u64, 256),
-        )?;
-        base += s;
     }
     let bytes = gpu.read(&counts, 0, (total * 4) as u64)?;
     let per_slot: &[u32] = bytemuck::cast_slice(&bytes);

@@ -18,6 +18,8 @@ pub mod reduce;
 pub mod resize;
 pub mod signals;
 pub mod softmax;
+pub mod split;
+pub mod split_act;
 pub mod tune;
 
 pub use batchnorm::batch_norm2d;

@@ -36,6 +36,10 @@ const TARGET_GROUPS: usize = 1024;
 /// shape `out_shape`. `scale` multiplies the result. Raw kernel: no autograd.
 fn reduce_raw(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> Result<Tensor> {
     let gpu = x.gpu();
+    let whole = out_shape.iter().product::<usize>() == 1;
+    if whole && (x.numel() * 4) as u64 > gpu.binding_limit() {
+        return sum_all_pieces(x, out_shape, scale);
+    }
     let d = dims4("sum", x.shape())?;
     let n_out: usize = (0..4).filter(|&k| keep[k]).map(|k| d[k]).product();
     let n_red: usize = (0..4).filter(|&k| !keep[k]).map(|k| d[k]).product();
@@ -121,6 +125,29 @@ fn reduce_raw(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> R
         gpu.grid_1d(n_out as u64 * 256, 256),
     )?;
     Ok(out)
+}
+
+/// The sum of every element of a tensor larger than one storage binding: each binding-sized
+/// piece is copied out and summed by the ordinary kernels, then the pieces' sums are summed.
+/// (Deterministic, but grouped differently from a one-binding sum.) Reductions that keep some
+/// dims have no split path: their kernels refuse the binding, naming themselves.
+fn sum_all_pieces(x: &Tensor, out_shape: &[usize], scale: f32) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let pieces = gpu.chunks(x.numel(), 4);
+    let sums = Tensor::empty(gpu, "sum", &[pieces.len()], DType::F32)?;
+    for (k, c) in pieces.iter().enumerate() {
+        let piece = Tensor::empty(gpu, "sum", &[c.len()], DType::F32)?;
+        gpu.copy(
+            x.buffer(),
+            (c.start * 4) as u64,
+            piece.buffer(),
+            0,
+            (c.len() * 4) as u64,
+        );
+        let s = reduce_raw(&piece, [false; 4], &[1], 1.0)?;
+        gpu.copy(s.buffer(), 0, sums.buffer(), (k * 4) as u64, 4);
+    }
+    reduce_raw(&sums, [false; 4], out_shape, scale)
 }
 
 /// Smallest reduction (elements) a `sum_rows` workgroup takes before it is split into chunks:

@@ -111,6 +111,10 @@ fn softmax_any(x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
     let op = if log { "log_softmax" } else { "softmax" };
     x.expect_f32(op)?;
     check_dim(op, dim)?;
+    if x.ndim() == 4 && super::split_act::over(x, x.shape()) {
+        super::split_act::inference_only(op, &[x])?;
+        return super::split_act::by_pixels(op, x, |b| softmax_raw(b, log));
+    }
     let y = softmax_raw(x, log)?;
     let ys = y.detach();
     Ok(Tensor::from_op(y, op, [x], move |_| {

@@ -10,7 +10,7 @@ pub mod schedule;
 pub use schedule::poly_lr;
 
 use crate::error::{Error, Result};
-use crate::gpu::{r, w};
+use crate::gpu::{r_elems as r, w_elems as w};
 use crate::tensor::{DType, Tensor};
 use std::collections::HashMap;
 
@@ -320,27 +320,35 @@ impl Optimizer for Sgd {
                 ..Default::default()
             };
             slot.step += 1;
-            let grid = gpu.grid_1d(p.numel() as u64, 256);
-            if cfg.momentum == 0.0 {
-                gpu.dispatch(
-                    SHADER,
-                    "sgd_plain",
-                    &[],
-                    &params,
-                    &[w(p.buffer()), r(grad.buffer())],
-                    grid,
-                )
-            } else {
-                let buf = slot.bufs[0].buffer();
-                gpu.dispatch(
-                    SHADER,
-                    "sgd_momentum",
-                    &[],
-                    &params,
-                    &[w(p.buffer()), r(grad.buffer()), w(buf)],
-                    grid,
-                )
+            // A parameter larger than one storage binding is updated piece by piece.
+            for c in gpu.chunks(p.numel(), 4) {
+                let params = Params {
+                    n: c.len() as u32,
+                    ..params
+                };
+                let grid = gpu.grid_1d(c.len() as u64, 256);
+                if cfg.momentum == 0.0 {
+                    gpu.dispatch(
+                        SHADER,
+                        "sgd_plain",
+                        &[],
+                        &params,
+                        &[w(p.buffer(), &c, 4), r(grad.buffer(), &c, 4)],
+                        grid,
+                    )?;
+                } else {
+                    let buf = slot.bufs[0].buffer();
+                    gpu.dispatch(
+                        SHADER,
+                        "sgd_momentum",
+                        &[],
+                        &params,
+                        &[w(p.buffer(), &c, 4), r(grad.buffer(), &c, 4), w(buf, &c, 4)],
+                        grid,
+                    )?;
+                }
             }
+            Ok(())
         })
     }
     fn groups(&self) -> &[ParamGroup] {
@@ -423,14 +431,26 @@ impl Optimizer for Adam {
                 ..Default::default()
             };
             let (m, v) = (slot.bufs[0].buffer(), slot.bufs[1].buffer());
-            gpu.dispatch(
-                SHADER,
-                "adam",
-                &[],
-                &params,
-                &[w(p.buffer()), r(grad.buffer()), w(m), w(v)],
-                gpu.grid_1d(p.numel() as u64, 256),
-            )
+            for c in gpu.chunks(p.numel(), 4) {
+                let params = Params {
+                    n: c.len() as u32,
+                    ..params
+                };
+                gpu.dispatch(
+                    SHADER,
+                    "adam",
+                    &[],
+                    &params,
+                    &[
+                        w(p.buffer(), &c, 4),
+                        r(grad.buffer(), &c, 4),
+                        w(m, &c, 4),
+                        w(v, &c, 4),
+                    ],
+                    gpu.grid_1d(c.len() as u64, 256),
+                )?;
+            }
+            Ok(())
         })
     }
     fn groups(&self) -> &[ParamGroup] {

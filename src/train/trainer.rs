@@ -157,9 +157,7 @@ impl Trainer {
             .saturating_mul(crop[0] as u64)
             .saturating_mul(crop[1] as u64);
         drop(gpu.alloc("crop", batch_bytes).map_err(|e| match e {
-            Error::TooLarge { bytes, limit, .. } => {
-                crop_too_large(crop, c.batch, bytes, limit).into()
-            }
+            Error::TooLarge { .. } => crop_too_large(crop, c.batch, &e).into(),
             e => e,
         })?);
         if let Some(d) = &opts.run_dir {
@@ -356,9 +354,8 @@ impl Trainer {
                 }
                 .into()
             }
-            Error::TooLarge { bytes, limit, .. } => {
-                let c = &self.cfg.common;
-                crop_too_large(self.cfg.crop(), c.batch, bytes, limit).into()
+            Error::TooLarge { .. } | Error::BindingTooLarge { .. } => {
+                crop_too_large(self.cfg.crop(), self.cfg.common.batch, &e).into()
             }
             e => e,
         }
@@ -633,14 +630,15 @@ impl Trainer {
     }
 }
 
-/// The error for a training batch too large for one GPU buffer, naming the settings to change.
-fn crop_too_large(crop: [usize; 2], batch: usize, bytes: u64, limit: u64) -> TrainError {
+/// The error for a training batch too large for the device (one buffer over
+/// `max_buffer_size`, or a tensor over one storage binding in an op that cannot split it),
+/// naming the settings to change.
+fn crop_too_large(crop: [usize; 2], batch: usize, e: &Error) -> TrainError {
     TrainError::bad_value(
         "crop",
         format!(
-            "{}x{} with batch {batch} needs a GPU buffer of {bytes} bytes, over the adapter's \
-             limit of {limit} bytes (max_storage_buffer_binding_size); use a smaller --crop \
-             or --batch",
+            "{}x{} with batch {batch} is too large for this device ({e}); use a smaller \
+             --crop or --batch",
             crop[0], crop[1]
         ),
     )

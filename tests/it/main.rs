@@ -26,6 +26,7 @@ mod fd_loss;
 mod fd_minmax;
 mod fd_spatial;
 mod kernel_iface;
+mod large;
 mod metrics;
 mod nn_archs;
 mod nn_forward;
