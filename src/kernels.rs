@@ -25,6 +25,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         ops::pool::params_layout(),
         ops::reduce::params_layout(),
         ops::resize::params_layout(),
+        ops::signals::params_layout(),
         ops::softmax::params_layout(),
         crate::optim::params_layout(),
     ]

@@ -20,6 +20,7 @@ struct Params {
     _pad0: u32,
     _pad1: u32,
 }
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "signals", Params { n, bins, ignore, classes, t, chunk, _pad0, _pad1 });
 
 /// The shader's workgroup histogram size.
 pub const MAX_BINS: usize = 1024;
