@@ -2,7 +2,7 @@
 //! viewer as training snapshots. The work runs off the UI thread.
 
 use super::browse::{self, PathField};
-use crate::data::{self, io::read_image, Normalise};
+use crate::data::{self, io::read_image};
 use crate::train::checkpoint;
 use crate::train::event::ProbeSnapshot;
 use crate::train::Snapshot;
@@ -40,7 +40,7 @@ pub fn run(ckpt: &Path, image: &Path) -> anyhow::Result<InferResult> {
         .unwrap_or_else(|| (0..meta.classes).map(|c| format!("class {c}")).collect());
     let img = read_image(image)?;
     let (h, w) = (img.h, img.w);
-    let norm = Normalise::BgrMean;
+    let norm = cfg.normalise();
     let mut x = vec![0f32; 3 * h * w];
     for (i, px) in img.data.chunks_exact(3).enumerate() {
         for c in 0..3 {

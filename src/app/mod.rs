@@ -24,7 +24,8 @@ pub mod viewer;
 
 use crate::train::Event;
 use history::History;
-use runner::{Msg, Run, RunRequest};
+use crate::train::{ResumeFrom, RunSession, TrainError};
+use runner::{Msg, Run};
 use state::{Tab, UiState};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,24 +182,10 @@ impl AdvsegApp {
         let run_dir = Some(self.st.run_dir.trim())
             .filter(|d| !d.is_empty())
             .map(PathBuf::from);
-        if let Some(d) = &run_dir {
-            if d.join("last.safetensors").exists() {
-                self.error = Some(format!(
-                    "{} already holds a run: use \"Resume run dir\" or choose another run dir",
-                    d.display()
-                ));
-                return;
-            }
+        match RunSession::fresh(cfg, run_dir) {
+            Ok(s) => self.launch(s, wake),
+            Err(e) => self.error = Some(session_error(e)),
         }
-        self.launch(
-            RunRequest {
-                cfg,
-                run_dir,
-                resume: None,
-            },
-            wake,
-            None,
-        );
     }
 
     /// Continues the run in the run directory from its `last` checkpoint, with its own config.
@@ -208,25 +195,9 @@ impl AdvsegApp {
         }
         self.error = None;
         let dir = PathBuf::from(self.st.run_dir.trim());
-        let ck = dir.join("last.safetensors");
-        let cfg = crate::train::checkpoint::Checkpoint::read(&ck)
-            .map_err(|e| format!("{e:#}"))
-            .and_then(|c| {
-                crate::train::RunConfig::from_toml(&c.meta.config_toml, &ck)
-                    .map(|cfg| (cfg, c.meta.step))
-                    .map_err(|e| e.to_string())
-            });
-        match cfg {
-            Ok((cfg, step)) => self.launch(
-                RunRequest {
-                    cfg,
-                    run_dir: Some(dir),
-                    resume: Some(ck),
-                },
-                wake,
-                Some(step),
-            ),
-            Err(e) => self.error = Some(e),
+        match RunSession::open(None, &self.st.method, Some(dir.clone()), &ResumeFrom::Path(dir)) {
+            Ok(s) => self.launch(s, wake),
+            Err(e) => self.error = Some(session_error(e)),
         }
     }
 
@@ -242,10 +213,10 @@ impl AdvsegApp {
         }
     }
 
-    fn launch(&mut self, req: RunRequest, wake: Option<egui::Context>, resumed_at: Option<usize>) {
+    fn launch(&mut self, session: RunSession, wake: Option<egui::Context>) {
         // A resumed run's curves and snapshots continue from what its directory logged up to
         // the checkpoint (later entries are about to be rewritten).
-        self.pending = Some(match (&req.run_dir, resumed_at) {
+        self.pending = Some(match (session.run_dir(), session.resume_step()) {
             (Some(d), Some(step)) => History::load_run(d, Some(step)).unwrap_or_else(|e| {
                 let mut h = History::default();
                 h.log.push(format!("could not load the run's history: {e}"));
@@ -253,7 +224,7 @@ impl AdvsegApp {
             }),
             _ => History::default(),
         });
-        self.run = Some(Run::start(req, wake));
+        self.run = Some(Run::start(session, wake));
     }
 
     /// Drains the training thread's messages.
@@ -625,6 +596,17 @@ impl eframe::App for AdvsegApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, self.state_to_save());
+    }
+}
+
+/// A run the session refused, as the app says it.
+fn session_error(e: crate::Error) -> String {
+    match e {
+        crate::Error::Train(TrainError::RunDirTaken { dir }) => format!(
+            "{} already holds a run: use \"Resume run dir\" or choose another run dir",
+            dir.display()
+        ),
+        e => format!("{e:#}"),
     }
 }
 

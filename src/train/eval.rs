@@ -21,6 +21,7 @@ pub fn evaluate(
     ds: &Arc<dyn Dataset>,
     batch: usize,
     step: usize,
+    normalise: &crate::data::Normalise,
 ) -> Result<(EvalResult, Scores)> {
     let t0 = std::time::Instant::now();
     let loader = Loader::new(
@@ -29,7 +30,10 @@ pub fn evaluate(
         LoaderConfig {
             batch,
             workers: 2,
-            aug: AugConfig::default(),
+            aug: AugConfig {
+                normalise: normalise.clone(),
+                ..AugConfig::default()
+            },
             ..LoaderConfig::default()
         },
     )?;

@@ -5,7 +5,8 @@
 //! trait), `methods/` (one module per method and the registry), `streams` (seeded resumable
 //! data streams), `models` (networks and optimiser groups), `trainer` (the loop), `eval`,
 //! `checkpoint` (one atomic safetensors file per checkpoint), `event` (observers), `rundir`
-//! (the run directory writer).
+//! (the run directory writer), `session` (resume, run directory and observers: one run setup
+//! for the CLI and the app).
 
 pub mod balance;
 pub mod checkpoint;
@@ -17,6 +18,7 @@ pub mod method;
 pub mod methods;
 pub mod models;
 pub mod rundir;
+pub mod session;
 pub mod streams;
 pub mod trainer;
 
@@ -24,4 +26,5 @@ pub use config::{RunConfig, TrainConfig};
 pub use error::TrainError;
 pub use event::{EvalResult, Event, Observer, Snapshot, StepScalars};
 pub use method::Method;
+pub use session::{ResumeFrom, RunSession};
 pub use trainer::{Outcome, Trainer, TrainerOptions};

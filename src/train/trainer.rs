@@ -146,6 +146,17 @@ fn load_pretrained(gpu: &Arc<Gpu>, g: &Model, path: &Path) -> Result<()> {
 
 impl Trainer {
     pub fn new(gpu: &Arc<Gpu>, cfg: RunConfig, opts: TrainerOptions) -> Result<Trainer> {
+        Self::with_checkpoint(gpu, cfg, opts, None)
+    }
+
+    /// [`Trainer::new`] with the checkpoint of `opts.resume` already read (by
+    /// [`super::session::RunSession`]), so it is not read again.
+    pub fn with_checkpoint(
+        gpu: &Arc<Gpu>,
+        cfg: RunConfig,
+        opts: TrainerOptions,
+        preread: Option<Checkpoint>,
+    ) -> Result<Trainer> {
         cfg.validate()?;
         let c = &cfg.common;
         // The input batch is the first tensor a crop sizes: allocating it now (the pool keeps
@@ -177,7 +188,10 @@ impl Trainer {
         }
         let ckpt = match &opts.resume {
             Some(p) => {
-                let ck = Checkpoint::read(p)?;
+                let ck = match preread {
+                    Some(ck) => ck,
+                    None => Checkpoint::read(p)?,
+                };
                 check_resume(&cfg, &ck.meta, p)?;
                 if ck.meta.classes != classes {
                     return Err(TrainError::checkpoint(
@@ -244,6 +258,7 @@ impl Trainer {
             }),
             crop: Some((crop[0], crop[1])),
             flip: c.random_mirror,
+            normalise: cfg.normalise(),
             ..AugConfig::default()
         };
         let streams = Streams::open(
@@ -267,7 +282,10 @@ impl Trainer {
             let s = eval_ds.get(i)?;
             let a = augment::augment(
                 &s,
-                &AugConfig::default(),
+                &AugConfig {
+                    normalise: cfg.normalise(),
+                    ..AugConfig::default()
+                },
                 ignore,
                 &mut crate::rng::Rng::new(0),
             );
@@ -535,7 +553,14 @@ impl Trainer {
     /// Evaluates on the evaluation split; returns whether the best score improved.
     pub fn evaluate(&mut self) -> Result<bool> {
         let b = eval_batch(self.eval_ds.as_ref(), self.cfg.common.eval_batch);
-        let (res, _) = evaluate(&self.gpu, self.method.as_ref(), &self.eval_ds, b, self.step)?;
+        let (res, _) = evaluate(
+            &self.gpu,
+            self.method.as_ref(),
+            &self.eval_ds,
+            b,
+            self.step,
+            &self.cfg.normalise(),
+        )?;
         let metric = self.cfg.common.best_metric.clone();
         let v = metric_value(&res, &metric);
         let improved =
