@@ -50,10 +50,11 @@ pub fn run(ckpt: &Path, image: &Path) -> anyhow::Result<InferResult> {
     let out = method.probe(&Tensor::from_f32(&gpu, &x, &[1, 3, h, w])?)?;
     let probs = out.probs.to_vec_f32()?;
     let pred = crate::metrics::argmax_chw(&probs, meta.classes, h, w);
-    let mut maps = Vec::new();
-    for (n, t) in &out.maps {
-        maps.push((n.clone(), t.to_vec_f32()?[..h * w].to_vec()));
-    }
+    let maps = out
+        .maps
+        .iter()
+        .map(crate::train::maps::HostMap::read)
+        .collect::<crate::Result<_>>()?;
     let probe = ProbeSnapshot {
         name: image
             .file_stem()

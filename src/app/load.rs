@@ -2,10 +2,14 @@
 //! into [`Snapshot`]s, so the step slider and map viewer work on an old run.
 //!
 //! What the PNGs cannot give back: class probabilities (only their max, `confidence`, was
-//! written; the readout then has no top-k line) and maps at more than 8 bits.
+//! written; the readout then has no top-k line) and maps at more than 8 bits. Map kinds come
+//! from the folder's `maps.json`; folders written before it existed fall back to
+//! [`MapKind::from_legacy_name`].
 
 use crate::data::io::{read_image, read_label};
-use crate::train::event::ProbeSnapshot;
+use crate::train::event::{HostMap, ProbeSnapshot};
+use crate::train::maps::{KindTable, MapKind};
+use crate::train::rundir::{MAP_KINDS_FILE, TRAIN_MAP_PREFIX};
 use crate::train::Snapshot;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,7 +82,24 @@ pub fn load_snapshots(
     Ok(out)
 }
 
+/// The folder's map kinds; empty (every kind then guessed by name) in an older run directory.
+fn kinds(d: &Path) -> Result<KindTable, String> {
+    let p = d.join(MAP_KINDS_FILE);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => serde_json::from_str(&t).map_err(|e| err(&p, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KindTable::new()),
+        Err(e) => Err(err(&p, e)),
+    }
+}
+
 fn load_step(step: usize, d: &Path, classes: Option<usize>) -> Result<Snapshot, String> {
+    let kinds = kinds(d)?;
+    let kind = |stem: &str, name: &str| {
+        kinds
+            .get(stem)
+            .copied()
+            .unwrap_or_else(|| MapKind::from_legacy_name(name))
+    };
     let mut files: Vec<String> = std::fs::read_dir(d)
         .map_err(|e| err(d, e))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -124,9 +145,15 @@ fn load_step(step: usize, d: &Path, classes: Option<usize>) -> Result<Snapshot, 
             if FIXED.contains(&name) {
                 continue;
             }
-            let (h, w, v) = gray(&d.join(format!("{prefix}{name}.png")))?;
+            let (h, w, values) = gray(&d.join(format!("{prefix}{name}.png")))?;
             if (h, w) == (img.h, img.w) {
-                maps.push((name.to_string(), v));
+                maps.push(HostMap {
+                    name: name.to_string(),
+                    kind: kind(name, name),
+                    h,
+                    w,
+                    values,
+                });
             }
         }
         probes.push(ProbeSnapshot {
@@ -144,9 +171,18 @@ fn load_step(step: usize, d: &Path, classes: Option<usize>) -> Result<Snapshot, 
         });
     }
     let mut train_maps = Vec::new();
-    for name in files.iter().filter_map(|n| n.strip_prefix("train_")) {
-        let (h, w, v) = gray(&d.join(format!("train_{name}.png")))?;
-        train_maps.push((name.to_string(), h, w, v));
+    for (stem, name) in files
+        .iter()
+        .filter_map(|n| Some((n, n.strip_prefix(TRAIN_MAP_PREFIX)?)))
+    {
+        let (h, w, values) = gray(&d.join(format!("{stem}.png")))?;
+        train_maps.push(HostMap {
+            name: name.to_string(),
+            kind: kind(stem, name),
+            h,
+            w,
+            values,
+        });
     }
     // Without logged class names, the classes are what the palette colours or labels use.
     let painted = colours

@@ -4,7 +4,7 @@
 use super::compose::{self, grey, jet};
 use super::state::{Tab, UiState};
 use crate::train::event::ProbeSnapshot;
-use crate::train::Snapshot;
+use crate::train::{MapKind, Snapshot};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ pub const CAM_VIEW: &str = "cam";
 const CONF_MAP: &str = "d_confidence";
 /// Training-batch maps (`Snapshot::train_maps`) show as views named with this prefix, as the
 /// run directory names their PNGs.
-pub const TRAIN_PREFIX: &str = "train_";
+pub const TRAIN_PREFIX: &str = crate::train::rundir::TRAIN_MAP_PREFIX;
 
 #[derive(Default)]
 pub struct Viewer {
@@ -37,29 +37,8 @@ pub struct Viewer {
     textures: HashMap<String, (u64, egui::TextureHandle)>,
 }
 
-/// How a map is drawn, decided by its name alone so a method's new maps show without app
-/// changes: `cam*` Jet over the input, `reliable*` class labels (`reliable*mask` a 0/1 map), `erased*` a grey image, any
-/// other name a Jet map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MapKind {
-    Cam,
-    Labels,
-    Grey,
-    Scalar,
-}
-
-pub fn map_kind(name: &str) -> MapKind {
-    let n = name.to_ascii_lowercase();
-    if n.starts_with("reliable") && !n.ends_with("mask") {
-        MapKind::Labels
-    } else if n.starts_with("erased") {
-        MapKind::Grey
-    } else if n.contains("cam") {
-        MapKind::Cam
-    } else {
-        MapKind::Scalar
-    }
-}
+// How a map is drawn follows the kind its method declared (`train::MapKind`): CAMs in Jet over
+// the input, labels in the class colours, images in grey, any other kind a Jet map.
 
 /// The class of a per-class CAM map (`cam_3` → 3).
 pub fn cam_class(name: &str) -> Option<usize> {
@@ -85,7 +64,12 @@ pub fn label_ids(m: &[f32]) -> Vec<u8> {
 
 /// CAM classes of a probe, ascending.
 pub fn cam_classes(p: &ProbeSnapshot) -> Vec<usize> {
-    let mut v: Vec<usize> = p.maps.iter().filter_map(|m| cam_class(&m.0)).collect();
+    let mut v: Vec<usize> = p
+        .maps
+        .iter()
+        .filter(|m| m.kind == MapKind::Cam)
+        .filter_map(|m| cam_class(&m.name))
+        .collect();
     v.sort_unstable();
     v
 }
@@ -107,31 +91,40 @@ pub fn available_views(s: &Snapshot, p: &ProbeSnapshot) -> Vec<String> {
     v.extend(
         p.maps
             .iter()
-            .filter(|m| cam_class(&m.0).is_none() && m.0 != "confidence")
-            .map(|m| m.0.clone()),
+            .filter(|m| !is_class_cam(&m.name, m.kind) && m.name != "confidence")
+            .map(|m| m.name.clone()),
     );
-    if p.maps.iter().any(|m| m.0 == CONF_MAP) {
+    if p.map(CONF_MAP).is_some() {
         v.push(GATE_VIEW.into());
     }
     v.extend(
         s.train_maps
             .iter()
-            .map(|m| format!("{TRAIN_PREFIX}{}", m.0)),
+            .map(|m| format!("{TRAIN_PREFIX}{}", m.name)),
     );
     v
 }
 
 fn map<'a>(p: &'a ProbeSnapshot, name: &str) -> Option<&'a [f32]> {
-    p.maps.iter().find(|m| m.0 == name).map(|m| m.1.as_slice())
+    p.map(name)
 }
 
-/// A training-batch map by its view name: (h, w, values).
-fn train_map<'a>(s: &'a Snapshot, view: &str) -> Option<(usize, usize, &'a [f32])> {
+/// A per-class CAM, shown in the one CAM view.
+fn is_class_cam(name: &str, kind: MapKind) -> bool {
+    kind == MapKind::Cam && cam_class(name).is_some()
+}
+
+/// A training-batch map by its view name.
+fn train_map<'a>(s: &'a Snapshot, view: &str) -> Option<&'a crate::train::event::HostMap> {
     let n = view.strip_prefix(TRAIN_PREFIX)?;
-    s.train_maps
-        .iter()
-        .find(|m| m.0 == n)
-        .map(|m| (m.1, m.2, m.3.as_slice()))
+    s.train_maps.iter().find(|m| m.name == n)
+}
+
+/// The declared kind of a view's map (`None` for the fixed views).
+pub fn view_kind(s: &Snapshot, p: &ProbeSnapshot, view: &str) -> Option<MapKind> {
+    train_map(s, view)
+        .or_else(|| p.maps.iter().find(|m| m.name == view))
+        .map(|m| m.kind)
 }
 
 /// Max class probability per pixel; a snapshot read back from a run directory has no
@@ -154,17 +147,18 @@ pub fn confidence(p: &ProbeSnapshot, classes: usize) -> Vec<f32> {
 
 /// Pixel size of a view: probe views share the probe's size, training maps have their own.
 pub fn view_dims(s: &Snapshot, p: &ProbeSnapshot, view: &str) -> (usize, usize) {
-    train_map(s, view).map_or((p.w, p.h), |(h, w, _)| (w, h))
+    train_map(s, view).map_or((p.w, p.h), |m| (m.w, m.h))
 }
 
 /// RGBA pixels of one view.
 pub fn view_rgba(s: &Snapshot, p: &ProbeSnapshot, view: &str, st: &UiState) -> Option<Vec<u8>> {
     let hidden = &st.hidden_classes;
-    if let Some((_, _, m)) = train_map(s, view) {
+    if let Some(tm) = train_map(s, view) {
         // No input image under the last batch's maps: the batch is not the probe.
-        return Some(match map_kind(&view[TRAIN_PREFIX.len()..]) {
+        let m = &tm.values;
+        return Some(match tm.kind {
             MapKind::Labels => compose::label_image(&label_ids(m), &s.colours, hidden),
-            MapKind::Grey => {
+            MapKind::Image => {
                 compose::rgb_to_rgba(&m.iter().flat_map(|&v| grey(v)).collect::<Vec<_>>())
             }
             _ => compose::rgb_to_rgba(&m.iter().flat_map(|&v| jet(v)).collect::<Vec<_>>()),
@@ -184,14 +178,17 @@ pub fn view_rgba(s: &Snapshot, p: &ProbeSnapshot, view: &str, st: &UiState) -> O
             compose::map_over(&p.input, map(p, &format!("cam_{c}"))?, jet, st.cam_alpha)
         }
         name => {
-            let m = map(p, name)?;
-            match map_kind(name) {
+            let hm = p.maps.iter().find(|m| m.name == name)?;
+            let m = &hm.values;
+            match hm.kind {
                 MapKind::Cam => compose::map_over(&p.input, m, jet, st.cam_alpha),
                 MapKind::Labels => {
                     compose::label_overlay(&p.input, &label_ids(m), &s.colours, st.opacity, hidden)
                 }
-                MapKind::Grey => compose::map_over(&p.input, m, grey, 1.0),
-                MapKind::Scalar => compose::map_over(&p.input, m, jet, 1.0),
+                MapKind::Image => compose::map_over(&p.input, m, grey, 1.0),
+                MapKind::Scalar | MapKind::Confidence | MapKind::Mask => {
+                    compose::map_over(&p.input, m, jet, 1.0)
+                }
             }
         }
     })
@@ -234,8 +231,9 @@ pub fn readout(
         );
     }
     let cam = shown_cam_class(p, st.cam_class);
-    for (n, m) in &p.maps {
-        match (cam_class(n), map_kind(n)) {
+    for hm in &p.maps {
+        let (n, m) = (&hm.name, &hm.values);
+        match (cam_class(n).filter(|_| hm.kind == MapKind::Cam), hm.kind) {
             (Some(c), _) if Some(c) == cam => {
                 out += &format!("CAM {} ({n}): {:.3}\n", name(c as u8), m[i]);
             }
@@ -268,15 +266,13 @@ pub fn threshold_pair(t: f32, c: f32) -> (String, String) {
     (format!("{t:.3}"), format!("{c:.3}"))
 }
 
-/// Views drawn in Jet (a value in [0, 1] per pixel), which get a colour bar.
-pub fn is_heat(view: &str) -> bool {
+/// Views drawn in Jet (a value in [0, 1] per pixel), which get a colour bar; `kind` is the
+/// view's map kind ([`view_kind`]).
+pub fn is_heat(view: &str, kind: Option<MapKind>) -> bool {
     match view {
         "input" | "gt" | "prediction" | GATE_VIEW => false,
         "confidence" | CAM_VIEW => true,
-        v => !matches!(
-            map_kind(v.strip_prefix(TRAIN_PREFIX).unwrap_or(v)),
-            MapKind::Labels | MapKind::Grey
-        ),
+        _ => kind.is_none_or(MapKind::is_heat),
     }
 }
 
@@ -317,9 +313,9 @@ fn colour_bar(ui: &mut egui::Ui, view: &str, width: f32) {
 
 /// The readout over a training-batch map (its own pixel grid).
 fn train_readout(s: &Snapshot, view: &str, names: &[String], x: usize, y: usize) -> Option<String> {
-    let (_, w, m) = train_map(s, view)?;
-    let v = *m.get(y * w + x)?;
-    Some(match map_kind(&view[TRAIN_PREFIX.len()..]) {
+    let tm = train_map(s, view)?;
+    let v = *tm.values.get(y * tm.w + x)?;
+    Some(match tm.kind {
         MapKind::Labels => {
             let id = label_ids(&[v])[0];
             let n = names
@@ -633,7 +629,7 @@ impl Viewer {
                                     let y = ((u.y * vh as f32) as usize).min(vh - 1);
                                     hover = Some((v.clone(), x, y));
                                 }
-                                if is_heat(v) {
+                                if is_heat(v, view_kind(&s, p, v)) {
                                     colour_bar(ui, v, size.x);
                                 }
                                 if ui
@@ -683,11 +679,7 @@ mod tests {
 
     #[test]
     fn kinds_by_name() {
-        assert_eq!(map_kind("cam_3"), MapKind::Cam);
-        assert_eq!(map_kind("reliable_label"), MapKind::Labels);
-        assert_eq!(map_kind("reliable_mask"), MapKind::Scalar);
-        assert_eq!(map_kind("erased"), MapKind::Grey);
-        assert_eq!(map_kind("cegu_weight"), MapKind::Scalar);
+        // (Kinds by name: `MapKind::from_legacy_name`'s test.)
         assert_eq!(cam_class("cam_12"), Some(12));
         assert_eq!(cam_class("grad_cam"), None);
     }
@@ -705,8 +697,11 @@ mod tests {
             ("0.5034".into(), "0.5030".into())
         );
         assert_eq!(threshold_pair(0.2, 0.75), ("0.200".into(), "0.750".into()));
-        assert!(is_heat("d_confidence") && is_heat("cam") && is_heat("train_cegu_weight"));
-        assert!(!is_heat("reliable_labels") && !is_heat("erased") && !is_heat("gt"));
+        use MapKind::*;
+        assert!(is_heat("d_confidence", Some(Confidence)) && is_heat("cam", None));
+        assert!(is_heat("train_cegu_weight", Some(Scalar)));
+        assert!(!is_heat("reliable_labels", Some(Labels)) && !is_heat("erased", Some(Image)));
+        assert!(!is_heat("gt", None));
     }
 
     #[test]

@@ -625,15 +625,16 @@ fn predict_one(gpu: &Arc<Gpu>, net: &Net<'_>, f: &Path, a: &PredictArgs) -> Resu
             })
             .collect();
         write_gray_png(&a.out.join(format!("{stem}_confidence.png")), w, h, &conf)?;
-        for (name, t) in &out.maps {
-            let v: Vec<u8> = t.to_vec_f32()?[..hw]
+        for m in &out.maps {
+            let name = &m.name;
+            let v: Vec<u8> = m.tensor.to_vec_f32()?[..hw]
                 .iter()
                 .map(|x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
                 .collect();
             let path = a.out.join(format!("{stem}_{name}.png"));
             // Label maps (RRM's reliable labels) travel as id / 255: a palette PNG keeps
             // the raw ids (255 = unreliable, white) and shows the class colours.
-            if name.starts_with("reliable") && !name.ends_with("mask") {
+            if m.kind == advseg::train::MapKind::Labels {
                 save_prediction(&path, w, h, &v, colours)?;
             } else {
                 write_gray_png(&path, w, h, &v)?;

@@ -4,7 +4,7 @@
 //! Layout: `config` (shared settings + the method's table, TOML, `--set`), `method` (the
 //! trait), `methods/` (one module per method and the registry), `streams` (seeded resumable
 //! data streams), `models` (networks and optimiser groups), `trainer` (the loop), `eval`,
-//! `checkpoint` (one atomic safetensors file per checkpoint), `event` (observers), `rundir`
+//! `checkpoint` (one atomic safetensors file per checkpoint), `event` (observers), `maps` (map kinds), `rundir`
 //! (the run directory writer), `session` (resume, run directory and observers: one run setup
 //! for the CLI and the app).
 
@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod eval;
+pub mod maps;
 pub mod event;
 pub mod method;
 pub mod methods;
@@ -25,6 +26,7 @@ pub mod trainer;
 pub use config::{RunConfig, TrainConfig};
 pub use error::TrainError;
 pub use event::{EvalResult, Event, Observer, Snapshot, StepScalars};
+pub use maps::{MapKind, ProbeMap};
 pub use method::Method;
 pub use session::{ResumeFrom, RunSession};
 pub use trainer::{Outcome, Trainer, TrainerOptions};

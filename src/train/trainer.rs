@@ -8,6 +8,7 @@ use super::config::RunConfig;
 use super::error::TrainError;
 use super::eval::{eval_batch, evaluate, probe_signals};
 use super::event::{EvalResult, Event, Observer, ProbeSnapshot, Snapshot, StepScalars};
+use super::maps::HostMap;
 use super::method::{Method, StepCtx, StepLosses};
 use super::methods::{self, BuildEnv};
 use super::streams::{StreamSetup, Streams};
@@ -580,11 +581,7 @@ impl Trainer {
             let (h, w) = (p.image.h, p.image.w);
             let probs = out.probs.to_vec_f32()?;
             let pred = crate::metrics::argmax_chw(&probs, self.classes, h, w);
-            let maps = out
-                .maps
-                .iter()
-                .map(|(n, t)| Ok((n.clone(), t.to_vec_f32()?)))
-                .collect::<Result<_>>()?;
+            let maps = out.maps.iter().map(HostMap::read).collect::<Result<_>>()?;
             probes.push(ProbeSnapshot {
                 name: p.name.clone(),
                 h,
@@ -596,13 +593,9 @@ impl Trainer {
                 maps,
             });
         }
-        let mut train_maps = Vec::new();
-        for (n, t) in self.method.train_maps() {
-            let s = t.shape().to_vec();
-            let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
-            let v = t.to_vec_f32()?;
-            train_maps.push((n, h, w, v[..h * w].to_vec()));
-        }
+        let train_maps = (self.method.train_maps().iter())
+            .map(HostMap::read)
+            .collect::<Result<_>>()?;
         let signals = probe_signals(&probes, self.ignore, self.classes)?;
         let snap = Snapshot {
             step: self.step,

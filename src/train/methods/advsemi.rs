@@ -12,6 +12,7 @@
 //! passes the gate → skip the unlabelled backward" rule are tensor ops, so a step reads nothing
 //! back.
 
+use crate::train::maps::{MapKind, ProbeMap};
 use super::common::{cat_batch, masked_mean, seg_logits, valid_mask};
 use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
@@ -309,15 +310,18 @@ impl Method for AdvSemi {
             let gate = semi_gate(&conf, self.cfg.mask_t)?;
             Ok(ProbeOut {
                 probs,
-                maps: vec![("d_confidence".into(), conf), ("semi_mask".into(), gate)],
+                maps: vec![
+                    ProbeMap::new("d_confidence", MapKind::Confidence, conf),
+                    ProbeMap::new("semi_mask", MapKind::Mask, gate),
+                ],
             })
         })
     }
 
-    fn train_maps(&self) -> Vec<(String, Tensor)> {
+    fn train_maps(&self) -> Vec<ProbeMap> {
         self.last_mask
             .iter()
-            .map(|m| ("semi_mask_used".to_string(), m.clone()))
+            .map(|m| ProbeMap::new("semi_mask_used", MapKind::Mask, m.clone()))
             .collect()
     }
 }

@@ -17,6 +17,7 @@
 //! stride, the one-hot ground truth and the image resized to it (nearest / bilinear); false:
 //! at the input size (G's logits upsampled bilinearly, as the CE sees them).
 
+use crate::train::maps::{MapKind, ProbeMap};
 use super::common::{channel_sum, parse_encoding, seg_logits};
 use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
@@ -267,7 +268,7 @@ impl Method for SsGan {
             let conf = ops::sigmoid(&ops::upsample_bilinear2d(&d, [s[2], s[3]], false)?)?;
             Ok(ProbeOut {
                 probs,
-                maps: vec![("d_confidence".into(), conf)],
+                maps: vec![ProbeMap::new("d_confidence", MapKind::Confidence, conf)],
             })
         })
     }
