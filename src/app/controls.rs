@@ -40,9 +40,12 @@ impl AdvsegApp {
                 Command::ResumeRunDir,
             );
             on(
-                ui.add_enabled(!running && !dir.is_empty(), egui::Button::new("Open run dir"))
-                    .on_hover_text("show the run directory's logged metrics and snapshots")
-                    .clicked(),
+                ui.add_enabled(
+                    !running && !dir.is_empty(),
+                    egui::Button::new("Open run dir"),
+                )
+                .on_hover_text("show the run directory's logged metrics and snapshots")
+                .clicked(),
                 Command::OpenRunDir,
             );
         });

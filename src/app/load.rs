@@ -203,3 +203,68 @@ fn load_step(step: usize, d: &Path, classes: Option<usize>) -> Result<Snapshot, 
         signals: Default::default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::rundir::write_snapshot;
+
+    /// Kinds come back from `maps.json`; without it (an older run dir) from the name rule.
+    #[test]
+    fn kinds_round_trip_and_fall_back() {
+        let root = std::env::temp_dir().join(format!("advseg_kinds_{}", std::process::id()));
+        let (h, w) = (4, 5);
+        let m = |name: &str, kind| HostMap {
+            name: name.into(),
+            kind,
+            h,
+            w,
+            values: vec![0.5; h * w],
+        };
+        let snap = Snapshot {
+            step: 3,
+            classes: 2,
+            colours: vec![[0, 0, 0], [200, 0, 0]],
+            ignore: 255,
+            probes: vec![ProbeSnapshot {
+                name: "p".into(),
+                h,
+                w,
+                input: vec![9; 3 * h * w],
+                gt: vec![1; h * w],
+                pred: vec![0; h * w],
+                probs: vec![0.5; 2 * h * w],
+                maps: vec![
+                    m("seeds", MapKind::Labels),
+                    m("d_confidence", MapKind::Confidence),
+                ],
+            }],
+            train_maps: vec![m("erased_batch", MapKind::Image)],
+            signals: Default::default(),
+        };
+        let snaps = root.join("snapshots");
+        write_snapshot(&snaps, &snap).unwrap();
+        let kinds = |s: &Snapshot| -> Vec<(String, MapKind)> {
+            let p = s.probes[0].maps.iter().chain(&s.train_maps);
+            p.filter(|m| m.name != "confidence")
+                .map(|m| (m.name.clone(), m.kind))
+                .collect()
+        };
+        let back = load_snapshots(&root, None, Some(2)).unwrap();
+        let want = |seeds| {
+            vec![
+                ("d_confidence".to_string(), MapKind::Confidence),
+                ("seeds".to_string(), seeds),
+                ("erased_batch".to_string(), MapKind::Image),
+            ]
+        };
+        assert_eq!(kinds(&back[0]), want(MapKind::Labels));
+        std::fs::remove_file(snaps.join("step_000003").join(MAP_KINDS_FILE)).unwrap();
+        let old = load_snapshots(&root, None, Some(2)).unwrap();
+        // By name, `seeds` is a scalar and `d_confidence` too (the old rule knew no kinds).
+        let mut w = want(MapKind::Scalar);
+        w[0].1 = MapKind::Scalar;
+        assert_eq!(kinds(&old[0]), w);
+        let _ = std::fs::remove_dir_all(root);
+    }
+}

@@ -12,9 +12,9 @@ pub mod assets;
 pub mod bench;
 pub mod browse;
 pub mod command;
-mod controls;
 pub mod compare;
 pub mod compose;
+mod controls;
 pub mod history;
 pub mod infer;
 pub mod load;
@@ -29,8 +29,8 @@ pub mod viewer;
 mod viewer_ui;
 
 use crate::train::Event;
-use history::History;
 use crate::train::{ResumeFrom, RunSession, TrainError};
+use history::History;
 use runner::{Msg, Run};
 use state::UiState;
 use std::path::PathBuf;
@@ -211,7 +211,12 @@ impl AdvsegApp {
         }
         self.error = None;
         let dir = PathBuf::from(self.st.run_dir.trim());
-        match RunSession::open(None, &self.st.method, Some(dir.clone()), &ResumeFrom::Path(dir)) {
+        match RunSession::open(
+            None,
+            &self.st.method,
+            Some(dir.clone()),
+            &ResumeFrom::Path(dir),
+        ) {
             Ok(s) => self.launch(s, wake),
             Err(e) => self.error = Some(session_error(e)),
         }

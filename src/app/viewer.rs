@@ -311,7 +311,13 @@ pub(super) fn colour_bar(ui: &mut egui::Ui, view: &str, width: f32) {
 }
 
 /// The readout over a training-batch map (its own pixel grid).
-pub(super) fn train_readout(s: &Snapshot, view: &str, names: &[String], x: usize, y: usize) -> Option<String> {
+pub(super) fn train_readout(
+    s: &Snapshot,
+    view: &str,
+    names: &[String],
+    x: usize,
+    y: usize,
+) -> Option<String> {
     let tm = train_map(s, view)?;
     let v = *tm.values.get(y * tm.w + x)?;
     Some(match tm.kind {
@@ -333,7 +339,14 @@ pub fn per_row(avail: f32, item: f32, gap: f32) -> usize {
 }
 
 /// Writes one view to the export folder; the message says where or why not.
-pub(super) fn export(s: &Snapshot, p: &ProbeSnapshot, v: &str, st: &UiState, w: usize, h: usize) -> String {
+pub(super) fn export(
+    s: &Snapshot,
+    p: &ProbeSnapshot,
+    v: &str,
+    st: &UiState,
+    w: usize,
+    h: usize,
+) -> String {
     let path = std::path::Path::new(&st.export_dir).join(format!(
         "{}_step{}_{}.png",
         p.name,

@@ -350,7 +350,9 @@ impl Viewer {
         let tex = self.texture(ui.ctx(), v, k, vw, vh, || view_rgba(s, p, v, st));
         let (rect, resp) = ui.allocate_exact_size(f.size, egui::Sense::click_and_drag());
         self.view_rects.push((v.to_string(), rect));
-        resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, format!("view {v}")));
+        resp.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::Image, true, format!("view {v}"))
+        });
         if let Some(t) = tex {
             ui.painter().image(t, rect, f.uv, egui::Color32::WHITE);
         }

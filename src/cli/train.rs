@@ -7,9 +7,7 @@ use advseg::data::{self, DataSpec};
 use advseg::train::checkpoint;
 use advseg::train::config::parse_value;
 use advseg::train::eval::{eval_batch, evaluate};
-use advseg::train::{
-    EvalResult, Event, Observer, Outcome, ResumeFrom, RunSession, TrainError,
-};
+use advseg::train::{EvalResult, Event, Observer, Outcome, ResumeFrom, RunSession, TrainError};
 use advseg::{Gpu, Tensor};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -232,14 +232,18 @@ pub fn write_snapshot(root: &Path, s: &Snapshot) -> Result<(), String> {
     }
     for m in &s.train_maps {
         let stem = format!("{TRAIN_MAP_PREFIX}{}", m.name);
-        write_gray_png(&dir.join(format!("{stem}.png")), m.w, m.h, &to_u8(&m.values))
-            .map_err(err)?;
+        write_gray_png(
+            &dir.join(format!("{stem}.png")),
+            m.w,
+            m.h,
+            &to_u8(&m.values),
+        )
+        .map_err(err)?;
         kinds.insert(stem, m.kind);
     }
     let path = dir.join(MAP_KINDS_FILE);
     let json = serde_json::to_string_pretty(&kinds).expect("serialisable");
     crate::nn::write_atomic(&path, json.as_bytes()).map_err(|e| e.to_string())
-
 }
 
 #[cfg(test)]

@@ -77,7 +77,10 @@ impl RunSession {
                 if let Some(m) = method.filter(|m| **m != ck.meta.method) {
                     return Err(TrainError::checkpoint(
                         &p,
-                        format!("checkpoint of method {:?}, not --method {m:?}", ck.meta.method),
+                        format!(
+                            "checkpoint of method {:?}, not --method {m:?}",
+                            ck.meta.method
+                        ),
                     )
                     .into());
                 }
@@ -225,10 +228,15 @@ mod tests {
         std::fs::write(dir.join(LAST), b"x").unwrap();
         assert_eq!(ResumeFrom::Auto.resolve(Some(&dir)), Some(dir.join(LAST)));
         // A taken run directory is refused for a new run, by name.
-        let e = RunSession::open(Some("supervised"), "advsemi", Some(dir.clone()), &ResumeFrom::Fresh)
-            .err()
-            .unwrap()
-            .to_string();
+        let e = RunSession::open(
+            Some("supervised"),
+            "advsemi",
+            Some(dir.clone()),
+            &ResumeFrom::Fresh,
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("already holds a run"), "{e}");
         // The broken checkpoint is named when continuing.
         let e = RunSession::open(None, "advsemi", Some(dir.clone()), &ResumeFrom::Auto)

@@ -8,8 +8,8 @@ use advseg::app::state::{Tab, UiState};
 use advseg::app::{AdvsegApp, AppOptions};
 use advseg::metrics::signals::{GatePoint, SignalScores};
 use advseg::train::event::{EvalResult, HostMap, ProbeSnapshot, Snapshot, StepScalars};
-use advseg::train::MapKind::{self, *};
 use advseg::train::Event;
+use advseg::train::MapKind::{self, *};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
@@ -630,6 +630,43 @@ fn keyboard_shortcuts() {
     h.run_steps(2);
     assert!(h.state().st.show_help);
     h.get_by_label("pause / resume the run");
+}
+
+/// The same actions as commands (what buttons and keys send): tab, snapshots, help, clicking
+/// a tab, a screenshot that keeps the window open, and run commands without a run.
+#[test]
+fn commands_drive_the_app() {
+    use advseg::app::Command;
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    h.run_steps(2);
+    h.state_mut().apply(Command::Tab(Tab::Maps), None);
+    h.state_mut().apply(Command::PrevSnapshot, None);
+    assert_eq!(h.state().viewer.snap_index, Some(0));
+    h.state_mut().apply(Command::NextSnapshot, None);
+    assert_eq!(h.state().viewer.snap_index, None);
+    // No run: pause, stop and toggle do nothing and do not fail.
+    for c in [Command::Pause, Command::TogglePause, Command::Stop] {
+        h.state_mut().apply(c, None);
+    }
+    assert!(!h.state().running() && h.state().error.is_none());
+    h.state_mut().apply(Command::ToggleHelp, None);
+    h.run_steps(2);
+    h.get_by_label("pause / resume the run");
+    // The tab bar sends commands too.
+    h.get_by_label("Plots").click();
+    h.run_steps(2);
+    assert_eq!(h.state().st.tab, Tab::Plots);
+    let shot = std::env::temp_dir().join(format!("advseg_cmd_shot_{}.png", std::process::id()));
+    h.state_mut().apply(Command::Screenshot(shot.clone()), None);
+    h.run_steps(4);
+    // (A headless harness renders no screenshot; the plan must not close the window.)
+    let _ = std::fs::remove_file(shot);
+    h.state_mut().apply(Command::ResumeRunDir, None);
+    assert!(
+        h.state().error.is_some(),
+        "resuming an empty run dir must say why"
+    );
 }
 
 /// The G/D balance monitor's warning shows in the side panel with its numbers.

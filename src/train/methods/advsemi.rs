@@ -12,7 +12,6 @@
 //! passes the gate → skip the unlabelled backward" rule are tensor ops, so a step reads nothing
 //! back.
 
-use crate::train::maps::{MapKind, ProbeMap};
 use super::common::{cat_batch, masked_mean, seg_logits, valid_mask};
 use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
@@ -23,6 +22,7 @@ use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };

@@ -24,7 +24,6 @@
 //! constant background channel 1e-5, argmax. The reported mIoU is therefore the seed quality of
 //! the localizer's maps.
 
-use crate::train::maps::{MapKind, ProbeMap};
 use super::{check, table, BuildEnv};
 use crate::autograd::{self, no_grad};
 use crate::error::{Error, Result};
@@ -34,6 +33,7 @@ use crate::nn::{registry, BnMode};
 use crate::ops::{self, concat::concat, loss::bce_with_logits};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };

@@ -17,7 +17,6 @@
 //!   for D as in §3 (item 7);
 //! * D is not used at inference (item 8): `segment` is G alone.
 
-use crate::train::maps::{MapKind, ProbeMap};
 use super::common::{
     correct_mask, encode_maps, masked_mean, parse_encoding, seg_logits, valid_mask,
 };
@@ -31,6 +30,7 @@ use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };

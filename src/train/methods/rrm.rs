@@ -40,7 +40,6 @@
 //! (`cls_threshold`; probes have no image labels). Probe inputs use the default (DeepLab mean)
 //! normalisation, as the trainer's probes and `predict` do.
 
-use crate::train::maps::{MapKind, ProbeMap};
 use super::common::{channel_max, rgb255};
 use super::rrm_labels::{self, LabelRules};
 use super::{check, table, BuildEnv};
@@ -56,6 +55,7 @@ use crate::ops::energy::{dense_energy_loss, DenseEnergyCfg};
 use crate::ops::{self, concat::concat};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };

@@ -17,7 +17,6 @@
 //! stride, the one-hot ground truth and the image resized to it (nearest / bilinear); false:
 //! at the input size (G's logits upsampled bilinearly, as the CE sees them).
 
-use crate::train::maps::{MapKind, ProbeMap};
 use super::common::{channel_sum, parse_encoding, seg_logits};
 use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
@@ -29,6 +28,7 @@ use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };
