@@ -2,7 +2,7 @@
 //! viewer as training snapshots. The work runs off the UI thread.
 
 use super::browse::{self, PathField};
-use crate::data::{self, io::read_image, Normalise};
+use crate::data::{self, io::read_image};
 use crate::train::checkpoint;
 use crate::train::event::ProbeSnapshot;
 use crate::train::Snapshot;
@@ -40,7 +40,7 @@ pub fn run(ckpt: &Path, image: &Path) -> anyhow::Result<InferResult> {
         .unwrap_or_else(|| (0..meta.classes).map(|c| format!("class {c}")).collect());
     let img = read_image(image)?;
     let (h, w) = (img.h, img.w);
-    let norm = Normalise::BgrMean;
+    let norm = cfg.normalise();
     let mut x = vec![0f32; 3 * h * w];
     for (i, px) in img.data.chunks_exact(3).enumerate() {
         for c in 0..3 {
@@ -50,10 +50,11 @@ pub fn run(ckpt: &Path, image: &Path) -> anyhow::Result<InferResult> {
     let out = method.probe(&Tensor::from_f32(&gpu, &x, &[1, 3, h, w])?)?;
     let probs = out.probs.to_vec_f32()?;
     let pred = crate::metrics::argmax_chw(&probs, meta.classes, h, w);
-    let mut maps = Vec::new();
-    for (n, t) in &out.maps {
-        maps.push((n.clone(), t.to_vec_f32()?[..h * w].to_vec()));
-    }
+    let maps = out
+        .maps
+        .iter()
+        .map(crate::train::maps::HostMap::read)
+        .collect::<crate::Result<_>>()?;
     let probe = ProbeSnapshot {
         name: image
             .file_stem()

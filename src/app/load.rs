@@ -2,10 +2,14 @@
 //! into [`Snapshot`]s, so the step slider and map viewer work on an old run.
 //!
 //! What the PNGs cannot give back: class probabilities (only their max, `confidence`, was
-//! written; the readout then has no top-k line) and maps at more than 8 bits.
+//! written; the readout then has no top-k line) and maps at more than 8 bits. Map kinds come
+//! from the folder's `maps.json`; folders written before it existed fall back to
+//! [`MapKind::from_legacy_name`].
 
 use crate::data::io::{read_image, read_label};
-use crate::train::event::ProbeSnapshot;
+use crate::train::event::{HostMap, ProbeSnapshot};
+use crate::train::maps::{KindTable, MapKind};
+use crate::train::rundir::{MAP_KINDS_FILE, TRAIN_MAP_PREFIX};
 use crate::train::Snapshot;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,7 +82,24 @@ pub fn load_snapshots(
     Ok(out)
 }
 
+/// The folder's map kinds; empty (every kind then guessed by name) in an older run directory.
+fn kinds(d: &Path) -> Result<KindTable, String> {
+    let p = d.join(MAP_KINDS_FILE);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => serde_json::from_str(&t).map_err(|e| err(&p, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KindTable::new()),
+        Err(e) => Err(err(&p, e)),
+    }
+}
+
 fn load_step(step: usize, d: &Path, classes: Option<usize>) -> Result<Snapshot, String> {
+    let kinds = kinds(d)?;
+    let kind = |stem: &str, name: &str| {
+        kinds
+            .get(stem)
+            .copied()
+            .unwrap_or_else(|| MapKind::from_legacy_name(name))
+    };
     let mut files: Vec<String> = std::fs::read_dir(d)
         .map_err(|e| err(d, e))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -124,9 +145,15 @@ fn load_step(step: usize, d: &Path, classes: Option<usize>) -> Result<Snapshot, 
             if FIXED.contains(&name) {
                 continue;
             }
-            let (h, w, v) = gray(&d.join(format!("{prefix}{name}.png")))?;
+            let (h, w, values) = gray(&d.join(format!("{prefix}{name}.png")))?;
             if (h, w) == (img.h, img.w) {
-                maps.push((name.to_string(), v));
+                maps.push(HostMap {
+                    name: name.to_string(),
+                    kind: kind(name, name),
+                    h,
+                    w,
+                    values,
+                });
             }
         }
         probes.push(ProbeSnapshot {
@@ -144,9 +171,18 @@ fn load_step(step: usize, d: &Path, classes: Option<usize>) -> Result<Snapshot, 
         });
     }
     let mut train_maps = Vec::new();
-    for name in files.iter().filter_map(|n| n.strip_prefix("train_")) {
-        let (h, w, v) = gray(&d.join(format!("train_{name}.png")))?;
-        train_maps.push((name.to_string(), h, w, v));
+    for (stem, name) in files
+        .iter()
+        .filter_map(|n| Some((n, n.strip_prefix(TRAIN_MAP_PREFIX)?)))
+    {
+        let (h, w, values) = gray(&d.join(format!("{stem}.png")))?;
+        train_maps.push(HostMap {
+            name: name.to_string(),
+            kind: kind(stem, name),
+            h,
+            w,
+            values,
+        });
     }
     // Without logged class names, the classes are what the palette colours or labels use.
     let painted = colours
@@ -166,4 +202,69 @@ fn load_step(step: usize, d: &Path, classes: Option<usize>) -> Result<Snapshot, 
         train_maps,
         signals: Default::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::rundir::write_snapshot;
+
+    /// Kinds come back from `maps.json`; without it (an older run dir) from the name rule.
+    #[test]
+    fn kinds_round_trip_and_fall_back() {
+        let root = std::env::temp_dir().join(format!("advseg_kinds_{}", std::process::id()));
+        let (h, w) = (4, 5);
+        let m = |name: &str, kind| HostMap {
+            name: name.into(),
+            kind,
+            h,
+            w,
+            values: vec![0.5; h * w],
+        };
+        let snap = Snapshot {
+            step: 3,
+            classes: 2,
+            colours: vec![[0, 0, 0], [200, 0, 0]],
+            ignore: 255,
+            probes: vec![ProbeSnapshot {
+                name: "p".into(),
+                h,
+                w,
+                input: vec![9; 3 * h * w],
+                gt: vec![1; h * w],
+                pred: vec![0; h * w],
+                probs: vec![0.5; 2 * h * w],
+                maps: vec![
+                    m("seeds", MapKind::Labels),
+                    m("d_confidence", MapKind::Confidence),
+                ],
+            }],
+            train_maps: vec![m("erased_batch", MapKind::Image)],
+            signals: Default::default(),
+        };
+        let snaps = root.join("snapshots");
+        write_snapshot(&snaps, &snap).unwrap();
+        let kinds = |s: &Snapshot| -> Vec<(String, MapKind)> {
+            let p = s.probes[0].maps.iter().chain(&s.train_maps);
+            p.filter(|m| m.name != "confidence")
+                .map(|m| (m.name.clone(), m.kind))
+                .collect()
+        };
+        let back = load_snapshots(&root, None, Some(2)).unwrap();
+        let want = |seeds| {
+            vec![
+                ("d_confidence".to_string(), MapKind::Confidence),
+                ("seeds".to_string(), seeds),
+                ("erased_batch".to_string(), MapKind::Image),
+            ]
+        };
+        assert_eq!(kinds(&back[0]), want(MapKind::Labels));
+        std::fs::remove_file(snaps.join("step_000003").join(MAP_KINDS_FILE)).unwrap();
+        let old = load_snapshots(&root, None, Some(2)).unwrap();
+        // By name, `seeds` is a scalar and `d_confidence` too (the old rule knew no kinds).
+        let mut w = want(MapKind::Scalar);
+        w[0].1 = MapKind::Scalar;
+        assert_eq!(kinds(&old[0]), w);
+        let _ = std::fs::remove_dir_all(root);
+    }
 }

@@ -1,16 +1,20 @@
 //! The desktop app (`advseg app`): eframe + egui on the wgpu renderer, drawing the trainer's
 //! event stream. All egui code lives under this module.
 //!
-//! Layout: `state` (persisted UI state), `runner` (the training thread), `history` (what the
-//! run has reported), `setup` (run setup through `RunConfig::set`), `plots`, `viewer` (maps,
-//! T_semi gate, hover), `compose` (pixel work, PNG export), `infer` (inference tab),
-//! `compare` (several runs overlaid), `presets` / `assets` (the embedded `assets/` files).
+//! Layout: `state` (persisted UI state), `command` (every action as a `Command`: buttons,
+//! shortcuts, tests), `controls` (the setup side panel), `tabs` (one panel per tab), `runner`
+//! (the training thread), `history` (what the run has reported), `setup` (run setup through
+//! `RunConfig::set`), `plots`, `viewer` / `viewer_ui` (maps, T_semi gate, hover), `compose`
+//! (pixel work, PNG export), `infer` (inference tab), `compare` (several runs overlaid),
+//! `presets` / `assets` (the embedded `assets/` files).
 
 pub mod assets;
 pub mod bench;
 pub mod browse;
+pub mod command;
 pub mod compare;
 pub mod compose;
+mod controls;
 pub mod history;
 pub mod infer;
 pub mod load;
@@ -20,24 +24,21 @@ pub mod runner;
 pub mod setup;
 pub mod signals;
 pub mod state;
+mod tabs;
 pub mod viewer;
+mod viewer_ui;
 
 use crate::train::Event;
+use crate::train::{ResumeFrom, RunSession, TrainError};
 use history::History;
-use runner::{Msg, Run, RunRequest};
-use state::{Tab, UiState};
+use runner::{Msg, Run};
+use state::UiState;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Keyboard shortcuts, as the Help panel lists them.
-pub const SHORTCUTS: &[(&str, &str)] = &[
-    ("Space", "pause / resume the run"),
-    ("← / →", "previous / next snapshot step"),
-    ("1 – 5", "Overview, Plots, Maps, Inference, Compare tab"),
-    ("F1 or ?", "show / hide this help"),
-];
+pub use command::{Command, SHORTCUTS};
 
 /// Launch options from the command line.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +60,21 @@ struct ScreenshotPlan {
     after_secs: f64,
     requested: bool,
     done: Arc<AtomicBool>,
+    /// Close the window once written (`advseg app --screenshot`).
+    quit: bool,
+}
+
+impl ScreenshotPlan {
+    /// A screenshot at the next frame, the window kept open.
+    fn now(path: PathBuf, elapsed: std::time::Duration) -> Self {
+        ScreenshotPlan {
+            path,
+            after_secs: elapsed.as_secs_f64(),
+            requested: false,
+            done: Arc::new(AtomicBool::new(false)),
+            quit: false,
+        }
+    }
 }
 
 pub struct AdvsegApp {
@@ -141,6 +157,7 @@ impl AdvsegApp {
                 after_secs: opts.after_secs,
                 requested: false,
                 done: Arc::new(AtomicBool::new(false)),
+                quit: true,
             }),
             autostart,
             opened: Instant::now(),
@@ -181,24 +198,10 @@ impl AdvsegApp {
         let run_dir = Some(self.st.run_dir.trim())
             .filter(|d| !d.is_empty())
             .map(PathBuf::from);
-        if let Some(d) = &run_dir {
-            if d.join("last.safetensors").exists() {
-                self.error = Some(format!(
-                    "{} already holds a run: use \"Resume run dir\" or choose another run dir",
-                    d.display()
-                ));
-                return;
-            }
+        match RunSession::fresh(cfg, run_dir) {
+            Ok(s) => self.launch(s, wake),
+            Err(e) => self.error = Some(session_error(e)),
         }
-        self.launch(
-            RunRequest {
-                cfg,
-                run_dir,
-                resume: None,
-            },
-            wake,
-            None,
-        );
     }
 
     /// Continues the run in the run directory from its `last` checkpoint, with its own config.
@@ -208,25 +211,14 @@ impl AdvsegApp {
         }
         self.error = None;
         let dir = PathBuf::from(self.st.run_dir.trim());
-        let ck = dir.join("last.safetensors");
-        let cfg = crate::train::checkpoint::Checkpoint::read(&ck)
-            .map_err(|e| format!("{e:#}"))
-            .and_then(|c| {
-                crate::train::RunConfig::from_toml(&c.meta.config_toml, &ck)
-                    .map(|cfg| (cfg, c.meta.step))
-                    .map_err(|e| e.to_string())
-            });
-        match cfg {
-            Ok((cfg, step)) => self.launch(
-                RunRequest {
-                    cfg,
-                    run_dir: Some(dir),
-                    resume: Some(ck),
-                },
-                wake,
-                Some(step),
-            ),
-            Err(e) => self.error = Some(e),
+        match RunSession::open(
+            None,
+            &self.st.method,
+            Some(dir.clone()),
+            &ResumeFrom::Path(dir),
+        ) {
+            Ok(s) => self.launch(s, wake),
+            Err(e) => self.error = Some(session_error(e)),
         }
     }
 
@@ -242,10 +234,10 @@ impl AdvsegApp {
         }
     }
 
-    fn launch(&mut self, req: RunRequest, wake: Option<egui::Context>, resumed_at: Option<usize>) {
+    fn launch(&mut self, session: RunSession, wake: Option<egui::Context>) {
         // A resumed run's curves and snapshots continue from what its directory logged up to
         // the checkpoint (later entries are about to be rewritten).
-        self.pending = Some(match (&req.run_dir, resumed_at) {
+        self.pending = Some(match (session.run_dir(), session.resume_step()) {
             (Some(d), Some(step)) => History::load_run(d, Some(step)).unwrap_or_else(|e| {
                 let mut h = History::default();
                 h.log.push(format!("could not load the run's history: {e}"));
@@ -253,7 +245,7 @@ impl AdvsegApp {
             }),
             _ => History::default(),
         });
-        self.run = Some(Run::start(req, wake));
+        self.run = Some(Run::start(session, wake));
     }
 
     /// Drains the training thread's messages.
@@ -313,146 +305,6 @@ impl AdvsegApp {
         }
     }
 
-    fn controls(&mut self, ui: &mut egui::Ui) {
-        let ctx = ui.ctx().clone();
-        ui.horizontal(|ui| {
-            let running = self.running();
-            if ui
-                .add_enabled(!running, egui::Button::new("Start"))
-                .clicked()
-            {
-                self.start(Some(ctx.clone()));
-            }
-            if let Some(r) = self.run.as_ref().filter(|_| running) {
-                if r.paused() {
-                    if ui.button("Resume").clicked() {
-                        r.set_paused(false);
-                    }
-                } else if ui.button("Pause").clicked() {
-                    r.set_paused(true);
-                }
-                if ui.button("Stop").clicked() {
-                    r.request_stop();
-                }
-            }
-            let has_ckpt = !self.st.run_dir.trim().is_empty()
-                && PathBuf::from(self.st.run_dir.trim())
-                    .join("last.safetensors")
-                    .exists();
-            if ui
-                .add_enabled(!running && has_ckpt, egui::Button::new("Resume run dir"))
-                .clicked()
-            {
-                self.resume(Some(ctx.clone()));
-            }
-            if ui
-                .add_enabled(
-                    !running && !self.st.run_dir.trim().is_empty(),
-                    egui::Button::new("Open run dir"),
-                )
-                .on_hover_text("show the run directory's logged metrics and snapshots")
-                .clicked()
-            {
-                self.open_run_dir();
-            }
-        });
-        let h = &self.history;
-        if h.iters > 0 {
-            let paused = self
-                .run
-                .as_ref()
-                .is_some_and(|r| r.paused() && self.running());
-            let eta = match h.eta() {
-                Some(e) if !h.finished => format!("  ETA {}", plots::clock(e)),
-                _ => String::new(),
-            };
-            ui.add(
-                egui::ProgressBar::new(h.step as f32 / h.iters as f32).text(format!(
-                    "step {}/{}  {:.2} steps/s  elapsed {}{eta}{}",
-                    h.step,
-                    h.iters,
-                    h.it_per_s,
-                    plots::clock(h.elapsed()),
-                    if paused { "  (paused)" } else { "" }
-                )),
-            );
-        }
-        if let Some(w) = &self.history.balance.current {
-            ui.colored_label(
-                egui::Color32::from_rgb(230, 160, 40),
-                format!("Warning: {w}"),
-            );
-        }
-    }
-
-    fn side_panel(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Run setup");
-        self.controls(ui);
-        if let Some(e) = self.error.clone() {
-            ui.horizontal_wrapped(|ui| {
-                ui.colored_label(egui::Color32::LIGHT_RED, format!("Error: {e}"));
-                if ui.small_button("dismiss").clicked() {
-                    self.error = None;
-                }
-            });
-        }
-        ui.horizontal(|ui| {
-            let l = ui.label("config");
-            ui.add(egui::TextEdit::singleline(&mut self.st.config_path).desired_width(130.0))
-                .labelled_by(l.id);
-            if browse::button(ui, browse::PathField::Config, !self.browse.busy()) {
-                self.browse
-                    .open(browse::PathField::Config, &self.st, Some(ui.ctx().clone()));
-            }
-            if ui.small_button("Save").clicked() {
-                let fields = self
-                    .st
-                    .fields
-                    .get(&self.st.method)
-                    .cloned()
-                    .unwrap_or_default();
-                let path = PathBuf::from(&self.st.config_path);
-                self.error = setup::build_config(&self.st.method, &fields, &self.st.extra_set)
-                    .and_then(|c| {
-                        std::fs::write(&path, c.to_toml())
-                            .map_err(|e| format!("{}: {e}", path.display()))
-                    })
-                    .err();
-                if self.error.is_none() {
-                    self.history
-                        .log
-                        .push(format!("saved config to {}", path.display()));
-                }
-            }
-            if ui
-                .add_enabled(!self.running(), egui::Button::new("Load").small())
-                .clicked()
-            {
-                let path = PathBuf::from(&self.st.config_path);
-                self.error = setup::load_config_file(&mut self.st, &path).err();
-            }
-        });
-        ui.separator();
-        let editable = !self.running();
-        egui::ScrollArea::vertical()
-            .id_salt("setup")
-            .show(ui, |ui| {
-                if let Some(f) = setup::setup_ui(ui, &mut self.st, editable, &mut self.preset_msg) {
-                    self.browse.open(f, &self.st, Some(ui.ctx().clone()));
-                }
-                match self.preset_msg.take() {
-                    Some(Ok(m)) => self.history.log.push(m),
-                    Some(Err(e)) => self.error = Some(e),
-                    None => {}
-                }
-                ui.separator();
-                ui.label("log");
-                for l in self.history.log.iter().rev().take(12) {
-                    ui.small(l);
-                }
-            });
-    }
-
     /// The whole UI into `ui` (eframe's root or a test harness).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
@@ -466,129 +318,23 @@ impl AdvsegApp {
             self.start(Some(ui.ctx().clone()));
         }
         // Before any widget: shortcut keys are consumed here.
-        self.shortcuts(ui.ctx());
+        for c in command::from_keys(ui.ctx()) {
+            self.apply(c, Some(&ui.ctx().clone()));
+        }
         egui::Panel::left("setup_panel")
             .default_size(330.0)
             .resizable(true)
             .show(ui, |ui| self.side_panel(ui));
-        egui::Panel::top("tabs").show(ui, |ui| {
-            ui.horizontal(|ui| {
-                for (t, name) in Tab::ALL {
-                    ui.selectable_value(&mut self.st.tab, t, name);
-                }
-                ui.separator();
-                ui.toggle_value(&mut self.st.show_help, "Help")
-                    .on_hover_text("keyboard shortcuts (F1)");
-            });
-            if self.st.show_help {
-                egui::Grid::new("help").num_columns(2).show(ui, |ui| {
-                    for (k, what) in SHORTCUTS {
-                        ui.monospace(*k);
-                        ui.label(*what);
-                        ui.end_row();
-                    }
-                });
-            }
-        });
-        egui::CentralPanel::default().show(ui, |ui| {
-            let names = |c: usize| self.history.class_names(c);
-            match self.st.tab {
-                Tab::Overview => {
-                    let h = ui.available_height();
-                    ui.columns(2, |cols| {
-                        egui::ScrollArea::vertical()
-                            .id_salt("ov_plots")
-                            .show(&mut cols[0], |ui| {
-                                plots::plots_ui(
-                                    ui,
-                                    &self.history,
-                                    &mut self.st,
-                                    (h / 4.0).max(90.0),
-                                    &mut self.plot_hover,
-                                );
-                            });
-                        self.viewer.ui(
-                            &mut cols[1],
-                            &self.history.snapshots,
-                            &names,
-                            &mut self.st,
-                            Tab::Overview,
-                        );
-                    });
-                }
-                Tab::Plots => {
-                    egui::ScrollArea::vertical()
-                        .id_salt("plots")
-                        .show(ui, |ui| {
-                            plots::plots_ui(
-                                ui,
-                                &self.history,
-                                &mut self.st,
-                                200.0,
-                                &mut self.plot_hover,
-                            );
-                        });
-                }
-                Tab::Maps => {
-                    self.viewer
-                        .ui(ui, &self.history.snapshots, &names, &mut self.st, Tab::Maps)
-                }
-                Tab::Inference => {
-                    if let Some(f) = self.infer.ui(ui, &mut self.st) {
-                        self.browse.open(f, &self.st, Some(ui.ctx().clone()));
-                    }
-                }
-                Tab::Compare => self.compare.ui(ui, &mut self.st),
-            }
-        });
+        let tab_cmd = egui::Panel::top("tabs")
+            .show(ui, |ui| tabs::tab_bar(self, ui))
+            .inner;
+        if let Some(c) = tab_cmd {
+            self.apply(c, None);
+        }
+        egui::CentralPanel::default().show(ui, |ui| tabs::central(self, ui));
         // No timed repaints: the training thread wakes the UI with every event, so a paused
         // or finished run costs nothing while idle.
         self.screenshot_step(ui.ctx());
-    }
-
-    /// Space pauses / resumes, ←/→ step through snapshots, 1–5 pick a tab, F1 or ? toggles
-    /// the help; not while a text field has the keyboard.
-    fn shortcuts(&mut self, ctx: &egui::Context) {
-        if ctx.text_edit_focused() {
-            return;
-        }
-        use egui::Key;
-        // Consumed, so a focused button does not also take the key (Space would press it).
-        let pressed = |k: Key| ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, k));
-        if pressed(Key::Space) {
-            if let Some(r) = self.run.as_ref().filter(|r| !r.is_finished()) {
-                r.set_paused(!r.paused());
-            }
-        }
-        let snaps = match self.st.tab {
-            Tab::Inference => 0,
-            _ => self.history.snapshots.len(),
-        };
-        if snaps > 0 {
-            let cur = self.viewer.snap_index.unwrap_or(snaps - 1).min(snaps - 1);
-            if pressed(Key::ArrowLeft) {
-                self.viewer.snap_index = Some(cur.saturating_sub(1));
-            }
-            if pressed(Key::ArrowRight) {
-                // Stepping past the end follows the latest again.
-                self.viewer.snap_index = (cur + 1 < snaps - 1).then_some(cur + 1);
-            }
-        }
-        for (i, k) in [Key::Num1, Key::Num2, Key::Num3, Key::Num4, Key::Num5]
-            .into_iter()
-            .enumerate()
-        {
-            if pressed(k) {
-                self.st.tab = Tab::ALL[i].0;
-            }
-        }
-        let question = ctx.input_mut(|i| {
-            i.consume_key(egui::Modifiers::SHIFT, Key::Questionmark)
-                || i.consume_key(egui::Modifiers::NONE, Key::Questionmark)
-        });
-        if pressed(Key::F1) || question {
-            self.st.show_help = !self.st.show_help;
-        }
     }
 
     fn screenshot_step(&mut self, ctx: &egui::Context) {
@@ -596,7 +342,11 @@ impl AdvsegApp {
             return;
         };
         if p.done.load(Ordering::SeqCst) {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            if p.quit {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            } else {
+                self.screenshot = None;
+            }
             return;
         }
         ctx.request_repaint_after(std::time::Duration::from_millis(100));
@@ -625,6 +375,17 @@ impl eframe::App for AdvsegApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, self.state_to_save());
+    }
+}
+
+/// A run the session refused, as the app says it.
+fn session_error(e: crate::Error) -> String {
+    match e {
+        crate::Error::Train(TrainError::RunDirTaken { dir }) => format!(
+            "{} already holds a run: use \"Resume run dir\" or choose another run dir",
+            dir.display()
+        ),
+        e => format!("{e:#}"),
     }
 }
 

@@ -1,10 +1,8 @@
 //! The training thread: the trainer owns its GPU work there; the UI thread only drains
 //! messages, so drawing never slows a step and a failing run becomes a message, not a crash.
 
-use crate::train::rundir::RunDirWriter;
-use crate::train::{Event, Observer, RunConfig, Trainer, TrainerOptions};
+use crate::train::{Event, Observer, RunSession};
 use crate::Gpu;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -38,13 +36,6 @@ impl Observer for UiObserver {
     }
 }
 
-pub struct RunRequest {
-    pub cfg: RunConfig,
-    /// Where checkpoints and metrics go; `None` keeps the run in memory only.
-    pub run_dir: Option<PathBuf>,
-    pub resume: Option<PathBuf>,
-}
-
 pub struct Run {
     pub rx: Receiver<Msg>,
     pub stop: Arc<AtomicBool>,
@@ -53,7 +44,9 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn start(req: RunRequest, wake: Option<egui::Context>) -> Run {
+    /// Runs `session` (opened on the UI thread: a refused run directory or unreadable
+    /// checkpoint is reported before any thread starts) on the training thread.
+    pub fn start(session: RunSession, wake: Option<egui::Context>) -> Run {
         let (tx, rx) = channel();
         let stop = Arc::new(AtomicBool::new(false));
         let pause = Arc::new(AtomicBool::new(false));
@@ -65,7 +58,7 @@ impl Run {
                 let w2 = wake.clone();
                 // A panic in the engine must not take the window down with it.
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                    train(req, s, p, UiObserver { tx: tx2, wake: w2 })
+                    train(session, s, p, UiObserver { tx: tx2, wake: w2 })
                 }));
                 let failure = match r {
                     Ok(Ok(())) => None,
@@ -130,7 +123,7 @@ impl Drop for Run {
 }
 
 fn train(
-    req: RunRequest,
+    session: RunSession,
     stop: Arc<AtomicBool>,
     pause: Arc<AtomicBool>,
     ui: UiObserver,
@@ -144,26 +137,10 @@ fn train(
             c.request_repaint();
         }
     });
-    let log_every = req.cfg.common.log_every;
-    let resume_step = match &req.resume {
-        Some(p) => Some(crate::train::checkpoint::Checkpoint::read(p)?.meta.step),
-        None => None,
-    };
-    let mut t = Trainer::new(
-        &gpu,
-        req.cfg,
-        TrainerOptions {
-            run_dir: req.run_dir.clone(),
-            resume: req.resume.clone(),
-            load_from: None,
-            stop: Some(stop),
-        },
-    )?;
-    t.set_pause(pause);
-    if let Some(d) = &req.run_dir {
-        t.add_observer(Box::new(RunDirWriter::new(d, log_every, resume_step)?));
-    }
-    t.add_observer(Box::new(ui));
+    let mut t = session
+        .stop_flag(stop)
+        .pause_flag(pause)
+        .start(&gpu, vec![Box::new(ui)])?;
     t.run()?;
     Ok(())
 }

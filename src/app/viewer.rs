@@ -1,22 +1,21 @@
 //! The map viewer: a probe's input, ground truth, prediction overlay and the method's maps
-//! side by side with one shared zoom/pan, a live T_semi gate and a hover readout.
+//! side by side with one shared zoom/pan, a live T_semi gate and a hover readout. This module
+//! holds what a view shows (pixels, readouts); `viewer_ui` draws the panel.
 
 use super::compose::{self, grey, jet};
-use super::state::{Tab, UiState};
+use super::state::UiState;
 use crate::train::event::ProbeSnapshot;
-use crate::train::Snapshot;
+use crate::train::{MapKind, Snapshot};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 /// The view of the AdvSemiSeg gate recomputed at the slider's T_semi.
 pub const GATE_VIEW: &str = "semi_mask@T";
 /// One view for all per-class CAMs (`cam_<c>` maps); the class selector picks which.
 pub const CAM_VIEW: &str = "cam";
-const CONF_MAP: &str = "d_confidence";
+pub(super) const CONF_MAP: &str = "d_confidence";
 /// Training-batch maps (`Snapshot::train_maps`) show as views named with this prefix, as the
 /// run directory names their PNGs.
-pub const TRAIN_PREFIX: &str = "train_";
+pub const TRAIN_PREFIX: &str = crate::train::rundir::TRAIN_MAP_PREFIX;
 
 #[derive(Default)]
 pub struct Viewer {
@@ -34,32 +33,11 @@ pub struct Viewer {
     pub view_rects: Vec<(String, egui::Rect)>,
     /// Screen rectangles of the class legend's swatches and checkboxes, by class.
     pub legend_rects: Vec<(usize, egui::Rect, egui::Rect)>,
-    textures: HashMap<String, (u64, egui::TextureHandle)>,
+    pub(super) textures: HashMap<String, (u64, egui::TextureHandle)>,
 }
 
-/// How a map is drawn, decided by its name alone so a method's new maps show without app
-/// changes: `cam*` Jet over the input, `reliable*` class labels (`reliable*mask` a 0/1 map), `erased*` a grey image, any
-/// other name a Jet map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MapKind {
-    Cam,
-    Labels,
-    Grey,
-    Scalar,
-}
-
-pub fn map_kind(name: &str) -> MapKind {
-    let n = name.to_ascii_lowercase();
-    if n.starts_with("reliable") && !n.ends_with("mask") {
-        MapKind::Labels
-    } else if n.starts_with("erased") {
-        MapKind::Grey
-    } else if n.contains("cam") {
-        MapKind::Cam
-    } else {
-        MapKind::Scalar
-    }
-}
+// How a map is drawn follows the kind its method declared (`train::MapKind`): CAMs in Jet over
+// the input, labels in the class colours, images in grey, any other kind a Jet map.
 
 /// The class of a per-class CAM map (`cam_3` → 3).
 pub fn cam_class(name: &str) -> Option<usize> {
@@ -85,7 +63,12 @@ pub fn label_ids(m: &[f32]) -> Vec<u8> {
 
 /// CAM classes of a probe, ascending.
 pub fn cam_classes(p: &ProbeSnapshot) -> Vec<usize> {
-    let mut v: Vec<usize> = p.maps.iter().filter_map(|m| cam_class(&m.0)).collect();
+    let mut v: Vec<usize> = p
+        .maps
+        .iter()
+        .filter(|m| m.kind == MapKind::Cam)
+        .filter_map(|m| cam_class(&m.name))
+        .collect();
     v.sort_unstable();
     v
 }
@@ -107,31 +90,40 @@ pub fn available_views(s: &Snapshot, p: &ProbeSnapshot) -> Vec<String> {
     v.extend(
         p.maps
             .iter()
-            .filter(|m| cam_class(&m.0).is_none() && m.0 != "confidence")
-            .map(|m| m.0.clone()),
+            .filter(|m| !is_class_cam(&m.name, m.kind) && m.name != "confidence")
+            .map(|m| m.name.clone()),
     );
-    if p.maps.iter().any(|m| m.0 == CONF_MAP) {
+    if p.map(CONF_MAP).is_some() {
         v.push(GATE_VIEW.into());
     }
     v.extend(
         s.train_maps
             .iter()
-            .map(|m| format!("{TRAIN_PREFIX}{}", m.0)),
+            .map(|m| format!("{TRAIN_PREFIX}{}", m.name)),
     );
     v
 }
 
-fn map<'a>(p: &'a ProbeSnapshot, name: &str) -> Option<&'a [f32]> {
-    p.maps.iter().find(|m| m.0 == name).map(|m| m.1.as_slice())
+pub(super) fn map<'a>(p: &'a ProbeSnapshot, name: &str) -> Option<&'a [f32]> {
+    p.map(name)
 }
 
-/// A training-batch map by its view name: (h, w, values).
-fn train_map<'a>(s: &'a Snapshot, view: &str) -> Option<(usize, usize, &'a [f32])> {
+/// A per-class CAM, shown in the one CAM view.
+fn is_class_cam(name: &str, kind: MapKind) -> bool {
+    kind == MapKind::Cam && cam_class(name).is_some()
+}
+
+/// A training-batch map by its view name.
+fn train_map<'a>(s: &'a Snapshot, view: &str) -> Option<&'a crate::train::event::HostMap> {
     let n = view.strip_prefix(TRAIN_PREFIX)?;
-    s.train_maps
-        .iter()
-        .find(|m| m.0 == n)
-        .map(|m| (m.1, m.2, m.3.as_slice()))
+    s.train_maps.iter().find(|m| m.name == n)
+}
+
+/// The declared kind of a view's map (`None` for the fixed views).
+pub fn view_kind(s: &Snapshot, p: &ProbeSnapshot, view: &str) -> Option<MapKind> {
+    train_map(s, view)
+        .or_else(|| p.maps.iter().find(|m| m.name == view))
+        .map(|m| m.kind)
 }
 
 /// Max class probability per pixel; a snapshot read back from a run directory has no
@@ -154,17 +146,18 @@ pub fn confidence(p: &ProbeSnapshot, classes: usize) -> Vec<f32> {
 
 /// Pixel size of a view: probe views share the probe's size, training maps have their own.
 pub fn view_dims(s: &Snapshot, p: &ProbeSnapshot, view: &str) -> (usize, usize) {
-    train_map(s, view).map_or((p.w, p.h), |(h, w, _)| (w, h))
+    train_map(s, view).map_or((p.w, p.h), |m| (m.w, m.h))
 }
 
 /// RGBA pixels of one view.
 pub fn view_rgba(s: &Snapshot, p: &ProbeSnapshot, view: &str, st: &UiState) -> Option<Vec<u8>> {
     let hidden = &st.hidden_classes;
-    if let Some((_, _, m)) = train_map(s, view) {
+    if let Some(tm) = train_map(s, view) {
         // No input image under the last batch's maps: the batch is not the probe.
-        return Some(match map_kind(&view[TRAIN_PREFIX.len()..]) {
+        let m = &tm.values;
+        return Some(match tm.kind {
             MapKind::Labels => compose::label_image(&label_ids(m), &s.colours, hidden),
-            MapKind::Grey => {
+            MapKind::Image => {
                 compose::rgb_to_rgba(&m.iter().flat_map(|&v| grey(v)).collect::<Vec<_>>())
             }
             _ => compose::rgb_to_rgba(&m.iter().flat_map(|&v| jet(v)).collect::<Vec<_>>()),
@@ -184,14 +177,17 @@ pub fn view_rgba(s: &Snapshot, p: &ProbeSnapshot, view: &str, st: &UiState) -> O
             compose::map_over(&p.input, map(p, &format!("cam_{c}"))?, jet, st.cam_alpha)
         }
         name => {
-            let m = map(p, name)?;
-            match map_kind(name) {
+            let hm = p.maps.iter().find(|m| m.name == name)?;
+            let m = &hm.values;
+            match hm.kind {
                 MapKind::Cam => compose::map_over(&p.input, m, jet, st.cam_alpha),
                 MapKind::Labels => {
                     compose::label_overlay(&p.input, &label_ids(m), &s.colours, st.opacity, hidden)
                 }
-                MapKind::Grey => compose::map_over(&p.input, m, grey, 1.0),
-                MapKind::Scalar => compose::map_over(&p.input, m, jet, 1.0),
+                MapKind::Image => compose::map_over(&p.input, m, grey, 1.0),
+                MapKind::Scalar | MapKind::Confidence | MapKind::Mask => {
+                    compose::map_over(&p.input, m, jet, 1.0)
+                }
             }
         }
     })
@@ -234,8 +230,9 @@ pub fn readout(
         );
     }
     let cam = shown_cam_class(p, st.cam_class);
-    for (n, m) in &p.maps {
-        match (cam_class(n), map_kind(n)) {
+    for hm in &p.maps {
+        let (n, m) = (&hm.name, &hm.values);
+        match (cam_class(n).filter(|_| hm.kind == MapKind::Cam), hm.kind) {
             (Some(c), _) if Some(c) == cam => {
                 out += &format!("CAM {} ({n}): {:.3}\n", name(c as u8), m[i]);
             }
@@ -268,20 +265,18 @@ pub fn threshold_pair(t: f32, c: f32) -> (String, String) {
     (format!("{t:.3}"), format!("{c:.3}"))
 }
 
-/// Views drawn in Jet (a value in [0, 1] per pixel), which get a colour bar.
-pub fn is_heat(view: &str) -> bool {
+/// Views drawn in Jet (a value in [0, 1] per pixel), which get a colour bar; `kind` is the
+/// view's map kind ([`view_kind`]).
+pub fn is_heat(view: &str, kind: Option<MapKind>) -> bool {
     match view {
         "input" | "gt" | "prediction" | GATE_VIEW => false,
         "confidence" | CAM_VIEW => true,
-        v => !matches!(
-            map_kind(v.strip_prefix(TRAIN_PREFIX).unwrap_or(v)),
-            MapKind::Labels | MapKind::Grey
-        ),
+        _ => kind.is_none_or(MapKind::is_heat),
     }
 }
 
 /// A Jet colour bar with its value scale, under a heat-map view.
-fn colour_bar(ui: &mut egui::Ui, view: &str, width: f32) {
+pub(super) fn colour_bar(ui: &mut egui::Ui, view: &str, width: f32) {
     let h = 8.0;
     let (rect, resp) = ui.allocate_exact_size(egui::vec2(width, h + 12.0), egui::Sense::hover());
     resp.widget_info(|| {
@@ -316,10 +311,16 @@ fn colour_bar(ui: &mut egui::Ui, view: &str, width: f32) {
 }
 
 /// The readout over a training-batch map (its own pixel grid).
-fn train_readout(s: &Snapshot, view: &str, names: &[String], x: usize, y: usize) -> Option<String> {
-    let (_, w, m) = train_map(s, view)?;
-    let v = *m.get(y * w + x)?;
-    Some(match map_kind(&view[TRAIN_PREFIX.len()..]) {
+pub(super) fn train_readout(
+    s: &Snapshot,
+    view: &str,
+    names: &[String],
+    x: usize,
+    y: usize,
+) -> Option<String> {
+    let tm = train_map(s, view)?;
+    let v = *tm.values.get(y * tm.w + x)?;
+    Some(match tm.kind {
         MapKind::Labels => {
             let id = label_ids(&[v])[0];
             let n = names
@@ -337,331 +338,15 @@ pub fn per_row(avail: f32, item: f32, gap: f32) -> usize {
     (((avail + gap) / (item + gap)).floor() as usize).max(1)
 }
 
-/// One control of the viewer's toolbar, drawn into its row.
-type ControlFn = dyn FnOnce(&mut egui::Ui, &mut UiState, &mut Viewer);
-
-fn key(parts: impl Hash) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    parts.hash(&mut h);
-    h.finish()
-}
-
-impl Viewer {
-    fn texture(
-        &mut self,
-        ctx: &egui::Context,
-        slot: &str,
-        k: u64,
-        w: usize,
-        h: usize,
-        rgba: impl FnOnce() -> Option<Vec<u8>>,
-    ) -> Option<egui::TextureId> {
-        if let Some((kk, t)) = self.textures.get(slot) {
-            if *kk == k {
-                return Some(t.id());
-            }
-        }
-        let px = rgba()?;
-        let img = egui::ColorImage::from_rgba_unmultiplied([w, h], &px);
-        // Label maps must stay crisp when zoomed.
-        let t = ctx.load_texture(slot, img, egui::TextureOptions::NEAREST);
-        let id = t.id();
-        self.textures.insert(slot.to_string(), (k, t));
-        Some(id)
-    }
-
-    /// Shows snapshot controls and views; `snaps` is the recorded history (oldest first).
-    /// Everything is laid out to the width it is given (a column of the Overview or the whole
-    /// Maps tab): control rows and views wrap, and views shrink rather than overflow.
-    pub fn ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        snaps: &[Arc<Snapshot>],
-        names_of: &dyn Fn(usize) -> Vec<String>,
-        st: &mut UiState,
-        tab: Tab,
-    ) {
-        self.view_rects.clear();
-        self.legend_rects.clear();
-        if self.mag < 1.0 {
-            self.mag = 1.0;
-            self.center = egui::vec2(0.5, 0.5);
-        }
-        if snaps.is_empty() {
-            ui.label("No snapshot yet: start a run (snapshots arrive every snapshot_every steps).");
-            return;
-        }
-        let n = snaps.len();
-        let mut idx = self.snap_index.unwrap_or(n - 1).min(n - 1);
-        ui.horizontal_wrapped(|ui| {
-            let mut follow = self.snap_index.is_none();
-            let moved = ui
-                .add_enabled(
-                    n > 1,
-                    egui::Slider::new(&mut idx, 0..=n - 1)
-                        .text("snapshot")
-                        .custom_formatter(|v, _| format!("step {}", snaps[v as usize].step)),
-                )
-                .changed();
-            if moved {
-                follow = false;
-            }
-            ui.checkbox(&mut follow, "follow latest");
-            self.snap_index = if follow { None } else { Some(idx) };
-        });
-        let s = snaps[idx].clone();
-        if s.probes.is_empty() {
-            ui.label("this snapshot has no probe images");
-            return;
-        }
-        st.probe = st.probe.min(s.probes.len() - 1);
-        let names = names_of(s.classes);
-        ui.horizontal_wrapped(|ui| {
-            ui.label("probe");
-            for (i, p) in s.probes.iter().enumerate() {
-                ui.selectable_value(&mut st.probe, i, p.name.as_str());
-            }
-        });
-        let p = &s.probes[st.probe];
-        let cams = cam_classes(p);
-        // Sliders are nested layouts that a wrapping row cannot break, so rows are cut here.
-        let avail = ui.available_width();
-        let sliders = per_row(avail, 230.0, 8.0);
-        let mut items: Vec<Box<ControlFn>> = vec![
-            Box::new(|ui, st, _| {
-                ui.add(egui::Slider::new(&mut st.opacity, 0.0..=1.0).text("opacity"));
-            }),
-            Box::new(|ui, st, _| {
-                ui.add(egui::Slider::new(&mut st.cam_alpha, 0.0..=1.0).text("CAM alpha"));
-            }),
-            Box::new(move |ui, st, v| {
-                ui.add(egui::Slider::new(st.zoom_mut(tab), 1.0..=12.0).text("scale"));
-                if ui.button("reset zoom").clicked() {
-                    v.mag = 1.0;
-                    v.center = egui::vec2(0.5, 0.5);
-                }
-            }),
-        ];
-        if !cams.is_empty() {
-            let shown = shown_cam_class(p, st.cam_class).unwrap_or(0);
-            let label = |c: usize| format!("{c}: {}", names.get(c).cloned().unwrap_or_default());
-            let cams = cams.clone();
-            let sel = label(shown);
-            let labels: Vec<(usize, String)> = cams.iter().map(|&c| (c, label(c))).collect();
-            items.push(Box::new(move |ui, st, _| {
-                st.cam_class = shown;
-                egui::ComboBox::from_label("CAM class")
-                    .selected_text(sel)
-                    .show_ui(ui, |ui| {
-                        for (c, l) in labels {
-                            ui.selectable_value(&mut st.cam_class, c, l);
-                        }
-                    });
-            }));
-        }
-        let mut items = items.into_iter().peekable();
-        while items.peek().is_some() {
-            ui.horizontal(|ui| {
-                for f in items.by_ref().take(sliders) {
-                    f(ui, st, self);
-                }
-            });
-        }
-        let hw = p.h * p.w;
-        self.pass_count = None;
-        if let Some(c) = map(p, CONF_MAP) {
-            let (_, k) = compose::semi_gate(c, st.t_semi);
-            self.pass_count = Some((k, hw));
-            ui.horizontal_wrapped(|ui| {
-                ui.add(egui::Slider::new(&mut st.t_semi, 0.0..=1.0).text("T_semi"));
-                // Recomputed after the slider moved, so the label matches the new T.
-                let (_, k) = compose::semi_gate(c, st.t_semi);
-                self.pass_count = Some((k, hw));
-                ui.label(format!(
-                    "{k} / {hw} pixels pass ({:.1}%)",
-                    100.0 * k as f64 / hw.max(1) as f64
-                ));
-            });
-        }
-        // Class legend with per-class toggles.
-        ui.horizontal_wrapped(|ui| {
-            ui.label("classes:");
-            for (c, col) in s.colours.iter().enumerate().take(s.classes) {
-                let mut on = !st.hidden_classes.contains(&c);
-                let label = names
-                    .get(c)
-                    .cloned()
-                    .unwrap_or_else(|| format!("class {c}"));
-                // A swatch and its checkbox are one item: the row breaks before the pair,
-                // never between them.
-                let sp = ui.spacing();
-                let text = egui::WidgetText::from(label.as_str()).into_galley(
-                    ui,
-                    Some(egui::TextWrapMode::Extend),
-                    f32::INFINITY,
-                    egui::TextStyle::Button,
-                );
-                let need = 12.0
-                    + 2.0 * sp.item_spacing.x
-                    + sp.icon_width
-                    + sp.icon_spacing
-                    + text.size().x;
-                if ui.available_size_before_wrap().x < need {
-                    ui.end_row();
-                }
-                let h = ui.spacing().interact_size.y;
-                let (row, _) = ui.allocate_exact_size(egui::vec2(12.0, h), egui::Sense::hover());
-                let r = egui::Rect::from_center_size(row.center(), egui::vec2(12.0, 12.0));
-                ui.painter()
-                    .rect_filled(r, 2.0, egui::Color32::from_rgb(col[0], col[1], col[2]));
-                let cb = ui.checkbox(&mut on, label);
-                self.legend_rects.push((c, r, cb.rect));
-                if cb.changed() {
-                    if on {
-                        st.hidden_classes.retain(|&h| h != c);
-                    } else {
-                        st.hidden_classes.push(c);
-                    }
-                }
-            }
-        });
-        let avail_views = available_views(&s, p);
-        ui.horizontal_wrapped(|ui| {
-            ui.label("views:");
-            for v in &avail_views {
-                let mut on = st.views.contains(v);
-                if ui.toggle_value(&mut on, v.as_str()).changed() {
-                    if on {
-                        st.views.push(v.clone());
-                    } else {
-                        st.views.retain(|x| x != v);
-                    }
-                }
-            }
-        });
-        let shown: Vec<String> = avail_views
-            .iter()
-            .filter(|v| st.views.contains(v))
-            .cloned()
-            .collect();
-        let half = 0.5 / self.mag;
-        let c = egui::vec2(
-            self.center.x.clamp(half, 1.0 - half),
-            self.center.y.clamp(half, 1.0 - half),
-        );
-        let uv = egui::Rect::from_min_max(
-            egui::pos2(c.x - half, c.y - half),
-            egui::pos2(c.x + half, c.y + half),
-        );
-        // The readout of the previous frame's hover, above the views in a box of fixed size
-        // (clipped), so a long readout never moves the views under the cursor.
-        let (rect, _) = ui.allocate_exact_size(
-            egui::vec2(ui.available_width(), 140.0),
-            egui::Sense::hover(),
-        );
-        let mut child = ui.new_child(egui::UiBuilder::new().max_rect(rect));
-        child.set_clip_rect(rect.intersect(ui.clip_rect()));
-        child.label(
-            egui::RichText::new(
-                self.hover
-                    .as_deref()
-                    .unwrap_or("hover a view to inspect pixels"),
-            )
-            .monospace(),
-        );
-        if let Some(m) = &self.message {
-            ui.label(m);
-        }
-        let gap = ui.spacing().item_spacing.x;
-        // Views never get wider than the space they have (a narrow Overview column).
-        let scale = st
-            .zoom_mut(tab)
-            .min((ui.available_width() - 16.0).max(32.0) / p.w as f32);
-        let size = egui::vec2(p.w as f32, p.h as f32) * scale;
-        let cols = per_row(ui.available_width() - 16.0, size.x, gap);
-        let mut hover = None;
-        let mut new_center = c;
-        let mut new_mag = self.mag;
-        egui::ScrollArea::vertical()
-            .id_salt("views")
-            .show(ui, |ui| {
-                for row in shown.chunks(cols) {
-                    ui.horizontal(|ui| {
-                        for v in row {
-                            ui.vertical(|ui| {
-                                ui.set_width(size.x);
-                                ui.label(v.as_str());
-                                let (vw, vh) = view_dims(&s, p, v);
-                                let k = key((
-                                    s.step,
-                                    st.probe,
-                                    v,
-                                    st.opacity.to_bits(),
-                                    st.cam_alpha.to_bits(),
-                                    &st.hidden_classes,
-                                    (v == GATE_VIEW).then_some(st.t_semi.to_bits()),
-                                    (v == CAM_VIEW).then_some(st.cam_class),
-                                ));
-                                let tex = self
-                                    .texture(ui.ctx(), v, k, vw, vh, || view_rgba(&s, p, v, st));
-                                let (rect, resp) =
-                                    ui.allocate_exact_size(size, egui::Sense::click_and_drag());
-                                self.view_rects.push((v.clone(), rect));
-                                resp.widget_info(|| {
-                                    egui::WidgetInfo::labeled(
-                                        egui::Role::Image,
-                                        true,
-                                        format!("view {v}"),
-                                    )
-                                });
-                                if let Some(t) = tex {
-                                    ui.painter().image(t, rect, uv, egui::Color32::WHITE);
-                                }
-                                if resp.dragged() {
-                                    let d = resp.drag_delta() / rect.size() / self.mag;
-                                    new_center = c - d;
-                                }
-                                if let Some(pos) = resp.hover_pos() {
-                                    let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-                                    if scroll != 0.0 {
-                                        new_mag =
-                                            (self.mag * (1.0 + scroll * 0.005)).clamp(1.0, 32.0);
-                                    }
-                                    let f = (pos - rect.min) / rect.size();
-                                    let u = uv.min + f * uv.size();
-                                    let x = ((u.x * vw as f32) as usize).min(vw - 1);
-                                    let y = ((u.y * vh as f32) as usize).min(vh - 1);
-                                    hover = Some((v.clone(), x, y));
-                                }
-                                if is_heat(v) {
-                                    colour_bar(ui, v, size.x);
-                                }
-                                if ui
-                                    .small_button("export PNG")
-                                    .on_hover_text("write this view to the export folder")
-                                    .clicked()
-                                {
-                                    self.message = Some(export(&s, p, v, st, vw, vh));
-                                }
-                            });
-                        }
-                    });
-                }
-            });
-        self.center = new_center;
-        self.mag = new_mag;
-        let readout_now = hover.map(|(v, x, y)| {
-            train_readout(&s, &v, &names, x, y).unwrap_or_else(|| readout(&s, p, &names, x, y, st))
-        });
-        if readout_now != self.hover {
-            self.hover = readout_now;
-            ui.ctx().request_repaint();
-        }
-    }
-}
-
 /// Writes one view to the export folder; the message says where or why not.
-fn export(s: &Snapshot, p: &ProbeSnapshot, v: &str, st: &UiState, w: usize, h: usize) -> String {
+pub(super) fn export(
+    s: &Snapshot,
+    p: &ProbeSnapshot,
+    v: &str,
+    st: &UiState,
+    w: usize,
+    h: usize,
+) -> String {
     let path = std::path::Path::new(&st.export_dir).join(format!(
         "{}_step{}_{}.png",
         p.name,
@@ -683,11 +368,7 @@ mod tests {
 
     #[test]
     fn kinds_by_name() {
-        assert_eq!(map_kind("cam_3"), MapKind::Cam);
-        assert_eq!(map_kind("reliable_label"), MapKind::Labels);
-        assert_eq!(map_kind("reliable_mask"), MapKind::Scalar);
-        assert_eq!(map_kind("erased"), MapKind::Grey);
-        assert_eq!(map_kind("cegu_weight"), MapKind::Scalar);
+        // (Kinds by name: `MapKind::from_legacy_name`'s test.)
         assert_eq!(cam_class("cam_12"), Some(12));
         assert_eq!(cam_class("grad_cam"), None);
     }
@@ -705,8 +386,11 @@ mod tests {
             ("0.5034".into(), "0.5030".into())
         );
         assert_eq!(threshold_pair(0.2, 0.75), ("0.200".into(), "0.750".into()));
-        assert!(is_heat("d_confidence") && is_heat("cam") && is_heat("train_cegu_weight"));
-        assert!(!is_heat("reliable_labels") && !is_heat("erased") && !is_heat("gt"));
+        use MapKind::*;
+        assert!(is_heat("d_confidence", Some(Confidence)) && is_heat("cam", None));
+        assert!(is_heat("train_cegu_weight", Some(Scalar)));
+        assert!(!is_heat("reliable_labels", Some(Labels)) && !is_heat("erased", Some(Image)));
+        assert!(!is_heat("gt", None));
     }
 
     #[test]

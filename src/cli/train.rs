@@ -3,12 +3,11 @@
 
 use advseg::data::io::{read_image, write_gray_png};
 use advseg::data::save::{save_overlay, save_prediction};
-use advseg::data::{self, DataSpec, Normalise};
-use advseg::train::checkpoint::{self, Checkpoint};
+use advseg::data::{self, DataSpec};
+use advseg::train::checkpoint;
 use advseg::train::config::parse_value;
 use advseg::train::eval::{eval_batch, evaluate};
-use advseg::train::rundir::RunDirWriter;
-use advseg::train::{EvalResult, Event, Observer, Outcome, RunConfig, Trainer, TrainerOptions};
+use advseg::train::{EvalResult, Event, Observer, Outcome, ResumeFrom, RunSession, TrainError};
 use advseg::{Gpu, Tensor};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -141,46 +140,26 @@ pub(crate) fn parse_set(kv: &str) -> Result<(String, toml::Value)> {
 }
 
 pub fn run_train(a: TrainArgs) -> Result<()> {
-    // Which checkpoint, if any, this run continues.
     let default_method = a.method.clone().unwrap_or_else(|| "advsemi".into());
     let out = a
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&default_method));
-    let resume: Option<PathBuf> = match a.resume.as_deref() {
-        None => None,
-        Some("auto") => Some(out.join("last.safetensors")).filter(|p| p.exists()),
-        Some(p) => {
-            let p = PathBuf::from(p);
-            Some(if p.is_dir() {
-                p.join("last.safetensors")
-            } else {
-                p
-            })
-        }
-    };
-    if resume.is_none() && out.join("last.safetensors").exists() {
-        bail!(
+    let session = RunSession::open(
+        a.method.as_deref(),
+        &default_method,
+        Some(out.clone()),
+        &ResumeFrom::from_flag(a.resume.as_deref()),
+    )
+    .map_err(|e| match e {
+        advseg::Error::Train(TrainError::RunDirTaken { dir }) => anyhow::anyhow!(
             "{} already holds a run; pass --resume auto to continue it or choose another --out",
-            out.display()
-        );
-    }
-    let mut cfg = match &resume {
-        Some(p) => {
-            let ck = Checkpoint::read(p)?;
-            if let Some(m) = &a.method {
-                if *m != ck.meta.method {
-                    bail!(
-                        "{}: checkpoint of method {:?}, not --method {m:?}",
-                        p.display(),
-                        ck.meta.method
-                    );
-                }
-            }
-            RunConfig::from_toml(&ck.meta.config_toml, p)?
-        }
-        None => RunConfig::new(&default_method)?,
-    };
+            dir.display()
+        ),
+        e => e.into(),
+    })?;
+    let mut session = session.load_from(a.load_from.clone());
+    let cfg = session.config_mut();
     if let Some(f) = &a.config {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
@@ -189,18 +168,10 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     for (k, v) in overrides(&a)? {
         cfg.set(&k, v)?;
     }
-    cfg.validate()?;
-    let resume_step = match &resume {
-        Some(p) => {
-            let ck = Checkpoint::read(p)?;
-            advseg::train::trainer::check_resume(&cfg, &ck.meta, p)?;
-            Some(ck.meta.step)
-        }
-        None => None,
-    };
+    session.validate()?;
 
-    if resume.is_none() && a.load_from.is_none() {
-        let c = &cfg.common;
+    if session.resume_step().is_none() && a.load_from.is_none() {
+        let c = &session.config().common;
         if advseg::train::models::bn_mode(&c.bn_mode, &c.arch) == advseg::nn::BnMode::Frozen {
             // Frozen BN normalises with running statistics that random weights do not have:
             // activations grow through every block and the losses blow up within steps.
@@ -226,22 +197,10 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         })
         .context("installing the Ctrl-C handler")?;
     }
-    let log_every = cfg.common.log_every;
-    let mut trainer = Trainer::new(
-        &gpu,
-        cfg,
-        TrainerOptions {
-            run_dir: Some(out.clone()),
-            resume,
-            load_from: a.load_from.clone(),
-            stop: Some(stop),
-        },
-    )?;
-    trainer.add_observer(Box::new(
-        RunDirWriter::new(&out, log_every, resume_step)
-            .with_context(|| format!("run directory {}", out.display()))?,
-    ));
-    trainer.add_observer(Box::new(Console::new(log_every, a.quiet)));
+    let log_every = session.config().common.log_every;
+    let mut trainer = session
+        .stop_flag(stop)
+        .start(&gpu, vec![Box::new(Console::new(log_every, a.quiet))])?;
     let outcome = trainer.run();
     let bad = trainer.bad_samples();
     if !bad.is_empty() {
@@ -472,7 +431,7 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
         );
     }
     let b = eval_batch(ds.as_ref(), cfg.common.eval_batch);
-    let (r, _) = evaluate(&gpu, method.as_ref(), &ds, b, meta.step)?;
+    let (r, _) = evaluate(&gpu, method.as_ref(), &ds, b, meta.step, &cfg.normalise())?;
     if a.json {
         let iou: serde_json::Map<String, serde_json::Value> = r
             .per_class_iou
@@ -570,7 +529,14 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
     // One bad file must not cost the rest of a directory: failures are collected and listed.
     let mut failed: Vec<String> = Vec::new();
     for f in &files {
-        if let Err(e) = predict_one(&gpu, method.as_ref(), meta.classes, &colours, min, f, &a) {
+        let net = Net {
+            method: method.as_ref(),
+            classes: meta.classes,
+            colours: &colours,
+            min,
+            norm: cfg.normalise(),
+        };
+        if let Err(e) = predict_one(&gpu, &net, f, &a) {
             let why = match e.downcast_ref::<advseg::Error>() {
                 Some(
                     e @ (advseg::Error::TooLarge { .. } | advseg::Error::BindingTooLarge { .. }),
@@ -603,16 +569,25 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
     Ok(())
 }
 
-fn predict_one(
-    gpu: &Arc<Gpu>,
-    method: &dyn advseg::train::Method,
+/// What `predict` knows about the checkpoint's networks.
+struct Net<'a> {
+    method: &'a dyn advseg::train::Method,
     classes: usize,
-    colours: &[[u8; 3]],
+    colours: &'a [[u8; 3]],
+    /// The smallest input side they accept ([`min_side`]).
     min: usize,
-    f: &Path,
-    a: &PredictArgs,
-) -> Result<()> {
-    let norm = Normalise::BgrMean;
+    /// The normalisation the run trained with (its config's).
+    norm: advseg::data::Normalise,
+}
+
+fn predict_one(gpu: &Arc<Gpu>, net: &Net<'_>, f: &Path, a: &PredictArgs) -> Result<()> {
+    let Net {
+        method,
+        classes,
+        colours,
+        min,
+        ref norm,
+    } = *net;
     let img = read_image(f)?;
     let (h, w) = (img.h, img.w);
     if h < min || w < min {
@@ -648,15 +623,16 @@ fn predict_one(
             })
             .collect();
         write_gray_png(&a.out.join(format!("{stem}_confidence.png")), w, h, &conf)?;
-        for (name, t) in &out.maps {
-            let v: Vec<u8> = t.to_vec_f32()?[..hw]
+        for m in &out.maps {
+            let name = &m.name;
+            let v: Vec<u8> = m.tensor.to_vec_f32()?[..hw]
                 .iter()
                 .map(|x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
                 .collect();
             let path = a.out.join(format!("{stem}_{name}.png"));
             // Label maps (RRM's reliable labels) travel as id / 255: a palette PNG keeps
             // the raw ids (255 = unreliable, white) and shows the class colours.
-            if name.starts_with("reliable") && !name.ends_with("mask") {
+            if m.kind == advseg::train::MapKind::Labels {
                 save_prediction(&path, w, h, &v, colours)?;
             } else {
                 write_gray_png(&path, w, h, &v)?;

@@ -301,6 +301,14 @@ impl RunConfig {
         }
     }
 
+    /// How this run's images are normalised for its networks: the one place training, probes,
+    /// evaluation and inference (`predict`, the app's Inference tab, from the checkpoint's
+    /// config) take it from. Every arch is trained DeepLab style today (0..255 minus the mean
+    /// RGB); a per-run setting would be read here.
+    pub fn normalise(&self) -> crate::data::Normalise {
+        crate::data::Normalise::BgrMean
+    }
+
     /// The discriminator width, resolving the default.
     pub fn ndf(&self) -> usize {
         self.common.ndf.unwrap_or_else(|| {

@@ -30,6 +30,11 @@ pub enum TrainError {
     #[error("checkpoint {path}: {why}")]
     Checkpoint { path: PathBuf, why: String },
 
+    /// A new run would overwrite the run directory's checkpoints; each front end says how to
+    /// continue it instead.
+    #[error("{dir} already holds a run")]
+    RunDirTaken { dir: PathBuf },
+
     #[error(
         "step {step} made the state non-finite ({what}); it was not saved and training \
          stopped; {kept}"

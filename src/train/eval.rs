@@ -21,6 +21,7 @@ pub fn evaluate(
     ds: &Arc<dyn Dataset>,
     batch: usize,
     step: usize,
+    normalise: &crate::data::Normalise,
 ) -> Result<(EvalResult, Scores)> {
     let t0 = std::time::Instant::now();
     let loader = Loader::new(
@@ -29,7 +30,10 @@ pub fn evaluate(
         LoaderConfig {
             batch,
             workers: 2,
-            aug: AugConfig::default(),
+            aug: AugConfig {
+                normalise: normalise.clone(),
+                ..AugConfig::default()
+            },
             ..LoaderConfig::default()
         },
     )?;
@@ -96,15 +100,12 @@ pub fn evaluate(
 /// D's confidence (`d_confidence`) and gate (`semi_mask`) maps of the probes scored against
 /// their labels; empty scores for methods without them.
 pub fn probe_signals(probes: &[ProbeSnapshot], ignore: u8, classes: usize) -> Result<SignalScores> {
-    fn map<'a>(p: &'a ProbeSnapshot, name: &str) -> Option<&'a [f32]> {
-        p.maps.iter().find(|m| m.0 == name).map(|m| m.1.as_slice())
-    }
     let items: Vec<ProbeMaps<'_>> = probes
         .iter()
         .filter_map(|p| {
             Some(ProbeMaps {
-                conf: map(p, "d_confidence")?,
-                gate: map(p, "semi_mask"),
+                conf: p.map("d_confidence")?,
+                gate: p.map("semi_mask"),
                 pred: &p.pred,
                 gt: &p.gt,
             })

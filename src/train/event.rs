@@ -2,6 +2,7 @@
 //! desktop app through a channel) all receive the same events; the trainer computes them on a
 //! fixed schedule whether or not anyone listens, so watching never changes training speed.
 
+pub use super::maps::{HostMap, MapKind};
 pub use crate::metrics::signals::SignalScores;
 use std::sync::mpsc::Sender;
 
@@ -57,8 +58,19 @@ pub struct ProbeSnapshot {
     pub pred: Vec<u8>,
     /// Class probabilities, CxHxW.
     pub probs: Vec<f32>,
-    /// Method-specific per-pixel maps in [0, 1], HxW each (e.g. `d_confidence`, `semi_mask`).
-    pub maps: Vec<(String, Vec<f32>)>,
+    /// Method-specific per-pixel maps in [0, 1], HxW each (e.g. `d_confidence`, `semi_mask`),
+    /// with their kinds.
+    pub maps: Vec<HostMap>,
+}
+
+impl ProbeSnapshot {
+    /// The values of the map named `name`.
+    pub fn map(&self, name: &str) -> Option<&[f32]> {
+        self.maps
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.values.as_slice())
+    }
 }
 
 /// Snapshot of the fixed probe set (read back from the GPU only at the snapshot interval).
@@ -69,9 +81,9 @@ pub struct Snapshot {
     pub colours: Vec<[u8; 3]>,
     pub ignore: u8,
     pub probes: Vec<ProbeSnapshot>,
-    /// Maps from the last training batch, e.g. the semi-supervised mask actually used there:
-    /// (name, h, w, HxW values of its first image).
-    pub train_maps: Vec<(String, usize, usize, Vec<f32>)>,
+    /// Maps from the last training batch (their first image), e.g. the semi-supervised mask
+    /// actually used there.
+    pub train_maps: Vec<HostMap>,
     /// D's confidence maps of the probes scored against their labels (empty for methods
     /// without a `d_confidence` map).
     pub signals: SignalScores,

@@ -3,6 +3,7 @@
 //! else (schedule, evaluation, probes, checkpoints, events). New methods are new impls plus a
 //! line in [`super::methods::METHODS`].
 
+use super::maps::ProbeMap;
 use super::streams::{GpuBatch, Streams};
 use crate::error::Result;
 use crate::nn::arch::Model;
@@ -57,8 +58,8 @@ pub type StepLosses = Vec<(String, Tensor)>;
 pub struct ProbeOut {
     /// Softmax of the logits at input size [N, C, H, W].
     pub probs: Tensor,
-    /// Named per-pixel maps [N, 1, H, W] in [0, 1] (D confidence, gates, CAMs …).
-    pub maps: Vec<(String, Tensor)>,
+    /// Per-pixel maps [N, 1, H, W] in [0, 1] with their kinds (D confidence, gates, CAMs …).
+    pub maps: Vec<ProbeMap>,
 }
 
 /// A method's signals for one evaluation batch, scored against the ground truth by
@@ -108,9 +109,9 @@ pub trait Method {
     }
     /// Probabilities and method maps for probe images (inference mode, no graph).
     fn probe(&self, x: &Tensor) -> Result<ProbeOut>;
-    /// Maps of the last training batch worth showing (e.g. the semi mask actually used):
-    /// (name, [N, 1, H, W] tensor). Kept on the GPU; read back only at snapshot time.
-    fn train_maps(&self) -> Vec<(String, Tensor)> {
+    /// Maps of the last training batch worth showing (e.g. the semi mask actually used),
+    /// [N, 1, H, W]. Kept on the GPU; read back only at snapshot time.
+    fn train_maps(&self) -> Vec<ProbeMap> {
         Vec::new()
     }
 }

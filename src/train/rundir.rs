@@ -3,6 +3,7 @@
 //! Checkpoints, `config.toml`, `classes.json` and `split.txt` are written by the trainer itself.
 
 use super::event::{Event, Observer, Snapshot};
+use super::maps::KindTable;
 use crate::data::io::{write_gray_png, write_palette_png};
 use crate::data::save::save_overlay;
 use crate::data::{ClassInfo, RgbImage};
@@ -189,12 +190,20 @@ fn to_u8(v: &[f32]) -> Vec<u8> {
         .collect()
 }
 
+/// Each snapshot folder's map kinds: PNG name stem after the probe prefix (`d_confidence`,
+/// `train_semi_mask_used`) → [`crate::train::MapKind`].
+pub const MAP_KINDS_FILE: &str = "maps.json";
+/// File-name prefix of the last training batch's maps.
+pub const TRAIN_MAP_PREFIX: &str = "train_";
+
 /// Writes one snapshot: per probe the input, ground truth and prediction (palette PNGs),
-/// an overlay, the max-probability confidence and each method map (grayscale, 0..1 → 0..255).
+/// an overlay, the max-probability confidence and each method map (grayscale, 0..1 → 0..255);
+/// the maps' kinds in `maps.json`.
 pub fn write_snapshot(root: &Path, s: &Snapshot) -> Result<(), String> {
     let dir = root.join(format!("step_{:06}", s.step));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let err = |e: crate::data::DataError| e.to_string();
+    let mut kinds = KindTable::new();
     for (i, p) in s.probes.iter().enumerate() {
         let base = format!("{i}_{}", p.name.replace(['/', '\\', ' '], "_"));
         let f = |what: &str| dir.join(format!("{base}_{what}.png"));
@@ -216,14 +225,25 @@ pub fn write_snapshot(root: &Path, s: &Snapshot) -> Result<(), String> {
             })
             .collect();
         write_gray_png(&f("confidence"), p.w, p.h, &to_u8(&conf)).map_err(err)?;
-        for (name, m) in &p.maps {
-            write_gray_png(&f(name), p.w, p.h, &to_u8(&m[..hw])).map_err(err)?;
+        for m in &p.maps {
+            write_gray_png(&f(&m.name), p.w, p.h, &to_u8(&m.values[..hw])).map_err(err)?;
+            kinds.insert(m.name.clone(), m.kind);
         }
     }
-    for (name, h, w, m) in &s.train_maps {
-        write_gray_png(&dir.join(format!("train_{name}.png")), *w, *h, &to_u8(m)).map_err(err)?;
+    for m in &s.train_maps {
+        let stem = format!("{TRAIN_MAP_PREFIX}{}", m.name);
+        write_gray_png(
+            &dir.join(format!("{stem}.png")),
+            m.w,
+            m.h,
+            &to_u8(&m.values),
+        )
+        .map_err(err)?;
+        kinds.insert(stem, m.kind);
     }
-    Ok(())
+    let path = dir.join(MAP_KINDS_FILE);
+    let json = serde_json::to_string_pretty(&kinds).expect("serialisable");
+    crate::nn::write_atomic(&path, json.as_bytes()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::config::RunConfig;
 use super::error::TrainError;
 use super::eval::{eval_batch, evaluate, probe_signals};
 use super::event::{EvalResult, Event, Observer, ProbeSnapshot, Snapshot, StepScalars};
+use super::maps::HostMap;
 use super::method::{Method, StepCtx, StepLosses};
 use super::methods::{self, BuildEnv};
 use super::streams::{StreamSetup, Streams};
@@ -146,6 +147,17 @@ fn load_pretrained(gpu: &Arc<Gpu>, g: &Model, path: &Path) -> Result<()> {
 
 impl Trainer {
     pub fn new(gpu: &Arc<Gpu>, cfg: RunConfig, opts: TrainerOptions) -> Result<Trainer> {
+        Self::with_checkpoint(gpu, cfg, opts, None)
+    }
+
+    /// [`Trainer::new`] with the checkpoint of `opts.resume` already read (by
+    /// [`super::session::RunSession`]), so it is not read again.
+    pub fn with_checkpoint(
+        gpu: &Arc<Gpu>,
+        cfg: RunConfig,
+        opts: TrainerOptions,
+        preread: Option<Checkpoint>,
+    ) -> Result<Trainer> {
         cfg.validate()?;
         let c = &cfg.common;
         // The input batch is the first tensor a crop sizes: allocating it now (the pool keeps
@@ -177,7 +189,10 @@ impl Trainer {
         }
         let ckpt = match &opts.resume {
             Some(p) => {
-                let ck = Checkpoint::read(p)?;
+                let ck = match preread {
+                    Some(ck) => ck,
+                    None => Checkpoint::read(p)?,
+                };
                 check_resume(&cfg, &ck.meta, p)?;
                 if ck.meta.classes != classes {
                     return Err(TrainError::checkpoint(
@@ -244,6 +259,7 @@ impl Trainer {
             }),
             crop: Some((crop[0], crop[1])),
             flip: c.random_mirror,
+            normalise: cfg.normalise(),
             ..AugConfig::default()
         };
         let streams = Streams::open(
@@ -267,7 +283,10 @@ impl Trainer {
             let s = eval_ds.get(i)?;
             let a = augment::augment(
                 &s,
-                &AugConfig::default(),
+                &AugConfig {
+                    normalise: cfg.normalise(),
+                    ..AugConfig::default()
+                },
                 ignore,
                 &mut crate::rng::Rng::new(0),
             );
@@ -535,7 +554,14 @@ impl Trainer {
     /// Evaluates on the evaluation split; returns whether the best score improved.
     pub fn evaluate(&mut self) -> Result<bool> {
         let b = eval_batch(self.eval_ds.as_ref(), self.cfg.common.eval_batch);
-        let (res, _) = evaluate(&self.gpu, self.method.as_ref(), &self.eval_ds, b, self.step)?;
+        let (res, _) = evaluate(
+            &self.gpu,
+            self.method.as_ref(),
+            &self.eval_ds,
+            b,
+            self.step,
+            &self.cfg.normalise(),
+        )?;
         let metric = self.cfg.common.best_metric.clone();
         let v = metric_value(&res, &metric);
         let improved =
@@ -555,11 +581,7 @@ impl Trainer {
             let (h, w) = (p.image.h, p.image.w);
             let probs = out.probs.to_vec_f32()?;
             let pred = crate::metrics::argmax_chw(&probs, self.classes, h, w);
-            let maps = out
-                .maps
-                .iter()
-                .map(|(n, t)| Ok((n.clone(), t.to_vec_f32()?)))
-                .collect::<Result<_>>()?;
+            let maps = out.maps.iter().map(HostMap::read).collect::<Result<_>>()?;
             probes.push(ProbeSnapshot {
                 name: p.name.clone(),
                 h,
@@ -571,13 +593,9 @@ impl Trainer {
                 maps,
             });
         }
-        let mut train_maps = Vec::new();
-        for (n, t) in self.method.train_maps() {
-            let s = t.shape().to_vec();
-            let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
-            let v = t.to_vec_f32()?;
-            train_maps.push((n, h, w, v[..h * w].to_vec()));
-        }
+        let train_maps = (self.method.train_maps().iter())
+            .map(HostMap::read)
+            .collect::<Result<_>>()?;
         let signals = probe_signals(&probes, self.ignore, self.classes)?;
         let snap = Snapshot {
             step: self.step,

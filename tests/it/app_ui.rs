@@ -329,9 +329,9 @@ fn run_dir_then_inference_and_export() {
         (a.input.clone(), a.gt.clone(), a.pred.clone()),
         (b.input.clone(), b.gt.clone(), b.pred.clone())
     );
-    let conf = b.maps.iter().find(|m| m.0 == "d_confidence").unwrap();
-    let back = a.maps.iter().find(|m| m.0 == "d_confidence").unwrap();
-    for (x, y) in conf.1.iter().zip(&back.1) {
+    let conf = b.map("d_confidence").unwrap();
+    let back = a.map("d_confidence").unwrap();
+    for (x, y) in conf.iter().zip(back) {
         assert!(
             (x - y).abs() <= 0.5 / 255.0 + 1e-6,
             "8-bit map {x} read back as {y}"

@@ -1,19 +1,31 @@
 //! The app's views on a hand-made history (no training, so these run in seconds): the Overview,
 //! Maps and Plots layouts at two window sizes, the CAM class selector, and views of generic
-//! maps by name (CEGU weights, uncertainty, erased images, `reliable*` label maps, `train_*`).
+//! maps by their declared kinds (CEGU weights, uncertainty, erased images, label maps,
+//! `train_*`).
 
 use advseg::app::history::History;
 use advseg::app::state::{Tab, UiState};
 use advseg::app::{AdvsegApp, AppOptions};
 use advseg::metrics::signals::{GatePoint, SignalScores};
-use advseg::train::event::{EvalResult, ProbeSnapshot, Snapshot, StepScalars};
+use advseg::train::event::{EvalResult, HostMap, ProbeSnapshot, Snapshot, StepScalars};
 use advseg::train::Event;
+use advseg::train::MapKind::{self, *};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 const H: usize = 24;
 const W: usize = 32;
 const C: usize = 3;
+
+fn map(name: &str, kind: MapKind, values: Vec<f32>) -> HostMap {
+    HostMap {
+        name: name.into(),
+        kind,
+        h: H,
+        w: W,
+        values,
+    }
+}
 
 /// A probe whose maps are simple ramps, so a pixel's expected value is known.
 fn probe(step: usize) -> ProbeSnapshot {
@@ -37,14 +49,15 @@ fn probe(step: usize) -> ProbeSnapshot {
         pred: (0..hw).map(|i| (i % C) as u8).collect(),
         probs,
         maps: vec![
-            ("d_confidence".into(), ramp(2)),
-            ("cam_1".into(), ramp(0)),
-            ("cam_2".into(), ramp(1)),
-            ("uncertainty".into(), ramp(1)),
-            ("erased".into(), ramp(2)),
+            map("d_confidence", Confidence, ramp(2)),
+            map("cam_1", Cam, ramp(0)),
+            map("cam_2", Cam, ramp(1)),
+            map("uncertainty", Confidence, ramp(1)),
+            map("erased", Image, ramp(2)),
             // Label maps carry class ids as id/255 (255: ignore) to stay in [0, 1].
-            (
-                "reliable_label".into(),
+            map(
+                "reliable_label",
+                Labels,
                 (0..hw)
                     .map(|i| {
                         if i % 5 == 0 {
@@ -111,12 +124,13 @@ fn history() -> History {
                 colours: vec![[200, 0, 0], [0, 200, 0], [0, 0, 200]],
                 ignore: 255,
                 probes: vec![probe(s)],
-                train_maps: vec![(
-                    "cegu_weight".into(),
-                    H / 2,
-                    W / 2,
-                    (0..H * W / 4).map(|i| (i % 7) as f32 / 6.0).collect(),
-                )],
+                train_maps: vec![HostMap {
+                    name: "cegu_weight".into(),
+                    kind: MapKind::Scalar,
+                    h: H / 2,
+                    w: W / 2,
+                    values: (0..H * W / 4).map(|i| (i % 7) as f32 / 6.0).collect(),
+                }],
                 signals: SignalScores {
                     d_auroc: Some(0.9),
                     ..SignalScores::default()
@@ -616,6 +630,43 @@ fn keyboard_shortcuts() {
     h.run_steps(2);
     assert!(h.state().st.show_help);
     h.get_by_label("pause / resume the run");
+}
+
+/// The same actions as commands (what buttons and keys send): tab, snapshots, help, clicking
+/// a tab, a screenshot that keeps the window open, and run commands without a run.
+#[test]
+fn commands_drive_the_app() {
+    use advseg::app::Command;
+    std::env::set_var("XDG_RUNTIME_DIR", "/tmp");
+    let mut h = harness([1400.0, 900.0]);
+    h.run_steps(2);
+    h.state_mut().apply(Command::Tab(Tab::Maps), None);
+    h.state_mut().apply(Command::PrevSnapshot, None);
+    assert_eq!(h.state().viewer.snap_index, Some(0));
+    h.state_mut().apply(Command::NextSnapshot, None);
+    assert_eq!(h.state().viewer.snap_index, None);
+    // No run: pause, stop and toggle do nothing and do not fail.
+    for c in [Command::Pause, Command::TogglePause, Command::Stop] {
+        h.state_mut().apply(c, None);
+    }
+    assert!(!h.state().running() && h.state().error.is_none());
+    h.state_mut().apply(Command::ToggleHelp, None);
+    h.run_steps(2);
+    h.get_by_label("pause / resume the run");
+    // The tab bar sends commands too.
+    h.get_by_label("Plots").click();
+    h.run_steps(2);
+    assert_eq!(h.state().st.tab, Tab::Plots);
+    let shot = std::env::temp_dir().join(format!("advseg_cmd_shot_{}.png", std::process::id()));
+    h.state_mut().apply(Command::Screenshot(shot.clone()), None);
+    h.run_steps(4);
+    // (A headless harness renders no screenshot; the plan must not close the window.)
+    let _ = std::fs::remove_file(shot);
+    h.state_mut().apply(Command::ResumeRunDir, None);
+    assert!(
+        h.state().error.is_some(),
+        "resuming an empty run dir must say why"
+    );
 }
 
 /// The G/D balance monitor's warning shows in the side panel with its numbers.

@@ -22,6 +22,7 @@ use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };
@@ -309,15 +310,18 @@ impl Method for AdvSemi {
             let gate = semi_gate(&conf, self.cfg.mask_t)?;
             Ok(ProbeOut {
                 probs,
-                maps: vec![("d_confidence".into(), conf), ("semi_mask".into(), gate)],
+                maps: vec![
+                    ProbeMap::new("d_confidence", MapKind::Confidence, conf),
+                    ProbeMap::new("semi_mask", MapKind::Mask, gate),
+                ],
             })
         })
     }
 
-    fn train_maps(&self) -> Vec<(String, Tensor)> {
+    fn train_maps(&self) -> Vec<ProbeMap> {
         self.last_mask
             .iter()
-            .map(|m| ("semi_mask_used".to_string(), m.clone()))
+            .map(|m| ProbeMap::new("semi_mask_used", MapKind::Mask, m.clone()))
             .collect()
     }
 }

@@ -33,6 +33,7 @@ use crate::nn::{registry, BnMode};
 use crate::ops::{self, concat::concat, loss::bce_with_logits};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };
@@ -239,7 +240,7 @@ pub struct Eader {
     opt_a: Sgd,
     lr: f32,
     classes: usize,
-    last_maps: Vec<(String, Tensor)>,
+    last_maps: Vec<ProbeMap>,
 }
 
 pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
@@ -468,10 +469,11 @@ impl Method for Eader {
         ));
         // First image's first erased pair, shown at snapshot time.
         self.last_maps = vec![
-            ("mask".into(), masks[0].detach()),
-            ("attention".into(), maps[0].detach()),
-            (
-                "erased".into(),
+            ProbeMap::new("mask", MapKind::Mask, masks[0].detach()),
+            ProbeMap::new("attention", MapKind::Cam, maps[0].detach()),
+            ProbeMap::new(
+                "erased",
+                MapKind::Image,
                 ops::mean_dims(&ops::sigmoid(&erased[0].detach())?, &[1])?,
             ),
         ];
@@ -538,18 +540,18 @@ impl Method for Eader {
             let top = (0..k).max_by(|&a, &b| pv[a].total_cmp(&pv[b])).unwrap_or(0);
             let m = erase_mask(&parts[top], self.cfg.omega, self.cfg.sigma_t)?;
             let erased = ops::mean_dims(&ops::sigmoid(&erase(x, &m)?)?, &[1])?;
-            let mut out: Vec<(String, Tensor)> = parts
+            let mut out: Vec<ProbeMap> = parts
                 .into_iter()
                 .enumerate()
-                .map(|(c, t)| (format!("cam_{}", c + 1), t))
+                .map(|(c, t)| ProbeMap::new(format!("cam_{}", c + 1), MapKind::Cam, t))
                 .collect();
-            out.push(("mask".into(), m));
-            out.push(("erased".into(), erased));
+            out.push(ProbeMap::new("mask", MapKind::Mask, m));
+            out.push(ProbeMap::new("erased", MapKind::Image, erased));
             Ok(ProbeOut { probs, maps: out })
         })
     }
 
-    fn train_maps(&self) -> Vec<(String, Tensor)> {
+    fn train_maps(&self) -> Vec<ProbeMap> {
         self.last_maps.clone()
     }
 }

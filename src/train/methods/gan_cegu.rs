@@ -30,6 +30,7 @@ use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };
@@ -308,8 +309,8 @@ impl Method for GanCegu {
             let u = uncertainty(&d)?;
             Ok(ProbeOut {
                 maps: vec![
-                    ("d_confidence".into(), ops::sigmoid(&d)?),
-                    ("uncertainty".into(), u),
+                    ProbeMap::new("d_confidence", MapKind::Confidence, ops::sigmoid(&d)?),
+                    ProbeMap::new("uncertainty", MapKind::Confidence, u),
                 ],
                 probs,
             })
@@ -318,7 +319,7 @@ impl Method for GanCegu {
 
     /// The CEGU weights of the last training batch, scaled to [0, 1] by their maximum
     /// possible value (1 + λ_u for `one_plus`; the batch maximum for `normalized`).
-    fn train_maps(&self) -> Vec<(String, Tensor)> {
+    fn train_maps(&self) -> Vec<ProbeMap> {
         let Some(w) = &self.last_w else {
             return Vec::new();
         };
@@ -331,7 +332,7 @@ impl Method for GanCegu {
         });
         scaled
             .ok()
-            .map(|t| ("cegu_weight".to_string(), t))
+            .map(|t| ProbeMap::new("cegu_weight", MapKind::Scalar, t))
             .into_iter()
             .collect()
     }

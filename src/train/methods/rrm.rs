@@ -55,6 +55,7 @@ use crate::ops::energy::{dense_energy_loss, DenseEnergyCfg};
 use crate::ops::{self, concat::concat};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };
@@ -264,7 +265,7 @@ pub struct RrmMethod {
     seed: u64,
     classes: usize,
     ignore: i32,
-    last_maps: Vec<(String, Tensor)>,
+    last_maps: Vec<ProbeMap>,
 }
 
 pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
@@ -572,10 +573,10 @@ impl Method for RrmMethod {
             labels.norm.clone()
         };
         self.last_maps = vec![
-            ("reliable_mask".into(), mask),
-            ("reliable_labels".into(), lab),
-            ("gate".into(), gate),
-            ("cam_1".into(), cam1),
+            ProbeMap::new("reliable_mask", MapKind::Mask, mask),
+            ProbeMap::new("reliable_labels", MapKind::Labels, lab),
+            ProbeMap::new("gate", MapKind::Mask, gate),
+            ProbeMap::new("cam_1", MapKind::Cam, cam1),
         ];
 
         losses.extend([
@@ -649,18 +650,18 @@ impl Method for RrmMethod {
             let shown = ops::div(&up, &ops::add_scalar(&ops::max_spatial(&up)?, NORM_EPS)?)?;
             let labels = self.reliable(&cam, &rgb, &present)?;
             let [mask, lab] = self.label_maps(x.gpu(), &labels.host, [n, h, w])?;
-            let mut maps: Vec<(String, Tensor)> = ops::concat::split(&shown, &vec![1; k], 1)?
+            let mut maps: Vec<ProbeMap> = ops::concat::split(&shown, &vec![1; k], 1)?
                 .into_iter()
                 .enumerate()
-                .map(|(c, t)| (format!("cam_{}", c + 1), t))
+                .map(|(c, t)| ProbeMap::new(format!("cam_{}", c + 1), MapKind::Cam, t))
                 .collect();
-            maps.push(("reliable_mask".into(), mask));
-            maps.push(("reliable_labels".into(), lab));
+            maps.push(ProbeMap::new("reliable_mask", MapKind::Mask, mask));
+            maps.push(ProbeMap::new("reliable_labels", MapKind::Labels, lab));
             Ok(ProbeOut { probs, maps })
         })
     }
 
-    fn train_maps(&self) -> Vec<(String, Tensor)> {
+    fn train_maps(&self) -> Vec<ProbeMap> {
         self.last_maps.clone()
     }
 }

@@ -28,6 +28,7 @@ use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };
@@ -267,7 +268,7 @@ impl Method for SsGan {
             let conf = ops::sigmoid(&ops::upsample_bilinear2d(&d, [s[2], s[3]], false)?)?;
             Ok(ProbeOut {
                 probs,
-                maps: vec![("d_confidence".into(), conf)],
+                maps: vec![ProbeMap::new("d_confidence", MapKind::Confidence, conf)],
             })
         })
     }
