@@ -53,6 +53,11 @@ pub struct AppOptions {
     pub after_secs: f64,
     /// Ignore the persisted UI state (fresh defaults).
     pub fresh: bool,
+    /// Open on this tab.
+    pub tab: Option<state::Tab>,
+    /// Window's inner size in points (default 1400×860); a tall window shows every plot of the
+    /// Plots tab at once in a screenshot.
+    pub window_size: Option<[f32; 2]>,
 }
 
 struct ScreenshotPlan {
@@ -110,6 +115,9 @@ impl AdvsegApp {
         };
         if let Some(m) = &opts.method {
             st.method = m.clone();
+        }
+        if let Some(t) = opts.tab {
+            st.tab = t;
         }
         setup::ensure_fields(&mut st);
         let method = st.method.clone();
@@ -401,13 +409,14 @@ pub fn run_native(opts: AppOptions) -> anyhow::Result<()> {
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("advseg")
         .with_app_id("advseg")
-        .with_inner_size([1400.0, 860.0]);
+        .with_inner_size(opts.window_size.unwrap_or([1400.0, 860.0]));
     if let Some(icon) = assets::icon() {
         viewport = viewport.with_icon(icon);
     }
     let native = eframe::NativeOptions {
         viewport,
-        persist_window: true,
+        // A window size asked for on the command line wins over the remembered one.
+        persist_window: opts.window_size.is_none(),
         ..Default::default()
     };
     eframe::run_native(

@@ -470,3 +470,27 @@ fn presets_are_train_config_files() {
         c.validate().unwrap();
     }
 }
+
+/// `advseg app --tab plots` opens on that tab (the screenshot script uses it to show the signal
+/// plots); the default stays the Overview.
+#[test]
+fn app_opens_on_the_tab_asked_for() {
+    use advseg::app::state::{Tab, UiState};
+    let a = AdvsegApp::new(
+        UiState::default(),
+        &AppOptions {
+            fresh: true,
+            tab: Some(Tab::Plots),
+            ..Default::default()
+        },
+    );
+    assert_eq!(a.st.tab, Tab::Plots);
+    let b = AdvsegApp::new(
+        UiState::default(),
+        &AppOptions {
+            fresh: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(b.st.tab, Tab::Overview);
+}
