@@ -79,7 +79,7 @@ impl LeafCell {
         let mut slot = self.grad.lock().unwrap();
         *slot = Some(match slot.take() {
             None => g,
-            Some(old) => crate::ops::elementwise::add(&old, &g)?,
+            Some(old) => crate::tensor::kernels::accumulate(&old, &g)?,
         });
         Ok(())
     }
@@ -326,7 +326,7 @@ fn run(
                         if let Some(&i) = leaves.get(&(Arc::as_ptr(cell) as usize)) {
                             captured[i] = Some(match captured[i].take() {
                                 None => gi,
-                                Some(old) => crate::ops::elementwise::add(&old, &gi)?,
+                                Some(old) => crate::tensor::kernels::accumulate(&old, &gi)?,
                             });
                         }
                     }
@@ -335,7 +335,7 @@ fn run(
                     let k = key(child);
                     let acc = match grads.remove(&k) {
                         None => gi,
-                        Some(old) => crate::ops::elementwise::add(&old, &gi)?,
+                        Some(old) => crate::tensor::kernels::accumulate(&old, &gi)?,
                     };
                     grads.insert(k, acc);
                 }
