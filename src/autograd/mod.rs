@@ -38,8 +38,8 @@ where
     fn backward(&self, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         // The node was built from the same `N` inputs, so the slice always has length N.
         let needs: [bool; N] = needs.try_into().map_err(|_| {
-            Error::Gpu(format!(
-                "internal: {} gradient flags for a {N}-input backward",
+            Error::Internal(format!(
+                "{} gradient flags for a {N}-input backward",
                 needs.len()
             ))
         })?;
@@ -304,8 +304,8 @@ fn run(
             r
         };
         if input_grads.len() != node.next.len() {
-            return Err(Error::Gpu(format!(
-                "internal: backward of {} returned {} gradients for {} inputs",
+            return Err(Error::Internal(format!(
+                "backward of {} returned {} gradients for {} inputs",
                 node.name,
                 input_grads.len(),
                 node.next.len()

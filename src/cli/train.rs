@@ -571,11 +571,9 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
     let mut failed: Vec<String> = Vec::new();
     for f in &files {
         if let Err(e) = predict_one(&gpu, method.as_ref(), meta.classes, &colours, min, f, &a) {
-            let why = match e.downcast_ref::<advseg::Error>() {
-                Some(
-                    e @ (advseg::Error::TooLarge { .. } | advseg::Error::BindingTooLarge { .. }),
-                ) => format!("the image is too large for this device ({e}); downscale it"),
-                _ => format!("{e:#}"),
+            let why = match too_large(&e) {
+                Some(e) => format!("the image is too large for this device ({e}); downscale it"),
+                None => format!("{e:#}"),
             };
             // Decoding errors already start with the file's path.
             let file = f.display().to_string();
@@ -664,4 +662,17 @@ fn predict_one(
         }
     }
     Ok(())
+}
+
+/// The error in `e`'s chain that is a device size limit (buffer, texture or binding), from
+/// whichever layer reported it.
+fn too_large(e: &anyhow::Error) -> Option<&(dyn std::error::Error + 'static)> {
+    e.chain().find(|c| {
+        c.downcast_ref::<advseg::train::TrainError>()
+            .is_some_and(|t| t.is_too_large())
+            || c.downcast_ref::<advseg::Error>()
+                .is_some_and(|t| t.is_too_large())
+            || c.downcast_ref::<advseg::gpu::GpuError>()
+                .is_some_and(|t| t.is_too_large())
+    })
 }

@@ -333,7 +333,7 @@ fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
 /// later pass asks for a subset of those, so a missing one is an engine bug, not user error.
 fn kept(t: &Option<Tensor>) -> Result<&Tensor> {
     t.as_ref()
-        .ok_or_else(|| Error::Gpu("internal: a backward needed an operand it did not save".into()))
+        .ok_or_else(|| Error::Internal("a backward needed an operand it did not save".into()))
 }
 
 /// `binary_raw` for an output larger than one storage binding whose inputs are laid out as the

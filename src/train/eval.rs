@@ -4,13 +4,13 @@
 use super::event::{EvalResult, ProbeSnapshot};
 use super::method::Method;
 use crate::data::{AugConfig, Dataset, Loader, LoaderConfig};
-use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::metrics::signals::{probe_scores, ProbeMaps, SignalScores, BINS};
 use crate::metrics::{ConfusionMatrix, Scores};
 use crate::ops::signals::ConfHistGpu;
 use crate::ops::softmax::argmax_channels;
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use std::sync::Arc;
 
 /// Runs the method's inference over the whole of `ds` (no augmentation, full images).
@@ -113,7 +113,7 @@ pub fn probe_signals(probes: &[ProbeSnapshot], ignore: u8, classes: usize) -> Re
     if items.is_empty() {
         return Ok(SignalScores::default());
     }
-    probe_scores(&items, ignore, classes)
+    Ok(probe_scores(&items, ignore, classes)?)
 }
 
 /// Evaluation batch for a dataset: synthetic images share one size, others may not.

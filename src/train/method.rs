@@ -4,10 +4,10 @@
 //! line in [`super::methods::METHODS`].
 
 use super::streams::{GpuBatch, Streams};
-use crate::error::Result;
 use crate::nn::arch::Model;
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 
 /// Which part of the training split a stream serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

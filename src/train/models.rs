@@ -1,13 +1,13 @@
 //! Networks and optimiser groups as the methods need them: the segmentation network with
 //! DeepLab's ×10 head group, and discriminators with a configurable width.
 
-use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::arch::{self, ArchOpts, Model};
 use crate::nn::imgdisc::Encoding;
 use crate::nn::registry::{self, Disc};
 use crate::nn::{BnMode, Kind};
 use crate::optim::ParamGroup;
+use crate::train::error::Result;
 use std::sync::Arc;
 
 /// Name prefix of the classifier head that gets the larger learning rate.
@@ -83,11 +83,11 @@ pub fn groups(m: &Model, head_mult: f32) -> Result<Vec<ParamGroup>> {
 
 /// Freezes or unfreezes every parameter (gradients still flow *through* a frozen network).
 pub fn set_trainable(m: &Model, on: bool) -> Result<()> {
-    m.store
+    Ok(m.store
         .slots()
         .iter()
         .filter(|s| s.kind == Kind::Param)
-        .try_for_each(|s| s.set_trainable(on))
+        .try_for_each(|s| s.set_trainable(on))?)
 }
 
 /// Builds and initialises SS-GAN's image-conditioned adversary (`imgdisc`) of base width `ndf`.

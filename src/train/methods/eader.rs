@@ -26,13 +26,14 @@
 
 use super::{check, table, BuildEnv};
 use crate::autograd::{self, no_grad};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::nn::arch::{ArchOpts, Model};
 use crate::nn::cam::{cam, minmax_normalize, NORM_EPS};
 use crate::nn::{registry, BnMode};
 use crate::ops::{self, concat::concat, loss::bce_with_logits};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };
@@ -150,12 +151,12 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
 
 /// Soft erasing mask `σ(ω (A − σ_t))`.
 pub fn erase_mask(a: &Tensor, omega: f32, sigma_t: f32) -> Result<Tensor> {
-    ops::sigmoid(&ops::affine(a, omega, -omega * sigma_t)?)
+    Ok(ops::sigmoid(&ops::affine(a, omega, -omega * sigma_t)?)?)
 }
 
 /// Erased image `x ⊙ (1 − M)` for images [N, 3, H, W] and masks [N, 1, H, W].
 pub fn erase(x: &Tensor, m: &Tensor) -> Result<Tensor> {
-    ops::mul(x, &ops::affine(m, -1.0, 1.0)?)
+    Ok(ops::mul(x, &ops::affine(m, -1.0, 1.0)?)?)
 }
 
 /// Whether step `g` (0-based) is a localizer step of the alternating schedule.
@@ -219,7 +220,8 @@ fn classifier(
                 "{arch:?} has no image-level classifier; use one of {}",
                 classifiers().join(", ")
             ),
-        ));
+        )
+        .into());
     }
     let opts = ArchOpts {
         backbone_stride: Some(output_stride),
@@ -246,10 +248,9 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
     let cfg: EaderConfig = env.cfg.method_config()?;
     let c = &env.cfg.common;
     if env.classes < 2 {
-        return Err(Error::invalid(
-            "eader",
-            "needs background + at least one foreground class",
-        ));
+        return Err(
+            Error::invalid("eader", "needs background + at least one foreground class").into(),
+        );
     }
     let k = env.classes - 1;
     let loc = classifier(env, &c.arch, k, cfg.output_stride, c.seed)?;
@@ -312,7 +313,7 @@ impl Eader {
         } else {
             a
         };
-        minmax_normalize(&a, NORM_EPS)
+        Ok(minmax_normalize(&a, NORM_EPS)?)
     }
 
     /// Attention maps of every foreground class [N, K, H, W] (needs the graph for Grad-CAM).
@@ -342,7 +343,7 @@ pub fn seed_scores(maps: &Tensor, present: &Tensor, thr: f32) -> Result<Tensor> 
     let keep = ops::gt(maps, &Tensor::full(gpu, &[1], thr)?)?;
     let fg = ops::mul(&ops::mul(maps, &keep)?, &p4)?;
     let bg = Tensor::full(gpu, &[s[0], 1, s[2], s[3]], 1e-5)?;
-    concat(&[&bg, &fg], 1)
+    Ok(concat(&[&bg, &fg], 1)?)
 }
 
 impl Method for Eader {
@@ -426,7 +427,7 @@ impl Method for Eader {
             masks.push(m);
         }
         let rows = |v: &[Tensor], c: usize, h: usize, w: usize| -> Result<Tensor> {
-            concat(&v.iter().collect::<Vec<_>>(), 1)?.reshape(&[n * rounds, c, h, w])
+            Ok(concat(&v.iter().collect::<Vec<_>>(), 1)?.reshape(&[n * rounds, c, h, w])?)
         };
         let a_all = rows(&maps, 1, s[2], s[3])?;
         let mut x_er = rows(&erased, 3, s[2], s[3])?;

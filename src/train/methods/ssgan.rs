@@ -21,13 +21,13 @@ use super::common::{channel_sum, parse_encoding, seg_logits};
 use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
-use crate::error::Result;
 use crate::nn::arch::Model;
 use crate::nn::imgdisc::Encoding;
 use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
 };
@@ -98,7 +98,7 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
 /// BCE of adversary logits against a constant target (1 = real), mean over positions.
 pub fn adv_bce(d_out: &Tensor, real: bool) -> Result<Tensor> {
     let target = Tensor::full(d_out.gpu(), d_out.shape(), if real { 1.0 } else { 0.0 })?;
-    bce_with_logits(d_out, &target, None)
+    Ok(bce_with_logits(d_out, &target, None)?)
 }
 
 /// Luc's softened ground truth: at a pixel with label l, `ȳ_l = max(τ, S_l)` and
@@ -116,7 +116,10 @@ pub fn scale_gt(y1h: &Tensor, s: &Tensor, tau: f32) -> Result<Tensor> {
         &ops::maximum(&ops::affine(&s_l, -1.0, 1.0)?, &eps)?,
     )?;
     let others = ops::mul(&ops::mul(&s, &ratio)?, &ops::affine(y1h, -1.0, 1.0)?)?;
-    ops::mul(&ops::add(&ops::mul(y1h, &y_l)?, &others)?, &valid)
+    Ok(ops::mul(
+        &ops::add(&ops::mul(y1h, &y_l)?, &others)?,
+        &valid,
+    )?)
 }
 
 pub struct SsGan {
@@ -228,7 +231,7 @@ impl Method for SsGan {
     }
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
+        Ok(no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))?)
     }
 
     /// D's confidence as [`Method::probe`] shows it (G runs again only when D sees G's
