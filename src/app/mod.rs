@@ -14,6 +14,7 @@ pub mod compose;
 pub mod history;
 pub mod infer;
 pub mod load;
+mod offscreen;
 pub mod plots;
 pub mod presets;
 pub mod runner;

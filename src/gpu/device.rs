@@ -113,3 +113,20 @@ pub fn choose(adapters: &[wgpu::Adapter]) -> GpuResult<usize> {
         GpuError::NoAdapter { filter: f }
     })
 }
+
+/// Every adapter of the environment's backends (`ADVSEG_BACKEND`) and the index of the one
+/// advseg would use (`advseg info`), through the same instance set-up as [`super::Gpu::new`].
+pub fn survey() -> GpuResult<(Vec<AdapterSummary>, GpuResult<usize>)> {
+    let backends = backends_from_env()?;
+    let adapters = enumerate(&instance(backends), backends);
+    let chosen = choose(&adapters);
+    Ok((adapters.iter().map(AdapterSummary::of).collect(), chosen))
+}
+
+/// A headless wgpu instance for `backends`.
+pub(super) fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    })
+}

@@ -73,10 +73,11 @@ struct Batch {
 
 /// The GPU context: one per process in practice (see [`Gpu::shared`]).
 pub struct Gpu {
-    pub device: wgpu::Device,
-    pub queue: wgpu::Queue,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    /// The adapter's name, backend and limits (the device is created with these limits).
     pub summary: AdapterSummary,
-    pub limits: wgpu::Limits,
+    limits: wgpu::Limits,
     /// Bytes one storage binding may cover: the device's `max_storage_buffer_binding_size`,
     /// or less when `ADVSEG_MAX_BINDING_BYTES` asks (tests force the split paths with it).
     binding_limit: u64,
@@ -122,17 +123,32 @@ impl Gpu {
     /// context's unsplit ones.
     pub fn new_with_binding_limit(limit: Option<u64>) -> GpuResult<Arc<Gpu>> {
         let backends = device::backends_from_env()?;
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends,
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
-        let adapters = device::enumerate(&instance, backends);
+        let adapters = device::enumerate(&device::instance(backends), backends);
         let idx = device::choose(&adapters)?;
         Self::build(adapters.into_iter().nth(idx).expect("chosen index"), limit)
     }
 
     pub fn from_adapter(adapter: wgpu::Adapter) -> GpuResult<Arc<Gpu>> {
         Self::build(adapter, None)
+    }
+
+    /// Calls `f` with "reason: message" when the device is lost (driver reset, GPU removed).
+    /// The next GPU call fails anyway; this lets a caller say why first (the app's runner).
+    pub fn on_device_lost(&self, f: impl Fn(String) + Send + 'static) {
+        self.device
+            .set_device_lost_callback(move |reason, msg| f(format!("{reason:?}: {msg}")));
+    }
+
+    /// Destroys the device as a driver reset would: for tests of device-loss handling.
+    pub fn lose_device(&self) {
+        self.device.destroy();
+    }
+
+    /// The wgpu device and queue, for one use only: rendering egui offscreen on the compute
+    /// device (`advseg bench app`, through egui-wgpu, whose API takes them). All compute goes
+    /// through this type's methods.
+    pub fn render_handles(&self) -> (&wgpu::Device, &wgpu::Queue) {
+        (&self.device, &self.queue)
     }
 
     fn build(adapter: wgpu::Adapter, limit: Option<u64>) -> GpuResult<Arc<Gpu>> {

@@ -384,7 +384,7 @@ fn gemm(
     let tiles_m = m.div_ceil(tile.tm as usize);
     let tiles_n = n.div_ceil(tile.tn as usize);
     let tiles = tiles_m * tiles_n;
-    let limit = gpu.limits.max_storage_buffer_binding_size as usize;
+    let limit = gpu.summary.max_storage_buffer_binding_size as usize;
     let max_splits = (limit / (m * n * 4).max(1)).max(1);
     let splits = cfg
         .splits

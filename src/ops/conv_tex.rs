@@ -272,7 +272,7 @@ fn run_gemm(
     } else {
         65536
     };
-    let limit = gpu.limits.max_storage_buffer_binding_size as usize;
+    let limit = gpu.summary.max_storage_buffer_binding_size as usize;
     let mn = p.m as usize * p.nn as usize;
     let max_splits = (limit / (mn * 4).max(1)).max(1);
     let splits = cfg
