@@ -95,7 +95,11 @@ pub fn evaluate(
 
 /// D's confidence (`d_confidence`) and gate (`semi_mask`) maps of the probes scored against
 /// their labels; empty scores for methods without them.
-pub fn probe_signals(probes: &[ProbeSnapshot], ignore: u8, classes: usize) -> Result<SignalScores> {
+pub fn probe_signals(
+    probes: &[ProbeSnapshot],
+    ignore: u8,
+    classes: usize,
+) -> crate::Result<SignalScores> {
     fn map<'a>(p: &'a ProbeSnapshot, name: &str) -> Option<&'a [f32]> {
         p.maps.iter().find(|m| m.0 == name).map(|m| m.1.as_slice())
     }
@@ -113,7 +117,7 @@ pub fn probe_signals(probes: &[ProbeSnapshot], ignore: u8, classes: usize) -> Re
     if items.is_empty() {
         return Ok(SignalScores::default());
     }
-    Ok(probe_scores(&items, ignore, classes)?)
+    probe_scores(&items, ignore, classes)
 }
 
 /// Evaluation batch for a dataset: synthetic images share one size, others may not.

@@ -82,12 +82,12 @@ pub fn groups(m: &Model, head_mult: f32) -> Result<Vec<ParamGroup>> {
 }
 
 /// Freezes or unfreezes every parameter (gradients still flow *through* a frozen network).
-pub fn set_trainable(m: &Model, on: bool) -> Result<()> {
-    Ok(m.store
+pub fn set_trainable(m: &Model, on: bool) -> crate::Result<()> {
+    m.store
         .slots()
         .iter()
         .filter(|s| s.kind == Kind::Param)
-        .try_for_each(|s| s.set_trainable(on))?)
+        .try_for_each(|s| s.set_trainable(on))
 }
 
 /// Builds and initialises SS-GAN's image-conditioned adversary (`imgdisc`) of base width `ndf`.

@@ -113,8 +113,7 @@ fn check_load_from(path: &Path, arch: &str) -> Result<()> {
             return Err(TrainError::checkpoint(
                 path,
                 format!("holds arch {a:?} but the run uses --arch {arch:?}"),
-            )
-            .into());
+            ));
         }
     }
     Ok(())
@@ -139,8 +138,7 @@ fn load_pretrained(gpu: &Arc<Gpu>, g: &Model, path: &Path) -> Result<()> {
                 "no tensor matches arch {:?} by name and shape ({rep}); is it from another arch?",
                 g.arch
             ),
-        )
-        .into());
+        ));
     }
     eprintln!("--load-from {}: {rep}", path.display());
     Ok(())
@@ -185,8 +183,7 @@ impl Trainer {
                     return Err(TrainError::checkpoint(
                         p,
                         format!("has {} classes, the data {classes}", ck.meta.classes),
-                    )
-                    .into());
+                    ));
                 }
                 Some(ck)
             }
@@ -485,8 +482,7 @@ impl Trainer {
                         value: *v,
                         step: self.step + 1,
                         kept: self.kept(),
-                    }
-                    .into());
+                    });
                 }
             }
             self.step += 1;
@@ -605,8 +601,7 @@ impl Trainer {
                 step: self.step,
                 what: crate::nn::checkpoint::describe_non_finite(&bad),
                 kept: self.kept(),
-            }
-            .into());
+            });
         }
         let meta = CkptMeta {
             method: self.cfg.common.method.clone(),

@@ -100,9 +100,9 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
 }
 
 /// The confidence gate: 1 where `conf ≥ t` (the official code ignores `conf < t`), else 0.
-pub fn semi_gate(conf: &Tensor, t: f32) -> Result<Tensor> {
+pub fn semi_gate(conf: &Tensor, t: f32) -> crate::Result<Tensor> {
     let tt = Tensor::full(conf.gpu(), &[1], t)?;
-    Ok(ops::affine(&ops::gt(&tt, conf)?, -1.0, 1.0)?)
+    ops::affine(&ops::gt(&tt, conf)?, -1.0, 1.0)
 }
 
 /// Gated pseudo-label loss: CE of `pred` [N, C, H, W] against `argmax pred`, averaged over the
@@ -125,9 +125,9 @@ pub fn semi_loss(pred: &Tensor, conf: &Tensor, t: f32) -> Result<(Tensor, Tensor
 }
 
 /// D's per-pixel BCE against a constant target (1 = real) over `mask` (all pixels if `None`).
-pub fn d_bce(d_out: &Tensor, real: bool, mask: Option<&Tensor>) -> Result<Tensor> {
+pub fn d_bce(d_out: &Tensor, real: bool, mask: Option<&Tensor>) -> crate::Result<Tensor> {
     let target = Tensor::full(d_out.gpu(), d_out.shape(), if real { 1.0 } else { 0.0 })?;
-    Ok(bce_with_logits(d_out, &target, mask)?)
+    bce_with_logits(d_out, &target, mask)
 }
 
 pub struct AdvSemi {

@@ -150,13 +150,13 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
 }
 
 /// Soft erasing mask `σ(ω (A − σ_t))`.
-pub fn erase_mask(a: &Tensor, omega: f32, sigma_t: f32) -> Result<Tensor> {
-    Ok(ops::sigmoid(&ops::affine(a, omega, -omega * sigma_t)?)?)
+pub fn erase_mask(a: &Tensor, omega: f32, sigma_t: f32) -> crate::Result<Tensor> {
+    ops::sigmoid(&ops::affine(a, omega, -omega * sigma_t)?)
 }
 
 /// Erased image `x ⊙ (1 − M)` for images [N, 3, H, W] and masks [N, 1, H, W].
-pub fn erase(x: &Tensor, m: &Tensor) -> Result<Tensor> {
-    Ok(ops::mul(x, &ops::affine(m, -1.0, 1.0)?)?)
+pub fn erase(x: &Tensor, m: &Tensor) -> crate::Result<Tensor> {
+    ops::mul(x, &ops::affine(m, -1.0, 1.0)?)
 }
 
 /// Whether step `g` (0-based) is a localizer step of the alternating schedule.
@@ -336,14 +336,14 @@ impl Eader {
 
 /// Pseudo-label scores [N, C, H, W]: a constant 1e-5 background channel and the maps [N, K,
 /// H, W] of the classes present (`present` [N, K] 0/1), zeroed below `thr`.
-pub fn seed_scores(maps: &Tensor, present: &Tensor, thr: f32) -> Result<Tensor> {
+pub fn seed_scores(maps: &Tensor, present: &Tensor, thr: f32) -> crate::Result<Tensor> {
     let s = maps.shape();
     let gpu = maps.gpu();
     let p4 = present.reshape(&[s[0], s[1], 1, 1])?;
     let keep = ops::gt(maps, &Tensor::full(gpu, &[1], thr)?)?;
     let fg = ops::mul(&ops::mul(maps, &keep)?, &p4)?;
     let bg = Tensor::full(gpu, &[s[0], 1, s[2], s[3]], 1e-5)?;
-    Ok(concat(&[&bg, &fg], 1)?)
+    concat(&[&bg, &fg], 1)
 }
 
 impl Method for Eader {
@@ -481,11 +481,11 @@ impl Method for Eader {
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
         let (maps, logits) = self.all_maps(x)?;
-        no_grad(|| {
+        Ok(no_grad(|| {
             let p = ops::sigmoid(&logits)?;
             let present = ops::gt(&p, &Tensor::full(x.gpu(), &[1], self.cfg.cls_threshold)?)?;
             seed_scores(&maps, &present, self.cfg.seed_threshold)
-        })
+        })?)
     }
 
     fn segment_labeled(&self, x: &Tensor, image_labels: &Tensor) -> Result<Tensor> {
@@ -493,13 +493,13 @@ impl Method for Eader {
             return self.segment(x);
         }
         let (maps, _) = self.all_maps(x)?;
-        no_grad(|| {
+        Ok(no_grad(|| {
             let k = self.classes - 1;
             let fg = ops::concat::split(image_labels, &[1, k], 1)?
                 .pop()
                 .expect("two parts");
             seed_scores(&maps, &fg, self.cfg.seed_threshold)
-        })
+        })?)
     }
 
     /// The thresholded CAM is §5.4's seed: the GT classes' maps zeroed below

@@ -121,13 +121,13 @@ impl WeightForm {
 }
 
 /// Uncertainty `1 − σ(d_logits)`, detached → [N, 1, H, W] in [0, 1].
-pub fn uncertainty(d_logits: &Tensor) -> Result<Tensor> {
-    Ok(ops::affine(&ops::sigmoid(&d_logits.detach())?, -1.0, 1.0)?)
+pub fn uncertainty(d_logits: &Tensor) -> crate::Result<Tensor> {
+    ops::affine(&ops::sigmoid(&d_logits.detach())?, -1.0, 1.0)
 }
 
 /// CEGU pixel weights [N, 1, H, W] from the uncertainty `u` and the valid-pixel mask (both
 /// [N, 1, H, W]); constants (no gradient). Ignored pixels get weight 0.
-pub fn cegu_weights(u: &Tensor, valid: &Tensor, form: WeightForm) -> Result<Tensor> {
+pub fn cegu_weights(u: &Tensor, valid: &Tensor, form: WeightForm) -> crate::Result<Tensor> {
     let w = match form {
         WeightForm::OnePlus(l) => ops::affine(u, l, 1.0)?,
         WeightForm::Normalized => {
@@ -136,18 +136,23 @@ pub fn cegu_weights(u: &Tensor, valid: &Tensor, form: WeightForm) -> Result<Tens
             ops::div(u, &ops::maximum(&m, &eps)?)?
         }
     };
-    Ok(ops::mul(&w, valid).map(|w| w.detach())?)
+    ops::mul(&w, valid).map(|w| w.detach())
 }
 
 /// `L_CEGU = Σ_Ω w_i·(−log S_{i,y_i}) / |Ω|` for logits [N, C, H, W] and weights [N, 1, H, W].
-pub fn cegu_loss(logits: &Tensor, labels: &Tensor, ignore: i32, w: &Tensor) -> Result<Tensor> {
+pub fn cegu_loss(
+    logits: &Tensor,
+    labels: &Tensor,
+    ignore: i32,
+    w: &Tensor,
+) -> crate::Result<Tensor> {
     let s = logits.shape();
-    Ok(cross_entropy(
+    cross_entropy(
         logits,
         labels,
         ignore,
         Some(&w.reshape(&[s[0], s[2], s[3]])?),
-    )?)
+    )
 }
 
 pub struct GanCegu {

@@ -96,15 +96,15 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
 }
 
 /// BCE of adversary logits against a constant target (1 = real), mean over positions.
-pub fn adv_bce(d_out: &Tensor, real: bool) -> Result<Tensor> {
+pub fn adv_bce(d_out: &Tensor, real: bool) -> crate::Result<Tensor> {
     let target = Tensor::full(d_out.gpu(), d_out.shape(), if real { 1.0 } else { 0.0 })?;
-    Ok(bce_with_logits(d_out, &target, None)?)
+    bce_with_logits(d_out, &target, None)
 }
 
 /// Luc's softened ground truth: at a pixel with label l, `ȳ_l = max(τ, S_l)` and
 /// `ȳ_c = S_c·(1 − ȳ_l)/(1 − S_l)` for c ≠ l; ignored pixels (all-zero `y1h`) stay zero.
 /// `y1h`, `s`: [N, C, H, W]; `s` is used as a constant.
-pub fn scale_gt(y1h: &Tensor, s: &Tensor, tau: f32) -> Result<Tensor> {
+pub fn scale_gt(y1h: &Tensor, s: &Tensor, tau: f32) -> crate::Result<Tensor> {
     let gpu = s.gpu();
     let s = s.detach();
     let valid = channel_sum(y1h)?;
@@ -116,10 +116,7 @@ pub fn scale_gt(y1h: &Tensor, s: &Tensor, tau: f32) -> Result<Tensor> {
         &ops::maximum(&ops::affine(&s_l, -1.0, 1.0)?, &eps)?,
     )?;
     let others = ops::mul(&ops::mul(&s, &ratio)?, &ops::affine(y1h, -1.0, 1.0)?)?;
-    Ok(ops::mul(
-        &ops::add(&ops::mul(y1h, &y_l)?, &others)?,
-        &valid,
-    )?)
+    ops::mul(&ops::add(&ops::mul(y1h, &y_l)?, &others)?, &valid)
 }
 
 pub struct SsGan {
