@@ -73,3 +73,19 @@ pub fn names() -> impl Iterator<Item = (&'static str, &'static str)> {
         .iter()
         .flat_map(|(m, cases)| cases.iter().map(move |(n, _)| (*m, *n)))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Two modules registering one name would leave the later one unreachable.
+    #[test]
+    fn case_names_are_unique() {
+        let mut seen = std::collections::BTreeMap::new();
+        for (module, name) in super::names() {
+            if let Some(first) = seen.insert(name, module) {
+                panic!("case op {name:?} is registered by {first} and {module}");
+            }
+        }
+        assert!(seen.len() >= 25, "{seen:?}");
+        assert!(super::find("conv2d").is_some() && super::find("no_such_op").is_none());
+    }
+}
