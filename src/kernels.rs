@@ -17,7 +17,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         ops::conv_tex::gemm_params_layout(),
         ops::crf::params_layout(),
         ops::dropout::params_layout(),
-        ops::elementwise::params_layout(),
+        crate::tensor::kernels::params_layout(),
         ops::energy::params_layout(),
         ops::finite::params_layout(),
         ops::loss::params_layout(),

@@ -1,8 +1,11 @@
 //! advseg: adversarial, semi-supervised and weakly-supervised semantic segmentation on any GPU.
 //!
-//! Layers, bottom up: [`gpu`] (wgpu device, buffers, kernel dispatch) → [`tensor`] and
-//! [`autograd`] → [`ops`] (differentiable ops over WGSL kernels) → [`optim`] → [`nn`] → [`train`] (one trainer, methods as plug-ins,
-//! observers of its event stream).
+//! Layers, bottom up, each importing only those below it (checked by `tests/it/layers.rs`):
+//! [`gpu`] (wgpu device, buffers, kernel dispatch; [`gpu::GpuError`]) → [`tensor`] and
+//! [`autograd`] ([`Error`], the core error, wrapping `GpuError`) → [`ops`] and [`optim`] →
+//! [`nn`] → [`train`] (one trainer, methods as plug-ins, observers of its event stream;
+//! [`train::TrainError`], wrapping [`Error`] and [`data::DataError`]). [`data`] (files, decoding,
+//! loader) needs no GPU and sits beside the engine.
 
 #[cfg(feature = "app")]
 pub mod app;

@@ -46,7 +46,7 @@ fn device_loss_is_a_message_and_keeps_the_checkpoint() {
         );
         if !lost && !h.state().history.checkpoints.is_empty() {
             // What a driver reset looks like to wgpu.
-            advseg::Gpu::shared().unwrap().device.destroy();
+            advseg::Gpu::shared().unwrap().lose_device();
             lost = true;
         }
         std::thread::sleep(Duration::from_millis(20));

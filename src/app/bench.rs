@@ -4,11 +4,11 @@
 //! it offscreen through egui-wgpu on a second device, as a window would, at most 60 frames
 //! per second. Prints both runs' steps/s and the frame times.
 
+use super::offscreen::Offscreen;
 use super::state::{Tab, UiState};
 use super::{AdvsegApp, AppOptions};
 use crate::train::{Event, Observer, Trainer, TrainerOptions};
 use crate::Gpu;
-use eframe::egui_wgpu::{self, wgpu};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,89 +118,6 @@ fn headless(o: &AppBenchOptions, gpu: &Arc<Gpu>, iters: usize) -> anyhow::Result
     t.run()?;
     let s = secs.lock().unwrap().unwrap_or(f64::NAN);
     Ok(iters as f64 / s)
-}
-
-/// Draws egui output into an offscreen texture, as eframe draws into a window's surface.
-struct Offscreen {
-    gpu: Arc<Gpu>,
-    renderer: egui_wgpu::Renderer,
-    target: wgpu::Texture,
-}
-
-impl Offscreen {
-    fn new(size: [u32; 2]) -> anyhow::Result<Self> {
-        // The window has its own device, as eframe creates one next to the trainer's.
-        let gpu = Gpu::new()?;
-        let format = wgpu::TextureFormat::Rgba8Unorm;
-        let renderer =
-            egui_wgpu::Renderer::new(&gpu.device, format, egui_wgpu::RendererOptions::default());
-        let target = gpu.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("bench frame"),
-            size: wgpu::Extent3d {
-                width: size[0],
-                height: size[1],
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
-            view_formats: &[],
-        });
-        Ok(Offscreen {
-            gpu,
-            renderer,
-            target,
-        })
-    }
-
-    fn draw(&mut self, ctx: &egui::Context, mut out: egui::FullOutput) -> anyhow::Result<()> {
-        let (device, queue) = (&self.gpu.device, &self.gpu.queue);
-        let mut delta = std::mem::take(&mut out.textures_delta);
-        for (id, imgs) in delta.set.drain() {
-            for img in imgs {
-                self.renderer.update_texture(device, queue, id, &img);
-            }
-        }
-        let jobs = ctx.tessellate(out.shapes, out.pixels_per_point);
-        let screen = egui_wgpu::ScreenDescriptor {
-            size_in_pixels: [self.target.width(), self.target.height()],
-            pixels_per_point: out.pixels_per_point,
-        };
-        let mut enc = device.create_command_encoder(&Default::default());
-        let user = self
-            .renderer
-            .update_buffers(device, queue, &mut enc, &jobs, &screen);
-        let view = self.target.create_view(&Default::default());
-        {
-            let mut pass = enc
-                .begin_render_pass(&wgpu::RenderPassDescriptor {
-                    label: Some("bench frame"),
-                    color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                        view: &view,
-                        resolve_target: None,
-                        ops: wgpu::Operations {
-                            load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                            store: wgpu::StoreOp::Store,
-                        },
-                        depth_slice: None,
-                    })],
-                    ..Default::default()
-                })
-                .forget_lifetime();
-            self.renderer.render(&mut pass, &jobs, &screen);
-        }
-        queue.submit(user.into_iter().chain(std::iter::once(enc.finish())));
-        // A presented frame is a finished frame: wait, as a swap chain would.
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        for id in delta.free.drain() {
-            self.renderer.free_texture(&id);
-        }
-        Ok(())
-    }
 }
 
 /// Steps per second with the app watching, and every frame's time in ms.

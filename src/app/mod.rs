@@ -18,6 +18,7 @@ mod controls;
 pub mod history;
 pub mod infer;
 pub mod load;
+mod offscreen;
 pub mod plots;
 pub mod presets;
 pub mod runner;
@@ -387,9 +388,9 @@ impl eframe::App for AdvsegApp {
 }
 
 /// A run the session refused, as the app says it.
-fn session_error(e: crate::Error) -> String {
+fn session_error(e: TrainError) -> String {
     match e {
-        crate::Error::Train(TrainError::RunDirTaken { dir }) => format!(
+        TrainError::RunDirTaken { dir } => format!(
             "{} already holds a run: use \"Resume run dir\" or choose another run dir",
             dir.display()
         ),

@@ -131,8 +131,8 @@ fn train(
     let gpu = Gpu::shared()?;
     // The trainer thread then fails on its next GPU call; this says why, first.
     let (tx, wake) = (ui.tx.clone(), ui.wake.clone());
-    gpu.device.set_device_lost_callback(move |reason, msg| {
-        let _ = tx.send(Msg::DeviceLost(format!("{reason:?}: {msg}")));
+    gpu.on_device_lost(move |why| {
+        let _ = tx.send(Msg::DeviceLost(why));
         if let Some(c) = &wake {
             c.request_repaint();
         }

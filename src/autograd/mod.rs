@@ -38,8 +38,8 @@ where
     fn backward(&self, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         // The node was built from the same `N` inputs, so the slice always has length N.
         let needs: [bool; N] = needs.try_into().map_err(|_| {
-            Error::Gpu(format!(
-                "internal: {} gradient flags for a {N}-input backward",
+            Error::Internal(format!(
+                "{} gradient flags for a {N}-input backward",
                 needs.len()
             ))
         })?;
@@ -79,7 +79,7 @@ impl LeafCell {
         let mut slot = self.grad.lock().unwrap();
         *slot = Some(match slot.take() {
             None => g,
-            Some(old) => crate::ops::elementwise::add(&old, &g)?,
+            Some(old) => crate::tensor::kernels::accumulate(&old, &g)?,
         });
         Ok(())
     }
@@ -304,8 +304,8 @@ fn run(
             r
         };
         if input_grads.len() != node.next.len() {
-            return Err(Error::Gpu(format!(
-                "internal: backward of {} returned {} gradients for {} inputs",
+            return Err(Error::Internal(format!(
+                "backward of {} returned {} gradients for {} inputs",
                 node.name,
                 input_grads.len(),
                 node.next.len()
@@ -326,7 +326,7 @@ fn run(
                         if let Some(&i) = leaves.get(&(Arc::as_ptr(cell) as usize)) {
                             captured[i] = Some(match captured[i].take() {
                                 None => gi,
-                                Some(old) => crate::ops::elementwise::add(&old, &gi)?,
+                                Some(old) => crate::tensor::kernels::accumulate(&old, &gi)?,
                             });
                         }
                     }
@@ -335,7 +335,7 @@ fn run(
                     let k = key(child);
                     let acc = match grads.remove(&k) {
                         None => gi,
-                        Some(old) => crate::ops::elementwise::add(&old, &gi)?,
+                        Some(old) => crate::tensor::kernels::accumulate(&old, &gi)?,
                     };
                     grads.insert(k, acc);
                 }

@@ -4,18 +4,11 @@ use advseg::gpu::device;
 use anyhow::Result;
 
 pub fn run() -> Result<()> {
-    let backends = device::backends_from_env()?;
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends,
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
-    let adapters = device::enumerate(&instance, backends);
-    let chosen = device::choose(&adapters);
+    let (adapters, chosen) = device::survey()?;
     if adapters.is_empty() {
         println!("no adapters found");
     }
-    for (i, a) in adapters.iter().enumerate() {
-        let s = device::AdapterSummary::of(a);
+    for (i, s) in adapters.iter().enumerate() {
         let mark = if chosen.as_ref().ok() == Some(&i) {
             "*"
         } else {

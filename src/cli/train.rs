@@ -152,7 +152,7 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         &ResumeFrom::from_flag(a.resume.as_deref()),
     )
     .map_err(|e| match e {
-        advseg::Error::Train(TrainError::RunDirTaken { dir }) => anyhow::anyhow!(
+        TrainError::RunDirTaken { dir } => anyhow::anyhow!(
             "{} already holds a run; pass --resume auto to continue it or choose another --out",
             dir.display()
         ),
@@ -537,11 +537,9 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
             norm: cfg.normalise(),
         };
         if let Err(e) = predict_one(&gpu, &net, f, &a) {
-            let why = match e.downcast_ref::<advseg::Error>() {
-                Some(
-                    e @ (advseg::Error::TooLarge { .. } | advseg::Error::BindingTooLarge { .. }),
-                ) => format!("the image is too large for this device ({e}); downscale it"),
-                _ => format!("{e:#}"),
+            let why = match too_large(&e) {
+                Some(e) => format!("the image is too large for this device ({e}); downscale it"),
+                None => format!("{e:#}"),
             };
             // Decoding errors already start with the file's path.
             let file = f.display().to_string();
@@ -640,4 +638,17 @@ fn predict_one(gpu: &Arc<Gpu>, net: &Net<'_>, f: &Path, a: &PredictArgs) -> Resu
         }
     }
     Ok(())
+}
+
+/// The error in `e`'s chain that is a device size limit (buffer, texture or binding), from
+/// whichever layer reported it.
+fn too_large(e: &anyhow::Error) -> Option<&(dyn std::error::Error + 'static)> {
+    e.chain().find(|c| {
+        c.downcast_ref::<advseg::train::TrainError>()
+            .is_some_and(|t| t.is_too_large())
+            || c.downcast_ref::<advseg::Error>()
+                .is_some_and(|t| t.is_too_large())
+            || c.downcast_ref::<advseg::gpu::GpuError>()
+                .is_some_and(|t| t.is_too_large())
+    })
 }

@@ -2,8 +2,8 @@
 //! buffers or aligned ranges of tensors larger than one storage binding, and the engine's
 //! binding limit (`ADVSEG_MAX_BINDING_BYTES`).
 
+use super::error::{GpuError, GpuResult};
 use super::{GpuBuffer, GpuTexture};
-use crate::error::{Error, Result};
 
 /// How a kernel uses a binding; must match the WGSL declaration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,19 +82,19 @@ fn range(b: &GpuBuffer, offset: u64, size: u64) -> Res<'_> {
 
 /// The engine's binding limit: the device's, lowered by `ADVSEG_MAX_BINDING_BYTES` (rounded
 /// down to the offset alignment), so the split paths of large tensors run at small sizes.
-pub(super) fn binding_limit_from_env(device: u64, align: u64) -> Result<u64> {
+pub(super) fn binding_limit_from_env(device: u64, align: u64) -> GpuResult<u64> {
     const VAR: &str = "ADVSEG_MAX_BINDING_BYTES";
     let Some(v) = std::env::var_os(VAR) else {
         return Ok(device);
     };
     let v = v.to_string_lossy().into_owned();
-    let bytes: u64 = v.trim().parse().map_err(|_| Error::BadEnv {
+    let bytes: u64 = v.trim().parse().map_err(|_| GpuError::BadEnv {
         var: VAR,
         value: v.clone(),
         why: "expected a number of bytes".into(),
     })?;
     if bytes < align.max(1024) {
-        return Err(Error::BadEnv {
+        return Err(GpuError::BadEnv {
             var: VAR,
             value: v,
             why: format!(

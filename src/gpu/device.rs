@@ -1,6 +1,6 @@
 //! Adapter discovery and selection (`ADVSEG_BACKEND`, `ADVSEG_ADAPTER`).
 
-use crate::error::{Error, Result};
+use super::error::{GpuError, GpuResult};
 
 /// What `advseg info` shows about one adapter.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ impl AdapterSummary {
 }
 
 /// Backends allowed by `ADVSEG_BACKEND` (all native ones when unset).
-pub fn backends_from_env() -> Result<wgpu::Backends> {
+pub fn backends_from_env() -> GpuResult<wgpu::Backends> {
     match std::env::var("ADVSEG_BACKEND") {
         Err(_) => Ok(wgpu::Backends::all()),
         Ok(v) if v.trim().is_empty() => Ok(wgpu::Backends::all()),
@@ -48,7 +48,7 @@ pub fn backends_from_env() -> Result<wgpu::Backends> {
             "metal" => Ok(wgpu::Backends::METAL),
             "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
             "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
-            _ => Err(Error::BadEnv {
+            _ => Err(GpuError::BadEnv {
                 var: "ADVSEG_BACKEND",
                 value: v,
                 why: "expected one of vulkan, metal, dx12, gl".into(),
@@ -82,7 +82,7 @@ pub fn enumerate(instance: &wgpu::Instance, backends: wgpu::Backends) -> Vec<wgp
 
 /// Index into `adapters` of the one advseg would use: the `ADVSEG_ADAPTER` substring filter,
 /// then discrete before integrated before software, native APIs before GL.
-pub fn choose(adapters: &[wgpu::Adapter]) -> Result<usize> {
+pub fn choose(adapters: &[wgpu::Adapter]) -> GpuResult<usize> {
     let filter = std::env::var("ADVSEG_ADAPTER")
         .ok()
         .filter(|s| !s.trim().is_empty());
@@ -110,6 +110,23 @@ pub fn choose(adapters: &[wgpu::Adapter]) -> Result<usize> {
                 " matching ADVSEG_ADAPTER={a:?} (adapters present: {names:?})"
             ));
         }
-        Error::NoAdapter { filter: f }
+        GpuError::NoAdapter { filter: f }
+    })
+}
+
+/// Every adapter of the environment's backends (`ADVSEG_BACKEND`) and the index of the one
+/// advseg would use (`advseg info`), through the same instance set-up as [`super::Gpu::new`].
+pub fn survey() -> GpuResult<(Vec<AdapterSummary>, GpuResult<usize>)> {
+    let backends = backends_from_env()?;
+    let adapters = enumerate(&instance(backends), backends);
+    let chosen = choose(&adapters);
+    Ok((adapters.iter().map(AdapterSummary::of).collect(), chosen))
+}
+
+/// A headless wgpu instance for `backends`.
+pub(super) fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
     })
 }

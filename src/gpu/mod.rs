@@ -7,6 +7,7 @@ mod bind;
 pub mod codes;
 mod counters;
 pub mod device;
+mod error;
 pub mod layout;
 mod pipeline_cache;
 mod pool;
@@ -18,10 +19,10 @@ use bind::{binding_limit_from_env, Res};
 pub use bind::{r, r_at, r_elems, store_tex, tex, w, w_at, w_elems, Access, Bind};
 pub use counters::{CounterSnapshot, Counters};
 pub use device::AdapterSummary;
+pub use error::{GpuError, GpuResult};
 pub use pipeline_cache::{cache_dir, fnv1a};
 pub use texture::GpuTexture;
 
-use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -72,10 +73,11 @@ struct Batch {
 
 /// The GPU context: one per process in practice (see [`Gpu::shared`]).
 pub struct Gpu {
-    pub device: wgpu::Device,
-    pub queue: wgpu::Queue,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    /// The adapter's name, backend and limits (the device is created with these limits).
     pub summary: AdapterSummary,
-    pub limits: wgpu::Limits,
+    limits: wgpu::Limits,
     /// Bytes one storage binding may cover: the device's `max_storage_buffer_binding_size`,
     /// or less when `ADVSEG_MAX_BINDING_BYTES` asks (tests force the split paths with it).
     binding_limit: u64,
@@ -103,15 +105,15 @@ static SHARED: OnceLock<std::result::Result<Arc<Gpu>, String>> = OnceLock::new()
 
 impl Gpu {
     /// The process-wide context, created on first use from the environment's adapter choice.
-    pub fn shared() -> Result<Arc<Gpu>> {
+    pub fn shared() -> GpuResult<Arc<Gpu>> {
         SHARED
             .get_or_init(|| Gpu::new().map_err(|e| e.to_string()))
             .clone()
-            .map_err(Error::Gpu)
+            .map_err(GpuError::Backend)
     }
 
     /// Creates a context on the adapter chosen by [`device::choose`], with that adapter's limits.
-    pub fn new() -> Result<Arc<Gpu>> {
+    pub fn new() -> GpuResult<Arc<Gpu>> {
         Self::new_with_binding_limit(None)
     }
 
@@ -119,22 +121,37 @@ impl Gpu {
     /// down to the offset alignment), as `ADVSEG_MAX_BINDING_BYTES` does, but for this context
     /// only: tests run the split paths of large tensors at small sizes next to the shared
     /// context's unsplit ones.
-    pub fn new_with_binding_limit(limit: Option<u64>) -> Result<Arc<Gpu>> {
+    pub fn new_with_binding_limit(limit: Option<u64>) -> GpuResult<Arc<Gpu>> {
         let backends = device::backends_from_env()?;
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends,
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
-        let adapters = device::enumerate(&instance, backends);
+        let adapters = device::enumerate(&device::instance(backends), backends);
         let idx = device::choose(&adapters)?;
         Self::build(adapters.into_iter().nth(idx).expect("chosen index"), limit)
     }
 
-    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Gpu>> {
+    pub fn from_adapter(adapter: wgpu::Adapter) -> GpuResult<Arc<Gpu>> {
         Self::build(adapter, None)
     }
 
-    fn build(adapter: wgpu::Adapter, limit: Option<u64>) -> Result<Arc<Gpu>> {
+    /// Calls `f` with "reason: message" when the device is lost (driver reset, GPU removed).
+    /// The next GPU call fails anyway; this lets a caller say why first (the app's runner).
+    pub fn on_device_lost(&self, f: impl Fn(String) + Send + 'static) {
+        self.device
+            .set_device_lost_callback(move |reason, msg| f(format!("{reason:?}: {msg}")));
+    }
+
+    /// Destroys the device as a driver reset would: for tests of device-loss handling.
+    pub fn lose_device(&self) {
+        self.device.destroy();
+    }
+
+    /// The wgpu device and queue, for one use only: rendering egui offscreen on the compute
+    /// device (`advseg bench app`, through egui-wgpu, whose API takes them). All compute goes
+    /// through this type's methods.
+    pub fn render_handles(&self) -> (&wgpu::Device, &wgpu::Queue) {
+        (&self.device, &self.queue)
+    }
+
+    fn build(adapter: wgpu::Adapter, limit: Option<u64>) -> GpuResult<Arc<Gpu>> {
         let summary = AdapterSummary::of(&adapter);
         let info = adapter.get_info();
         let subgroup = (adapter.features().contains(wgpu::Features::SUBGROUP)
@@ -149,7 +166,7 @@ impl Gpu {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|source| Error::RequestDevice {
+        .map_err(|source| GpuError::RequestDevice {
             adapter: summary.name.clone(),
             source,
         })?;
@@ -185,7 +202,7 @@ impl Gpu {
             None => binding_limit,
             Some(l) if l >= offset_align => binding_limit.min(l) / offset_align * offset_align,
             Some(l) => {
-                return Err(Error::invalid(
+                return Err(GpuError::invalid(
                     "binding limit",
                     format!("{l} bytes is below the storage offset alignment ({offset_align})"),
                 ))
@@ -255,12 +272,12 @@ impl Gpu {
             + self.pool.lock().unwrap().clear()
     }
 
-    fn take_errors(&self) -> Result<()> {
+    fn take_errors(&self) -> GpuResult<()> {
         let mut e = self.errors.lock().unwrap();
         if e.is_empty() {
             Ok(())
         } else {
-            Err(Error::Gpu(std::mem::take(&mut *e).join("; ")))
+            Err(GpuError::Backend(std::mem::take(&mut *e).join("; ")))
         }
     }
 
@@ -286,11 +303,11 @@ impl Gpu {
     /// A storage buffer of at least `bytes` bytes from the pool; contents are undefined.
     /// Buffers may exceed [`Gpu::binding_limit`] (up to the device's `max_buffer_size`): such
     /// a tensor can only be bound in ranges, and a kernel binding it whole is refused.
-    pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: u64) -> Result<GpuBuffer> {
+    pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: u64) -> GpuResult<GpuBuffer> {
         let limit = self.binding_limit;
         let max = self.limits.max_buffer_size;
         if bytes > max {
-            return Err(Error::TooLarge {
+            return Err(GpuError::TooLarge {
                 op,
                 bytes,
                 limit: max,
@@ -331,7 +348,7 @@ impl Gpu {
     }
 
     /// A buffer whose first `bytes` bytes are zero (cleared in stream order).
-    pub fn zeros(self: &Arc<Self>, op: &'static str, bytes: u64) -> Result<GpuBuffer> {
+    pub fn zeros(self: &Arc<Self>, op: &'static str, bytes: u64) -> GpuResult<GpuBuffer> {
         let b = self.alloc(op, bytes)?;
         let mut batch = self.batch.lock().unwrap();
         batch.pass = None;
@@ -341,7 +358,7 @@ impl Gpu {
     }
 
     /// A buffer holding `data` (written after all work recorded so far).
-    pub fn upload(self: &Arc<Self>, op: &'static str, data: &[u8]) -> Result<GpuBuffer> {
+    pub fn upload(self: &Arc<Self>, op: &'static str, data: &[u8]) -> GpuResult<GpuBuffer> {
         let b = self.alloc(op, data.len() as u64)?;
         self.write(&b, 0, data)?;
         Ok(b)
@@ -349,12 +366,12 @@ impl Gpu {
 
     /// Overwrites bytes of `b` in stream order. Pending work is submitted first because queue
     /// writes land before the next submit's commands, which may still read the old contents.
-    pub fn write(&self, b: &GpuBuffer, offset: u64, data: &[u8]) -> Result<()> {
+    pub fn write(&self, b: &GpuBuffer, offset: u64, data: &[u8]) -> GpuResult<()> {
         if data.is_empty() {
             return Ok(());
         }
         if offset + data.len() as u64 > b.class {
-            return Err(Error::invalid(
+            return Err(GpuError::invalid(
                 "write",
                 format!(
                     "{} bytes at {offset} overflow a {}-byte buffer",
@@ -383,12 +400,12 @@ impl Gpu {
         })
     }
 
-    fn module(&self, name: &'static str) -> Result<Arc<wgpu::ShaderModule>> {
+    fn module(&self, name: &'static str) -> GpuResult<Arc<wgpu::ShaderModule>> {
         if let Some(m) = self.modules.lock().unwrap().get(name) {
             return Ok(m.clone());
         }
         let src = shader_source(name).ok_or_else(|| {
-            Error::invalid("dispatch", format!("no shader named {name:?} in shaders/"))
+            GpuError::invalid("dispatch", format!("no shader named {name:?} in shaders/"))
         })?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let m = self
@@ -398,23 +415,23 @@ impl Gpu {
                 source: wgpu::ShaderSource::Wgsl(src.into()),
             });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("shaders/{name}.wgsl: {e}")));
+            return Err(GpuError::Backend(format!("shaders/{name}.wgsl: {e}")));
         }
         let m = Arc::new(m);
         self.modules.lock().unwrap().insert(name, m.clone());
         Ok(m)
     }
 
-    fn pipeline(&self, key: &PipeKey) -> Result<Arc<Pipe>> {
+    fn pipeline(&self, key: &PipeKey) -> GpuResult<Arc<Pipe>> {
         if let Some(p) = self.pipelines.lock().unwrap().get(key) {
             return Ok(p.clone());
         }
         let module = self.module(key.shader)?;
         let src = shader_source(key.shader).unwrap_or_default();
         let used = reflect::used_bindings(key.shader, src, key.entry)
-            .map_err(|e| Error::invalid("dispatch", e))?;
+            .map_err(|e| GpuError::invalid("dispatch", e))?;
         if let Some(&b) = used.iter().find(|&&b| b as usize > key.access.len()) {
-            return Err(Error::invalid(
+            return Err(GpuError::invalid(
                 "dispatch",
                 format!(
                     "{}::{} uses binding {b} but was given {} (bindings 1..)",
@@ -495,7 +512,7 @@ impl Gpu {
             c.mark_dirty();
         }
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!(
+            return Err(GpuError::Backend(format!(
                 "shaders/{}.wgsl entry {}: {e}",
                 key.shader, key.entry
             )));
@@ -535,10 +552,10 @@ impl Gpu {
         params: &P,
         binds: &[Bind<'_>],
         groups: [u32; 3],
-    ) -> Result<()> {
+    ) -> GpuResult<()> {
         let maxd = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > maxd) {
-            return Err(Error::invalid(
+            return Err(GpuError::invalid(
                 "dispatch",
                 format!(
                     "{shader}::{entry}: grid {groups:?} exceeds {maxd} workgroups per dimension"
@@ -584,7 +601,7 @@ impl Gpu {
         params: &P,
         binds: &[Bind<'_>],
         groups: [u32; 3],
-    ) -> Result<()> {
+    ) -> GpuResult<()> {
         let key = PipeKey {
             shader,
             entry,
@@ -622,7 +639,7 @@ impl Gpu {
                 Res::View(_) => 0,
             };
             if size > self.binding_limit {
-                return Err(Error::BindingTooLarge {
+                return Err(GpuError::BindingTooLarge {
                     kernel: format!("{shader}::{entry}"),
                     what: format!("binding {}", i + 1),
                     bytes: size,
@@ -672,7 +689,7 @@ impl Gpu {
         Ok(())
     }
 
-    fn submit(&self, batch: &mut Batch) -> Result<()> {
+    fn submit(&self, batch: &mut Batch) -> GpuResult<()> {
         if let Some(c) = &self.disk_cache {
             // Pipelines compiled since the last submit are kept for later processes.
             c.save_if_dirty();
@@ -691,17 +708,17 @@ impl Gpu {
     }
 
     /// Submits all recorded work (does not wait for it).
-    pub fn flush(&self) -> Result<()> {
+    pub fn flush(&self) -> GpuResult<()> {
         let mut batch = self.batch.lock().unwrap();
         self.submit(&mut batch)
     }
 
     /// Waits until the GPU has finished all submitted work.
-    pub fn sync(&self) -> Result<()> {
+    pub fn sync(&self) -> GpuResult<()> {
         self.flush()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(e.to_string()))?;
+            .map_err(|e| GpuError::Backend(e.to_string()))?;
         self.take_errors()
     }
 
@@ -719,7 +736,7 @@ impl Gpu {
 
     /// Copies `len` bytes at `offset` of `b` back to the host (submits and waits). Large reads
     /// go through the staging buffer in pieces, so it stays within `max_buffer_size`.
-    pub fn read(&self, b: &GpuBuffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+    pub fn read(&self, b: &GpuBuffer, offset: u64, len: u64) -> GpuResult<Vec<u8>> {
         const PIECE: u64 = 64 << 20;
         if len <= PIECE {
             return self.read_piece(b, offset, len);
@@ -734,7 +751,7 @@ impl Gpu {
         Ok(out)
     }
 
-    fn read_piece(&self, b: &GpuBuffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+    fn read_piece(&self, b: &GpuBuffer, offset: u64, len: u64) -> GpuResult<Vec<u8>> {
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -768,14 +785,14 @@ impl Gpu {
         });
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(e.to_string()))?;
+            .map_err(|e| GpuError::Backend(e.to_string()))?;
         rx.recv()
-            .map_err(|e| Error::Gpu(e.to_string()))?
-            .map_err(|e| Error::Gpu(format!("mapping readback buffer: {e}")))?;
+            .map_err(|e| GpuError::Backend(e.to_string()))?
+            .map_err(|e| GpuError::Backend(format!("mapping readback buffer: {e}")))?;
         let out = {
             let view = staging
                 .get_mapped_range(0..padded)
-                .map_err(|e| Error::Gpu(e.to_string()))?;
+                .map_err(|e| GpuError::Backend(e.to_string()))?;
             view[..len as usize].to_vec()
         };
         staging.unmap();

@@ -4,8 +4,8 @@
 //! power-of-two width TW, so kernels address a 1-d array of vec4 without divisions. Textures
 //! are recycled by row count like buffers, so steady-state training creates none.
 
-use super::{Gpu, Result};
-use crate::error::Error;
+use super::error::{GpuError, GpuResult};
+use super::Gpu;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -103,12 +103,12 @@ impl Gpu {
     }
 
     /// An operand texture of at least `texels` texels (contents undefined).
-    pub fn alloc_texels(self: &Arc<Self>, op: &'static str, texels: u64) -> Result<GpuTexture> {
+    pub fn alloc_texels(self: &Arc<Self>, op: &'static str, texels: u64) -> GpuResult<GpuTexture> {
         let shift = self.texture_width_shift();
         let rows = texels.div_ceil(1 << shift).max(1);
         let max_rows = self.limits.max_texture_dimension_2d;
         if rows > max_rows as u64 {
-            return Err(Error::TooLarge {
+            return Err(GpuError::TooLarge {
                 op,
                 bytes: texels * TEXEL_BYTES,
                 limit: self.max_texels() * TEXEL_BYTES,

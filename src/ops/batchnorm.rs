@@ -3,6 +3,7 @@
 //! (each only when asked for, so frozen affine parameters cost nothing).
 //! Shader: `shaders/batchnorm.wgsl`.
 
+use super::cases::{CaseArgs, Cases, Outputs};
 use crate::error::{Error, Result};
 use crate::gpu::{r, w, GpuBuffer};
 use crate::tensor::{DType, Tensor};
@@ -278,31 +279,25 @@ pub fn batch_norm2d(
     ))
 }
 
-/// Parity-case evaluations of this module's ops.
-pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
-    use crate::testing::parity::{CaseCtx, Outputs};
-    Some(match name {
-        "batch_norm2d" => |c: &CaseCtx| -> Result<Outputs> {
-            let x = c.input("x")?;
-            let weight = c.opt_input("weight")?;
-            let bias = c.opt_input("bias")?;
-            let rm = c.input("running_mean")?;
-            let rv = c.input("running_var")?;
-            let out = batch_norm2d(
-                &x,
-                weight.as_ref(),
-                bias.as_ref(),
-                &rm,
-                &rv,
-                c.bool("training", None)?,
-                c.f32("momentum", Some(0.1))?,
-                c.f32("eps", Some(1e-5))?,
-            )?;
-            Ok(Outputs {
-                out,
-                extra: vec![("running_mean".into(), rm), ("running_var".into(), rv)],
-            })
-        },
-        _ => return None,
+/// Parity-case evaluations of this module's ops by case op name (see `ops::cases`).
+pub(crate) const CASES: Cases = &[("batch_norm2d", |c: &dyn CaseArgs| -> Result<Outputs> {
+    let x = c.input("x")?;
+    let weight = c.opt_input("weight")?;
+    let bias = c.opt_input("bias")?;
+    let rm = c.input("running_mean")?;
+    let rv = c.input("running_var")?;
+    let out = batch_norm2d(
+        &x,
+        weight.as_ref(),
+        bias.as_ref(),
+        &rm,
+        &rv,
+        c.bool("training", None)?,
+        c.f32("momentum", Some(0.1))?,
+        c.f32("eps", Some(1e-5))?,
+    )?;
+    Ok(Outputs {
+        out,
+        extra: vec![("running_mean".into(), rm), ("running_var".into(), rv)],
     })
-}
+})];

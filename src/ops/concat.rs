@@ -2,6 +2,7 @@
 //! `shaders/concat.wgsl`. Concat's backward splits the gradient; narrow's backward places the
 //! gradient into a zero tensor of the input's shape with a gather kernel.
 
+use super::cases::{CaseArgs, Cases, Outputs};
 use super::softmax::nc_inner;
 use crate::error::{Error, Result};
 use crate::gpu::{r, w};
@@ -216,15 +217,9 @@ pub fn split(x: &Tensor, sizes: &[usize], dim: usize) -> Result<Vec<Tensor>> {
         .collect()
 }
 
-/// Parity-case evaluations of this module's ops.
-pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
-    use crate::testing::parity::{CaseCtx, Outputs};
-    Some(match name {
-        "concat" => |c: &CaseCtx| -> Result<Outputs> {
-            let dim = c.i64("dim", Some(1))? as usize;
-            let (a, b) = (c.input("a")?, c.input("b")?);
-            Ok(concat(&[&a, &b], dim)?.into())
-        },
-        _ => return None,
-    })
-}
+/// Parity-case evaluations of this module's ops by case op name (see `ops::cases`).
+pub(crate) const CASES: Cases = &[("concat", |c: &dyn CaseArgs| -> Result<Outputs> {
+    let dim = c.i64("dim", Some(1))? as usize;
+    let (a, b) = (c.input("a")?, c.input("b")?);
+    Ok(concat(&[&a, &b], dim)?.into())
+})];

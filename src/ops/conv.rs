@@ -6,6 +6,7 @@
 //! loaders; nothing is unfolded into an im2col buffer. Long reductions are split over extra
 //! workgroups (split-K) whose partials are summed in a fixed order by a second pass.
 
+use super::cases::{CaseArgs, Cases, Outputs};
 use super::conv_tex::{self, TexConfig};
 use super::tune;
 use crate::error::{Error, Result};
@@ -383,7 +384,7 @@ fn gemm(
     let tiles_m = m.div_ceil(tile.tm as usize);
     let tiles_n = n.div_ceil(tile.tn as usize);
     let tiles = tiles_m * tiles_n;
-    let limit = gpu.limits.max_storage_buffer_binding_size as usize;
+    let limit = gpu.summary.max_storage_buffer_binding_size as usize;
     let max_splits = (limit / (m * n * 4).max(1)).max(1);
     let splits = cfg
         .splits
@@ -724,23 +725,19 @@ pub fn linear_with(
     Ok(with_backward(out, OP, x, wt, bias, g, *cfg))
 }
 
-/// Parity-case evaluations of this module's ops.
-pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
-    use crate::testing::parity::{CaseCtx, Outputs};
-    Some(match name {
-        "conv2d" => |c: &CaseCtx| -> Result<Outputs> {
-            let p = Conv2dParams {
-                stride: c.pair("stride", Some([1, 1]))?,
-                padding: c.pair("padding", Some([0, 0]))?,
-                dilation: c.pair("dilation", Some([1, 1]))?,
-            };
-            let b = c.opt_input("bias")?;
-            Ok(conv2d(&c.input("x")?, &c.input("weight")?, b.as_ref(), &p)?.into())
-        },
-        "linear" => |c: &CaseCtx| -> Result<Outputs> {
-            let b = c.opt_input("bias")?;
-            Ok(linear(&c.input("x")?, &c.input("weight")?, b.as_ref())?.into())
-        },
-        _ => return None,
-    })
-}
+/// Parity-case evaluations of this module's ops by case op name (see `ops::cases`).
+pub(crate) const CASES: Cases = &[
+    ("conv2d", |c: &dyn CaseArgs| -> Result<Outputs> {
+        let p = Conv2dParams {
+            stride: c.pair("stride", Some([1, 1]))?,
+            padding: c.pair("padding", Some([0, 0]))?,
+            dilation: c.pair("dilation", Some([1, 1]))?,
+        };
+        let b = c.opt_input("bias")?;
+        Ok(conv2d(&c.input("x")?, &c.input("weight")?, b.as_ref(), &p)?.into())
+    }),
+    ("linear", |c: &dyn CaseArgs| -> Result<Outputs> {
+        let b = c.opt_input("bias")?;
+        Ok(linear(&c.input("x")?, &c.input("weight")?, b.as_ref())?.into())
+    }),
+];

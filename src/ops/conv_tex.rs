@@ -272,7 +272,7 @@ fn run_gemm(
     } else {
         65536
     };
-    let limit = gpu.limits.max_storage_buffer_binding_size as usize;
+    let limit = gpu.summary.max_storage_buffer_binding_size as usize;
     let mn = p.m as usize * p.nn as usize;
     let max_splits = (limit / (mn * 4).max(1)).max(1);
     let splits = cfg
@@ -293,14 +293,14 @@ fn run_gemm(
     let grid = gpu.grid_1d((lanes * splits) as u64, 64);
     let bias_bind = || bias.map(r).unwrap_or_else(|| gpu.unused());
     if splits == 1 {
-        return gpu.dispatch(
+        return Ok(gpu.dispatch(
             shader,
             "gemm",
             &constants,
             &p,
             &[bias_bind(), w(out), tex(a), tex(b)],
             grid,
-        );
+        )?);
     }
     let part = gpu.alloc("conv2d split-K", (splits * mn * 4) as u64)?;
     gpu.dispatch(
@@ -311,7 +311,7 @@ fn run_gemm(
         &[gpu.unused(), w(&part), tex(a), tex(b)],
         grid,
     )?;
-    gpu.dispatch(
+    Ok(gpu.dispatch(
         GEMM,
         "splitk",
         &constants,
@@ -324,7 +324,7 @@ fn run_gemm(
             r(&part),
         ],
         gpu.grid_1d(mn as u64, 64),
-    )
+    )?)
 }
 
 fn rm_for(m: usize, cfg: &TexConfig) -> u32 {

@@ -111,7 +111,7 @@ fn dispatch_px(
     binds: &[crate::gpu::Bind<'_>],
     gpu: &std::sync::Arc<crate::gpu::Gpu>,
 ) -> Result<()> {
-    gpu.dispatch(SHADER, entry, &[], p, binds, gpu.grid_1d(n as u64, 256))
+    Ok(gpu.dispatch(SHADER, entry, &[], p, binds, gpu.grid_1d(n as u64, 256))?)
 }
 
 /// Symmetric normaliser `1/sqrt(K·1)` of one kernel: [N, 1, H, W].

@@ -6,48 +6,14 @@ use crate::error::{Error, Result};
 use crate::gpu::{codes, r, r_elems, w, w_elems};
 use crate::tensor::{DType, Tensor};
 
-const SHADER: &str = "elementwise";
+pub use crate::tensor::kernels::fill;
+use crate::tensor::kernels::{grid, Params, SHADER};
 
-/// Mirrors `Params` in elementwise.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    op: u32,
-    a: f32,
-    b: f32,
-    out_dims: [u32; 4],
-    sa: [u32; 4],
-    sb: [u32; 4],
-    _pad: [u32; 4],
-}
-
-crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "elementwise", Params { n, op, a, b, out_dims, sa, sb, _pad });
-
+use super::cases::{CaseArgs, Cases, Outputs};
 /// How `binary` reads an input (the shader's KA / KB constants).
 use crate::gpu::codes::{
     LOAD_FLAT as FLAT, LOAD_GATHER as GATHER, LOAD_ROW as ROW, LOAD_SPLAT as SPLAT,
 };
-
-/// Workgroups for `n` elements: each invocation handles one vec4.
-fn grid(gpu: &crate::Gpu, n: usize) -> [u32; 3] {
-    gpu.grid_1d(n.div_ceil(4) as u64, 256)
-}
-
-impl Params {
-    fn simple(n: usize, op: u32, a: f32, b: f32) -> Self {
-        Params {
-            n: n as u32,
-            op,
-            a,
-            b,
-            out_dims: [1, 1, 1, n as u32],
-            sa: [0; 4],
-            sb: [0; 4],
-            _pad: [0; 4],
-        }
-    }
-}
 
 /// Unary ops; their codes are `codes::UN_*` (`shaders/include/codes.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -243,22 +209,6 @@ pub fn neg(x: &Tensor) -> Result<Tensor> {
     unary(x, UnaryOp::Affine(-1.0, 0.0))
 }
 
-/// Fills a tensor in place (no autograd).
-pub fn fill(t: &Tensor, v: f32) -> Result<()> {
-    let gpu = t.gpu();
-    for c in gpu.chunks(t.numel(), 4) {
-        gpu.dispatch(
-            SHADER,
-            "fill",
-            &[],
-            &Params::simple(c.len(), 0, v, 0.0),
-            &[gpu.unused(), gpu.unused(), w_elems(t.buffer(), &c, 4)],
-            grid(gpu, c.len()),
-        )?;
-    }
-    Ok(())
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BinaryOp {
     Add,
@@ -383,7 +333,7 @@ fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
 /// later pass asks for a subset of those, so a missing one is an engine bug, not user error.
 fn kept(t: &Option<Tensor>) -> Result<&Tensor> {
     t.as_ref()
-        .ok_or_else(|| Error::Gpu("internal: a backward needed an operand it did not save".into()))
+        .ok_or_else(|| Error::Internal("a backward needed an operand it did not save".into()))
 }
 
 /// `binary_raw` for an output larger than one storage binding whose inputs are laid out as the
@@ -529,28 +479,30 @@ pub fn gt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     binary(a, b, BinaryOp::Gt)
 }
 
-/// Parity-case evaluations of this module's ops.
-pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
-    use crate::testing::parity::{CaseCtx, Outputs};
-    Some(match name {
-        "relu" => |c: &CaseCtx| -> Result<Outputs> { Ok(relu(&c.input("x")?)?.into()) },
-        "sigmoid" => |c: &CaseCtx| -> Result<Outputs> { Ok(sigmoid(&c.input("x")?)?.into()) },
-        "tanh" => |c: &CaseCtx| -> Result<Outputs> { Ok(tanh(&c.input("x")?)?.into()) },
-        "leaky_relu" => |c: &CaseCtx| -> Result<Outputs> {
-            Ok(leaky_relu(&c.input("x")?, c.f32("negative_slope", Some(0.01))?)?.into())
-        },
-        "add" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(add(&c.input("a")?, &c.input("b")?)?.into()) }
-        }
-        "sub" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(sub(&c.input("a")?, &c.input("b")?)?.into()) }
-        }
-        "mul" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(mul(&c.input("a")?, &c.input("b")?)?.into()) }
-        }
-        "div" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(div(&c.input("a")?, &c.input("b")?)?.into()) }
-        }
-        _ => return None,
-    })
-}
+/// Parity-case evaluations of this module's ops by case op name (see `ops::cases`).
+pub(crate) const CASES: Cases = &[
+    ("relu", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(relu(&c.input("x")?)?.into())
+    }),
+    ("sigmoid", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(sigmoid(&c.input("x")?)?.into())
+    }),
+    ("tanh", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(tanh(&c.input("x")?)?.into())
+    }),
+    ("leaky_relu", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(leaky_relu(&c.input("x")?, c.f32("negative_slope", Some(0.01))?)?.into())
+    }),
+    ("add", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(add(&c.input("a")?, &c.input("b")?)?.into())
+    }),
+    ("sub", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(sub(&c.input("a")?, &c.input("b")?)?.into())
+    }),
+    ("mul", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(mul(&c.input("a")?, &c.input("b")?)?.into())
+    }),
+    ("div", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(div(&c.input("a")?, &c.input("b")?)?.into())
+    }),
+];

@@ -110,7 +110,7 @@ fn run(
     binds: &[crate::gpu::Bind<'_>],
     gpu: &std::sync::Arc<crate::gpu::Gpu>,
 ) -> Result<()> {
-    gpu.dispatch(SHADER, entry, &[], p, binds, gpu.grid_1d(n as u64, 256))
+    Ok(gpu.dispatch(SHADER, entry, &[], p, binds, gpu.grid_1d(n as u64, 256))?)
 }
 
 /// Gated dense energy loss → shape [] (0-d). `seg` [N, K, H, W] probabilities (differentiable);

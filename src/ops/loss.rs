@@ -7,6 +7,7 @@
 //! Losses are 0-d tensors (shape [], one element) as in PyTorch. When nothing is counted (every pixel ignored, an all-zero mask) the
 //! loss is 0 with a zero gradient, where PyTorch gives NaN.
 
+use super::cases::{CaseArgs, Cases, Outputs};
 use super::reduce::sum_dims;
 use super::softmax::nc_inner;
 use crate::error::{Error, Result};
@@ -298,7 +299,7 @@ pub fn multilabel_soft_margin(logits: &Tensor, target: &Tensor) -> Result<Tensor
     bce_with_logits(logits, target, None)
 }
 
-fn mean_reduction(c: &crate::testing::parity::CaseCtx) -> Result<()> {
+fn mean_reduction(c: &dyn CaseArgs) -> Result<()> {
     let r = c.str("reduction", Some("mean"))?;
     if r != "mean" {
         return Err(Error::invalid(
@@ -309,31 +310,30 @@ fn mean_reduction(c: &crate::testing::parity::CaseCtx) -> Result<()> {
     Ok(())
 }
 
-/// Parity-case evaluations of this module's ops.
-pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
-    use crate::testing::parity::{CaseCtx, Outputs};
-    Some(match name {
-        "cross_entropy" => |c: &CaseCtx| -> Result<Outputs> {
-            mean_reduction(c)?;
-            let ignore = c.i64("ignore_index", Some(-100))? as i32;
-            let pw = c.opt_input("pixel_weight")?;
-            Ok(cross_entropy(
-                &c.input("logits")?,
-                &c.input("target")?,
-                ignore,
-                pw.as_ref(),
-            )?
-            .into())
-        },
-        "bce_with_logits" => |c: &CaseCtx| -> Result<Outputs> {
-            mean_reduction(c)?;
-            let m = c.opt_input("mask")?;
-            Ok(bce_with_logits(&c.input("logits")?, &c.input("target")?, m.as_ref())?.into())
-        },
-        "multilabel_soft_margin" => |c: &CaseCtx| -> Result<Outputs> {
+/// Parity-case evaluations of this module's ops by case op name (see `ops::cases`).
+pub(crate) const CASES: Cases = &[
+    ("cross_entropy", |c: &dyn CaseArgs| -> Result<Outputs> {
+        mean_reduction(c)?;
+        let ignore = c.i64("ignore_index", Some(-100))? as i32;
+        let pw = c.opt_input("pixel_weight")?;
+        Ok(cross_entropy(
+            &c.input("logits")?,
+            &c.input("target")?,
+            ignore,
+            pw.as_ref(),
+        )?
+        .into())
+    }),
+    ("bce_with_logits", |c: &dyn CaseArgs| -> Result<Outputs> {
+        mean_reduction(c)?;
+        let m = c.opt_input("mask")?;
+        Ok(bce_with_logits(&c.input("logits")?, &c.input("target")?, m.as_ref())?.into())
+    }),
+    (
+        "multilabel_soft_margin",
+        |c: &dyn CaseArgs| -> Result<Outputs> {
             mean_reduction(c)?;
             Ok(multilabel_soft_margin(&c.input("logits")?, &c.input("target")?)?.into())
         },
-        _ => return None,
-    })
-}
+    ),
+];

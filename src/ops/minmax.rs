@@ -2,6 +2,7 @@
 //! The gradient goes to the first extremum of each plane, like `torch.max(x.flatten(2), 2)`.
 //! Shader: `shaders/minmax.wgsl`.
 
+use super::cases::{CaseArgs, Cases, Outputs};
 use crate::error::{Error, Result};
 use crate::gpu::{r, w};
 use crate::tensor::{DType, Tensor};
@@ -76,16 +77,12 @@ pub fn min_spatial(x: &Tensor) -> Result<Tensor> {
     extreme(x, false)
 }
 
-/// Parity-case evaluations of this module's ops.
-pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
-    use crate::testing::parity::{CaseCtx, Outputs};
-    Some(match name {
-        "max_spatial" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(max_spatial(&c.input("x")?)?.into()) }
-        }
-        "min_spatial" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(min_spatial(&c.input("x")?)?.into()) }
-        }
-        _ => return None,
-    })
-}
+/// Parity-case evaluations of this module's ops by case op name (see `ops::cases`).
+pub(crate) const CASES: Cases = &[
+    ("max_spatial", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(max_spatial(&c.input("x")?)?.into())
+    }),
+    ("min_spatial", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(min_spatial(&c.input("x")?)?.into())
+    }),
+];

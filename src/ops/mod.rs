@@ -3,6 +3,7 @@
 
 pub mod batchnorm;
 pub mod bilateral;
+pub mod cases;
 pub mod concat;
 pub mod conv;
 pub mod conv_tex;
@@ -56,19 +57,4 @@ pub(crate) fn strides4(d: [usize; 4]) -> [u32; 4] {
         d[3] as u32,
         1,
     ]
-}
-
-/// Maps a parity-case op name to its evaluation (see `testing::parity`). Each op family owns
-/// its cases in its own module's `parity` function.
-pub fn parity_op(name: &str) -> Option<crate::testing::parity::OpFn> {
-    elementwise::parity(name)
-        .or_else(|| reduce::parity(name))
-        .or_else(|| softmax::parity(name))
-        .or_else(|| loss::parity(name))
-        .or_else(|| concat::parity(name))
-        .or_else(|| pool::parity(name))
-        .or_else(|| resize::parity(name))
-        .or_else(|| batchnorm::parity(name))
-        .or_else(|| conv::parity(name))
-        .or_else(|| minmax::parity(name))
 }

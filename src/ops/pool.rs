@@ -2,6 +2,7 @@
 //! `avg_pool2d` (PyTorch's divisor rules incl. ceil_mode clipping) and `adaptive_avg_pool2d`.
 //! Shader: `shaders/pool.wgsl`.
 
+use super::cases::{CaseArgs, Cases, Outputs};
 use crate::error::{Error, Result};
 use crate::gpu::{r, w};
 use crate::tensor::{DType, Tensor};
@@ -288,40 +289,39 @@ pub fn adaptive_avg_pool2d(x: &Tensor, output: [usize; 2]) -> Result<Tensor> {
     }))
 }
 
-/// Parity-case evaluations of this module's ops.
-pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
-    use crate::testing::parity::{CaseCtx, Outputs};
-    Some(match name {
-        "max_pool2d" => |c: &CaseCtx| -> Result<Outputs> {
-            let x = c.input("x")?;
-            let k = c.pair("kernel", None)?;
-            let s = c.pair("stride", Some(k))?;
-            Ok(max_pool2d(
-                &x,
-                k,
-                s,
-                c.pair("padding", Some([0, 0]))?,
-                c.bool("ceil_mode", Some(false))?,
-            )?
-            .into())
-        },
-        "avg_pool2d" => |c: &CaseCtx| -> Result<Outputs> {
-            let x = c.input("x")?;
-            let k = c.pair("kernel", None)?;
-            let s = c.pair("stride", Some(k))?;
-            Ok(avg_pool2d(
-                &x,
-                k,
-                s,
-                c.pair("padding", Some([0, 0]))?,
-                c.bool("ceil_mode", Some(false))?,
-                c.bool("count_include_pad", Some(true))?,
-            )?
-            .into())
-        },
-        "adaptive_avg_pool2d" => |c: &CaseCtx| -> Result<Outputs> {
+/// Parity-case evaluations of this module's ops by case op name (see `ops::cases`).
+pub(crate) const CASES: Cases = &[
+    ("max_pool2d", |c: &dyn CaseArgs| -> Result<Outputs> {
+        let x = c.input("x")?;
+        let k = c.pair("kernel", None)?;
+        let s = c.pair("stride", Some(k))?;
+        Ok(max_pool2d(
+            &x,
+            k,
+            s,
+            c.pair("padding", Some([0, 0]))?,
+            c.bool("ceil_mode", Some(false))?,
+        )?
+        .into())
+    }),
+    ("avg_pool2d", |c: &dyn CaseArgs| -> Result<Outputs> {
+        let x = c.input("x")?;
+        let k = c.pair("kernel", None)?;
+        let s = c.pair("stride", Some(k))?;
+        Ok(avg_pool2d(
+            &x,
+            k,
+            s,
+            c.pair("padding", Some([0, 0]))?,
+            c.bool("ceil_mode", Some(false))?,
+            c.bool("count_include_pad", Some(true))?,
+        )?
+        .into())
+    }),
+    (
+        "adaptive_avg_pool2d",
+        |c: &dyn CaseArgs| -> Result<Outputs> {
             Ok(adaptive_avg_pool2d(&c.input("x")?, c.pair("output", None)?)?.into())
         },
-        _ => return None,
-    })
-}
+    ),
+];

@@ -1,6 +1,7 @@
 //! Deterministic sum / mean reductions (whole tensor, chosen dims, sum-to-shape for broadcast
 //! backward). Shader: `shaders/reduce.wgsl`.
 
+use super::cases::{CaseArgs, Cases, Outputs};
 use super::{dims4, strides4};
 use crate::error::{Error, Result};
 use crate::gpu::{r, w};
@@ -362,31 +363,27 @@ pub fn mean(x: &Tensor) -> Result<Tensor> {
     mean_dims(x, &all)?.reshape(&[])
 }
 
-/// Parity-case evaluations of this module's ops.
-pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
-    use crate::testing::parity::{CaseCtx, Outputs};
-    Some(match name {
-        "sum" => |c: &CaseCtx| -> Result<Outputs> {
-            let x = c.input("x")?;
-            Ok(match dims_param(c)? {
-                None => sum(&x)?,
-                Some(d) => sum_dims(&x, &d)?,
-            }
-            .into())
-        },
-        "mean" => |c: &CaseCtx| -> Result<Outputs> {
-            let x = c.input("x")?;
-            Ok(match dims_param(c)? {
-                None => mean(&x)?,
-                Some(d) => mean_dims(&x, &d)?,
-            }
-            .into())
-        },
-        _ => return None,
-    })
-}
+/// Parity-case evaluations of this module's ops by case op name (see `ops::cases`).
+pub(crate) const CASES: Cases = &[
+    ("sum", |c: &dyn CaseArgs| -> Result<Outputs> {
+        let x = c.input("x")?;
+        Ok(match dims_param(c)? {
+            None => sum(&x)?,
+            Some(d) => sum_dims(&x, &d)?,
+        }
+        .into())
+    }),
+    ("mean", |c: &dyn CaseArgs| -> Result<Outputs> {
+        let x = c.input("x")?;
+        Ok(match dims_param(c)? {
+            None => mean(&x)?,
+            Some(d) => mean_dims(&x, &d)?,
+        }
+        .into())
+    }),
+];
 
 /// `dim`: absent/null = all (result shape [], 0-d); a list = those dims, kept as size 1.
-fn dims_param(c: &crate::testing::parity::CaseCtx) -> Result<Option<Vec<usize>>> {
+fn dims_param(c: &dyn CaseArgs) -> Result<Option<Vec<usize>>> {
     c.usize_list("dim")
 }

@@ -1,6 +1,7 @@
 //! Spatial resizing with PyTorch semantics: `upsample_bilinear2d` (both align_corners modes, up
 //! and down) and `upsample_nearest2d`, each with a gather backward. Shader: `shaders/resize.wgsl`.
 
+use super::cases::{CaseArgs, Cases, Outputs};
 use crate::error::{Error, Result};
 use crate::gpu::{r, w};
 use crate::tensor::{DType, Tensor};
@@ -140,11 +141,11 @@ pub fn upsample_nearest2d(x: &Tensor, size: [usize; 2]) -> Result<Tensor> {
     resize(OP, "nearest_fwd", "nearest_bwd", x, size, p)
 }
 
-/// Parity-case evaluations of this module's ops.
-pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
-    use crate::testing::parity::{CaseCtx, Outputs};
-    Some(match name {
-        "upsample_bilinear2d" => |c: &CaseCtx| -> Result<Outputs> {
+/// Parity-case evaluations of this module's ops by case op name (see `ops::cases`).
+pub(crate) const CASES: Cases = &[
+    (
+        "upsample_bilinear2d",
+        |c: &dyn CaseArgs| -> Result<Outputs> {
             Ok(upsample_bilinear2d(
                 &c.input("x")?,
                 c.pair("size", None)?,
@@ -152,9 +153,11 @@ pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
             )?
             .into())
         },
-        "upsample_nearest2d" => |c: &CaseCtx| -> Result<Outputs> {
+    ),
+    (
+        "upsample_nearest2d",
+        |c: &dyn CaseArgs| -> Result<Outputs> {
             Ok(upsample_nearest2d(&c.input("x")?, c.pair("size", None)?)?.into())
         },
-        _ => return None,
-    })
-}
+    ),
+];

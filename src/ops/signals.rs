@@ -97,7 +97,7 @@ impl ConfHistGpu {
             _pad0: 0,
             _pad1: 0,
         };
-        self.gpu.dispatch(
+        Ok(self.gpu.dispatch(
             "signals",
             "conf_hist",
             &[],
@@ -109,7 +109,7 @@ impl ConfHistGpu {
                 w(&self.buf),
             ],
             self.gpu.grid_1d((groups * 256) as u64, 256),
-        )
+        )?)
     }
 
     /// Reads the counts back (one transfer of 2·bins + 2 words).

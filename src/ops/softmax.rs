@@ -1,6 +1,7 @@
 //! Channel ops over NCHW (or [N, C]): softmax / log_softmax along dim 1, argmax over channels,
 //! one-hot encoding of label maps, and a host-side label check. Shader: `shaders/softmax.wgsl`.
 
+use super::cases::{CaseArgs, Cases, Outputs};
 use crate::error::{Error, Result};
 use crate::gpu::{codes, r, w};
 use crate::tensor::{DType, Tensor};
@@ -223,19 +224,15 @@ pub fn check_labels(labels: &[i32], classes: usize, ignore_index: i32) -> Result
     Ok(())
 }
 
-/// Parity-case evaluations of this module's ops.
-pub(crate) fn parity(name: &str) -> Option<crate::testing::parity::OpFn> {
-    use crate::testing::parity::{CaseCtx, Outputs};
-    Some(match name {
-        "softmax" => |c: &CaseCtx| -> Result<Outputs> {
-            Ok(softmax(&c.input("x")?, c.i64("dim", Some(1))? as usize)?.into())
-        },
-        "log_softmax" => |c: &CaseCtx| -> Result<Outputs> {
-            Ok(log_softmax(&c.input("x")?, c.i64("dim", Some(1))? as usize)?.into())
-        },
-        "argmax_channels" => {
-            |c: &CaseCtx| -> Result<Outputs> { Ok(argmax_channels(&c.input("x")?)?.into()) }
-        }
-        _ => return None,
-    })
-}
+/// Parity-case evaluations of this module's ops by case op name (see `ops::cases`).
+pub(crate) const CASES: Cases = &[
+    ("softmax", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(softmax(&c.input("x")?, c.i64("dim", Some(1))? as usize)?.into())
+    }),
+    ("log_softmax", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(log_softmax(&c.input("x")?, c.i64("dim", Some(1))? as usize)?.into())
+    }),
+    ("argmax_channels", |c: &dyn CaseArgs| -> Result<Outputs> {
+        Ok(argmax_channels(&c.input("x")?)?.into())
+    }),
+];

@@ -15,7 +15,7 @@ use super::conv::{
     bias_grad, conv2d_input_grad_raw, conv2d_weight_grad_raw, forward_into, ConvGeom, GemmConfig,
 };
 use super::elementwise::add;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::{DType, Tensor};
 
 /// Whether `wt` must go through [`out_features`] (it cannot be bound whole).
@@ -28,13 +28,14 @@ fn blocks(op: &'static str, wt: &Tensor, row: usize) -> Result<Vec<(usize, usize
     let limit = wt.gpu().binding_limit() as usize;
     let rows = limit / (row * 4);
     if rows == 0 {
-        return Err(Error::BindingTooLarge {
+        return Err(crate::gpu::GpuError::BindingTooLarge {
             kernel: op.to_string(),
             what: format!("one output feature of weight {:?}", wt.shape()),
             bytes: (row * 4) as u64,
             limit: limit as u64,
             why: " along output features".into(),
-        });
+        }
+        .into());
     }
     let co = wt.shape()[0];
     Ok((0..co)

@@ -26,25 +26,27 @@ pub fn over(x: &Tensor, shape: &[usize]) -> bool {
 pub fn inference_only(op: &'static str, inputs: &[&Tensor]) -> Result<()> {
     if is_grad_enabled() && inputs.iter().any(|t| t.requires_grad()) {
         let x = inputs[0];
-        return Err(Error::BindingTooLarge {
+        return Err(crate::gpu::GpuError::BindingTooLarge {
             kernel: op.to_string(),
             what: format!("input {:?}", x.shape()),
             bytes: (x.numel() * 4) as u64,
             limit: x.gpu().binding_limit(),
             why: " with gradients (its split path is for inference only)".into(),
-        });
+        }
+        .into());
     }
     Ok(())
 }
 
 fn limit_err(op: &'static str, shape: &[usize], what: &str, bytes: usize, limit: u64) -> Error {
-    Error::BindingTooLarge {
+    crate::gpu::GpuError::BindingTooLarge {
         kernel: op.to_string(),
         what: format!("{what} of {shape:?}"),
         bytes: bytes as u64,
         limit,
         why: String::new(),
     }
+    .into()
 }
 
 /// Channels `cs` of every image of `x` [N, C, ...] as a new tensor (one copy per image).

@@ -2,6 +2,7 @@
 //!
 //! Shapes follow PyTorch: activations NCHW, conv weights OIHW, linear weights [out, in].
 
+pub mod kernels;
 mod shape;
 
 pub use shape::{numel, Shape};
@@ -119,7 +120,7 @@ impl Tensor {
     /// A tensor filled with `v`.
     pub fn full(gpu: &Arc<Gpu>, shape: &[usize], v: f32) -> Result<Tensor> {
         let t = Self::empty(gpu, "full", shape, DType::F32)?;
-        crate::ops::elementwise::fill(&t, v)?;
+        kernels::fill(&t, v)?;
         Ok(t)
     }
 

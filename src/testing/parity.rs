@@ -4,6 +4,7 @@
 use crate::autograd;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+pub use crate::ops::cases::{CaseArgs, OpFn, Outputs};
 use crate::tensor::Tensor;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
@@ -150,18 +151,6 @@ pub fn parse_case(bytes: &[u8], path: &Path) -> Result<Case> {
     })
 }
 
-/// What an op evaluation gives back: the main output and named extra outputs.
-pub struct Outputs {
-    pub out: Tensor,
-    pub extra: Vec<(String, Tensor)>,
-}
-
-impl From<Tensor> for Outputs {
-    fn from(out: Tensor) -> Self {
-        Outputs { out, extra: vec![] }
-    }
-}
-
 /// Inputs and params of a case as an op implementation sees them. Params that are never read
 /// make the case fail, so a typo or an unsupported option is never silently ignored.
 pub struct CaseCtx<'a> {
@@ -173,30 +162,33 @@ pub struct CaseCtx<'a> {
 }
 
 impl CaseCtx<'_> {
+    fn param(&self, k: &str) -> Option<&Value> {
+        self.read.borrow_mut().insert(k.to_string());
+        self.case.params.get(k)
+    }
     fn bad(&self, why: String) -> Error {
         Error::invalid(
             "parity",
             format!("{}: op {}: {why}", self.case.path.display(), self.case.op),
         )
     }
+}
+
+impl CaseArgs for CaseCtx<'_> {
     /// A required input.
-    pub fn input(&self, name: &str) -> Result<Tensor> {
+    fn input(&self, name: &str) -> Result<Tensor> {
         self.opt_input(name)?
             .ok_or_else(|| self.bad(format!("input in.{name} is missing")))
     }
     /// An optional input.
-    pub fn opt_input(&self, name: &str) -> Result<Option<Tensor>> {
+    fn opt_input(&self, name: &str) -> Result<Option<Tensor>> {
         self.used_inputs.borrow_mut().insert(name.to_string());
         Ok(self.tensors.get(name).cloned())
     }
-    fn param(&self, k: &str) -> Option<&Value> {
-        self.read.borrow_mut().insert(k.to_string());
-        self.case.params.get(k)
-    }
-    pub fn has(&self, k: &str) -> bool {
+    fn has(&self, k: &str) -> bool {
         self.param(k).is_some_and(|v| !v.is_null())
     }
-    pub fn f32(&self, k: &str, default: Option<f32>) -> Result<f32> {
+    fn f32(&self, k: &str, default: Option<f32>) -> Result<f32> {
         match self.param(k) {
             Some(Value::Number(n)) => Ok(n.as_f64().unwrap_or(0.0) as f32),
             None | Some(Value::Null) => {
@@ -205,7 +197,7 @@ impl CaseCtx<'_> {
             Some(v) => Err(self.bad(format!("param {k:?} should be a number, got {v}"))),
         }
     }
-    pub fn i64(&self, k: &str, default: Option<i64>) -> Result<i64> {
+    fn i64(&self, k: &str, default: Option<i64>) -> Result<i64> {
         match self.param(k) {
             Some(Value::Number(n)) => n
                 .as_i64()
@@ -216,7 +208,7 @@ impl CaseCtx<'_> {
             Some(v) => Err(self.bad(format!("param {k:?} should be an integer, got {v}"))),
         }
     }
-    pub fn bool(&self, k: &str, default: Option<bool>) -> Result<bool> {
+    fn bool(&self, k: &str, default: Option<bool>) -> Result<bool> {
         match self.param(k) {
             Some(Value::Bool(b)) => Ok(*b),
             None | Some(Value::Null) => {
@@ -225,7 +217,7 @@ impl CaseCtx<'_> {
             Some(v) => Err(self.bad(format!("param {k:?} should be a boolean, got {v}"))),
         }
     }
-    pub fn str(&self, k: &str, default: Option<&str>) -> Result<String> {
+    fn str(&self, k: &str, default: Option<&str>) -> Result<String> {
         match self.param(k) {
             Some(Value::String(s)) => Ok(s.clone()),
             None | Some(Value::Null) => default
@@ -235,7 +227,7 @@ impl CaseCtx<'_> {
         }
     }
     /// A list of non-negative integers.
-    pub fn usize_list(&self, k: &str) -> Result<Option<Vec<usize>>> {
+    fn usize_list(&self, k: &str) -> Result<Option<Vec<usize>>> {
         match self.param(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => Ok(Some(vec![n
@@ -257,7 +249,7 @@ impl CaseCtx<'_> {
         }
     }
     /// A pair `[h, w]`; a single integer `k` means `[k, k]` (PyTorch's convention).
-    pub fn pair(&self, k: &str, default: Option<[usize; 2]>) -> Result<[usize; 2]> {
+    fn pair(&self, k: &str, default: Option<[usize; 2]>) -> Result<[usize; 2]> {
         match self.param(k) {
             Some(Value::Number(n)) => {
                 let v = n.as_u64().ok_or_else(|| {
@@ -283,9 +275,6 @@ impl CaseCtx<'_> {
         }
     }
 }
-
-/// Evaluates an op by name. Returns `None` for an unknown op.
-pub type OpFn = fn(&CaseCtx) -> Result<Outputs>;
 
 /// Result of one case.
 #[derive(Debug)]
@@ -349,7 +338,7 @@ fn to_host(t: &Tensor) -> Result<Vec<f32>> {
 
 /// Runs one case: forward, compare outputs, backward with `upstream`, compare gradients.
 pub fn run_case(gpu: &Arc<Gpu>, case: &Case) -> Result<CaseReport> {
-    let f = crate::ops::parity_op(&case.op).ok_or_else(|| {
+    let f = crate::ops::cases::find(&case.op).ok_or_else(|| {
         Error::invalid(
             "parity",
             format!("{}: unknown op {:?}", case.path.display(), case.op),

@@ -5,12 +5,12 @@
 
 use super::error::TrainError;
 use super::method::Method;
-use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::checkpoint::{
     parse_safetensors, read_safetensors_bytes, refuse_non_finite, to_safetensors, write_atomic,
     HostTensors,
 };
+use crate::train::error::Result;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -184,7 +184,7 @@ pub fn save(path: &Path, method: &mut dyn Method, meta: &CkptMeta) -> Result<()>
             all.insert(format!("optim.{}.{k}", slot.name), (shape, data));
         }
     }
-    write_atomic(path, &to_safetensors(&all, &meta.to_map())?)
+    Ok(write_atomic(path, &to_safetensors(&all, &meta.to_map())?)?)
 }
 
 /// Loads a model's tensors strictly (a checkpoint of another arch is refused by name).

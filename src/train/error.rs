@@ -1,9 +1,18 @@
-//! Errors of the training layer: configuration, checkpoints, diverging losses.
+//! Errors of the training layer: configuration, checkpoints, diverging losses; the engine
+//! core's and the data layer's errors pass through it unchanged (transparent variants).
 
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// A failure of the engine core (ops, networks, the GPU), its message unchanged.
+    #[error(transparent)]
+    Op(#[from] crate::error::Error),
+
+    /// A failure reading data, its message unchanged.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+
     #[error("unknown method {name:?}; known: {known}")]
     UnknownMethod { name: String, known: String },
 
@@ -64,7 +73,19 @@ pub enum TrainError {
     },
 }
 
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+impl From<crate::gpu::GpuError> for TrainError {
+    fn from(e: crate::gpu::GpuError) -> Self {
+        TrainError::Op(e.into())
+    }
+}
+
 impl TrainError {
+    /// Whether a device size limit was exceeded (buffer, texture or binding).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, TrainError::Op(e) if e.is_too_large())
+    }
     pub fn bad_value(key: impl Into<String>, why: impl Into<String>) -> Self {
         TrainError::BadValue {
             key: key.into(),

@@ -4,13 +4,13 @@
 use super::event::{EvalResult, ProbeSnapshot};
 use super::method::Method;
 use crate::data::{AugConfig, Dataset, Loader, LoaderConfig};
-use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::metrics::signals::{probe_scores, ProbeMaps, SignalScores, BINS};
 use crate::metrics::{ConfusionMatrix, Scores};
 use crate::ops::signals::ConfHistGpu;
 use crate::ops::softmax::argmax_channels;
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use std::sync::Arc;
 
 /// Runs the method's inference over the whole of `ds` (no augmentation, full images).
@@ -99,7 +99,11 @@ pub fn evaluate(
 
 /// D's confidence (`d_confidence`) and gate (`semi_mask`) maps of the probes scored against
 /// their labels; empty scores for methods without them.
-pub fn probe_signals(probes: &[ProbeSnapshot], ignore: u8, classes: usize) -> Result<SignalScores> {
+pub fn probe_signals(
+    probes: &[ProbeSnapshot],
+    ignore: u8,
+    classes: usize,
+) -> crate::Result<SignalScores> {
     let items: Vec<ProbeMaps<'_>> = probes
         .iter()
         .filter_map(|p| {

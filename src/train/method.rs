@@ -5,10 +5,10 @@
 
 use super::maps::ProbeMap;
 use super::streams::{GpuBatch, Streams};
-use crate::error::Result;
 use crate::nn::arch::Model;
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 
 /// Which part of the training split a stream serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

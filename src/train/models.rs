@@ -1,13 +1,13 @@
 //! Networks and optimiser groups as the methods need them: the segmentation network with
 //! DeepLab's ×10 head group, and discriminators with a configurable width.
 
-use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::arch::{self, ArchOpts, Model};
 use crate::nn::imgdisc::Encoding;
 use crate::nn::registry::{self, Disc};
 use crate::nn::{BnMode, Kind};
 use crate::optim::ParamGroup;
+use crate::train::error::Result;
 use std::sync::Arc;
 
 /// Name prefix of the classifier head that gets the larger learning rate.
@@ -82,7 +82,7 @@ pub fn groups(m: &Model, head_mult: f32) -> Result<Vec<ParamGroup>> {
 }
 
 /// Freezes or unfreezes every parameter (gradients still flow *through* a frozen network).
-pub fn set_trainable(m: &Model, on: bool) -> Result<()> {
+pub fn set_trainable(m: &Model, on: bool) -> crate::Result<()> {
     m.store
         .slots()
         .iter()

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub const CLASSES_FILE: &str = "classes.json";
 
 /// Writes `classes.json` (atomically).
-pub fn write_classes(dir: &Path, c: &ClassInfo) -> crate::Result<()> {
+pub fn write_classes(dir: &Path, c: &ClassInfo) -> crate::train::error::Result<()> {
     let classes: Vec<serde_json::Value> = c
         .names
         .iter()
@@ -29,7 +29,10 @@ pub fn write_classes(dir: &Path, c: &ClassInfo) -> crate::Result<()> {
         .collect();
     let v = json!({"ignore": c.ignore, "classes": classes});
     let text = serde_json::to_string_pretty(&v).expect("serialisable") + "\n";
-    crate::nn::write_atomic(&dir.join(CLASSES_FILE), text.as_bytes())
+    Ok(crate::nn::write_atomic(
+        &dir.join(CLASSES_FILE),
+        text.as_bytes(),
+    )?)
 }
 
 /// Reads `classes.json` back; `Ok(None)` when the run directory has none (runs made before it

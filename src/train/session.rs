@@ -6,11 +6,12 @@
 
 use super::checkpoint::Checkpoint;
 use super::config::RunConfig;
+use super::error::Result;
 use super::error::TrainError;
 use super::event::Observer;
 use super::rundir::RunDirWriter;
 use super::trainer::{check_resume, Trainer, TrainerOptions};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::gpu::Gpu;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

@@ -4,10 +4,11 @@
 
 use super::method::{StreamSpec, Subset};
 use crate::data::{AugConfig, Dataset, Loader, LoaderConfig, Normalise};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::ops::softmax::check_labels;
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -14,11 +14,13 @@ use super::methods::{self, BuildEnv};
 use super::streams::{StreamSetup, Streams};
 use crate::data::semi::{Amount, SemiSplit};
 use crate::data::{self, augment, AugConfig, Dataset};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::gpu::Gpu;
+use crate::gpu::GpuError;
 use crate::nn::arch::Model;
 use crate::optim::poly_lr;
 use crate::tensor::{DType, Tensor};
+use crate::train::error::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,8 +114,7 @@ fn check_load_from(path: &Path, arch: &str) -> Result<()> {
             return Err(TrainError::checkpoint(
                 path,
                 format!("holds arch {a:?} but the run uses --arch {arch:?}"),
-            )
-            .into());
+            ));
         }
     }
     Ok(())
@@ -138,8 +139,7 @@ fn load_pretrained(gpu: &Arc<Gpu>, g: &Model, path: &Path) -> Result<()> {
                 "no tensor matches arch {:?} by name and shape ({rep}); is it from another arch?",
                 g.arch
             ),
-        )
-        .into());
+        ));
     }
     eprintln!("--load-from {}: {rep}", path.display());
     Ok(())
@@ -169,8 +169,8 @@ impl Trainer {
             .saturating_mul(crop[0] as u64)
             .saturating_mul(crop[1] as u64);
         drop(gpu.alloc("crop", batch_bytes).map_err(|e| match e {
-            Error::TooLarge { .. } => crop_too_large(crop, c.batch, &e).into(),
-            e => e,
+            GpuError::TooLarge { .. } => crop_too_large(crop, c.batch, &e),
+            e => e.into(),
         })?);
         if let Some(d) = &opts.run_dir {
             // Temp files of a killed run (a half-written checkpoint) would otherwise stay for
@@ -198,8 +198,7 @@ impl Trainer {
                     return Err(TrainError::checkpoint(
                         p,
                         format!("has {} classes, the data {classes}", ck.meta.classes),
-                    )
-                    .into());
+                    ));
                 }
                 Some(ck)
             }
@@ -351,9 +350,9 @@ impl Trainer {
     /// Turns a failed step into the error to report, saving `last` first when the step failed
     /// on a bad sample (nothing was updated yet: every method fetches its batches before its
     /// optimiser steps), so no progress is lost.
-    fn step_failed(&mut self, e: Error) -> Error {
+    fn step_failed(&mut self, e: TrainError) -> TrainError {
         match e {
-            Error::Data(d @ crate::data::DataError::Sample { .. }) => {
+            TrainError::Data(d @ crate::data::DataError::Sample { .. }) => {
                 let saved = match self.save("last") {
                     Ok(()) if self.opts.run_dir.is_some() => format!(
                         "`last` was saved at step {} ({})",
@@ -371,11 +370,8 @@ impl Trainer {
                     why: d.to_string(),
                     saved,
                 }
-                .into()
             }
-            Error::TooLarge { .. } | Error::BindingTooLarge { .. } => {
-                crop_too_large(self.cfg.crop(), self.cfg.common.batch, &e).into()
-            }
+            e if e.is_too_large() => crop_too_large(self.cfg.crop(), self.cfg.common.batch, &e),
             e => e,
         }
     }
@@ -428,12 +424,13 @@ impl Trainer {
                 return Err(Error::invalid(
                     "train",
                     format!("scalar {name:?} has shape {:?}", t.shape()),
-                ));
+                )
+                .into());
             }
             self.gpu
                 .copy(t.buffer(), 0, all.buffer(), (i * 4) as u64, 4);
         }
-        all.to_vec_f32()
+        Ok(all.to_vec_f32()?)
     }
 
     /// Trains until `iters` or a stop request.
@@ -504,8 +501,7 @@ impl Trainer {
                         value: *v,
                         step: self.step + 1,
                         kept: self.kept(),
-                    }
-                    .into());
+                    });
                 }
             }
             self.step += 1;
@@ -581,7 +577,11 @@ impl Trainer {
             let (h, w) = (p.image.h, p.image.w);
             let probs = out.probs.to_vec_f32()?;
             let pred = crate::metrics::argmax_chw(&probs, self.classes, h, w);
-            let maps = out.maps.iter().map(HostMap::read).collect::<Result<_>>()?;
+            let maps = out
+                .maps
+                .iter()
+                .map(HostMap::read)
+                .collect::<crate::Result<_>>()?;
             probes.push(ProbeSnapshot {
                 name: p.name.clone(),
                 h,
@@ -595,7 +595,7 @@ impl Trainer {
         }
         let train_maps = (self.method.train_maps().iter())
             .map(HostMap::read)
-            .collect::<Result<_>>()?;
+            .collect::<crate::Result<_>>()?;
         let signals = probe_signals(&probes, self.ignore, self.classes)?;
         let snap = Snapshot {
             step: self.step,
@@ -623,8 +623,7 @@ impl Trainer {
                 step: self.step,
                 what: crate::nn::checkpoint::describe_non_finite(&bad),
                 kept: self.kept(),
-            }
-            .into());
+            });
         }
         let meta = CkptMeta {
             method: self.cfg.common.method.clone(),
@@ -651,7 +650,7 @@ impl Trainer {
 /// The error for a training batch too large for the device (one buffer over
 /// `max_buffer_size`, or a tensor over one storage binding in an op that cannot split it),
 /// naming the settings to change.
-fn crop_too_large(crop: [usize; 2], batch: usize, e: &Error) -> TrainError {
+fn crop_too_large(crop: [usize; 2], batch: usize, e: &dyn std::fmt::Display) -> TrainError {
     TrainError::bad_value(
         "crop",
         format!(

@@ -45,7 +45,7 @@ fn too_large_buffer_is_an_error_not_a_panic() {
     let g = gpu();
     // Tensors may exceed one storage binding (ops split them); one buffer may not exceed the
     // device's max_buffer_size.
-    let limit = g.limits.max_buffer_size;
+    let limit = g.summary.max_buffer_size;
     let e = g.alloc("test_alloc", limit + 4).unwrap_err().to_string();
     assert!(
         e.contains("test_alloc") && e.contains("max_buffer_size"),

@@ -476,7 +476,7 @@ fn predict_reports_every_bad_file_and_goes_on() {
 fn over_limit_sizes_name_the_setting_or_file() {
     let limit = Gpu::shared()
         .unwrap()
-        .limits
+        .summary
         .max_storage_buffer_binding_size;
     // A 4000×4000 crop of 3 f32 channels is 192 MB: over lavapipe's and most GPUs' binding
     // limit. Such tensors can be allocated now, but the conv GEMMs cannot split an input over

@@ -16,12 +16,12 @@ use super::common::{cat_batch, masked_mean, seg_logits, valid_mask};
 use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
-use crate::error::Result;
 use crate::nn::arch::Model;
 use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
@@ -101,7 +101,7 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
 }
 
 /// The confidence gate: 1 where `conf ≥ t` (the official code ignores `conf < t`), else 0.
-pub fn semi_gate(conf: &Tensor, t: f32) -> Result<Tensor> {
+pub fn semi_gate(conf: &Tensor, t: f32) -> crate::Result<Tensor> {
     let tt = Tensor::full(conf.gpu(), &[1], t)?;
     ops::affine(&ops::gt(&tt, conf)?, -1.0, 1.0)
 }
@@ -126,7 +126,7 @@ pub fn semi_loss(pred: &Tensor, conf: &Tensor, t: f32) -> Result<(Tensor, Tensor
 }
 
 /// D's per-pixel BCE against a constant target (1 = real) over `mask` (all pixels if `None`).
-pub fn d_bce(d_out: &Tensor, real: bool, mask: Option<&Tensor>) -> Result<Tensor> {
+pub fn d_bce(d_out: &Tensor, real: bool, mask: Option<&Tensor>) -> crate::Result<Tensor> {
     let target = Tensor::full(d_out.gpu(), d_out.shape(), if real { 1.0 } else { 0.0 })?;
     bce_with_logits(d_out, &target, mask)
 }
@@ -163,7 +163,7 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
 
 impl AdvSemi {
     fn d_forward(&self, probs: &Tensor) -> Result<Tensor> {
-        self.gan.d.forward(probs, BnMode::Train)
+        Ok(self.gan.d.forward(probs, BnMode::Train)?)
     }
 }
 
@@ -289,7 +289,7 @@ impl Method for AdvSemi {
     }
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
+        Ok(no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))?)
     }
 
     fn eval_signals(&self, _x: &Tensor, _y: &Tensor, logits: &Tensor) -> Result<EvalSignals> {

@@ -26,13 +26,14 @@
 
 use super::{check, table, BuildEnv};
 use crate::autograd::{self, no_grad};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::nn::arch::{ArchOpts, Model};
 use crate::nn::cam::{cam, minmax_normalize, NORM_EPS};
 use crate::nn::{registry, BnMode};
 use crate::ops::{self, concat::concat, loss::bce_with_logits};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
@@ -150,12 +151,12 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
 }
 
 /// Soft erasing mask `σ(ω (A − σ_t))`.
-pub fn erase_mask(a: &Tensor, omega: f32, sigma_t: f32) -> Result<Tensor> {
+pub fn erase_mask(a: &Tensor, omega: f32, sigma_t: f32) -> crate::Result<Tensor> {
     ops::sigmoid(&ops::affine(a, omega, -omega * sigma_t)?)
 }
 
 /// Erased image `x ⊙ (1 − M)` for images [N, 3, H, W] and masks [N, 1, H, W].
-pub fn erase(x: &Tensor, m: &Tensor) -> Result<Tensor> {
+pub fn erase(x: &Tensor, m: &Tensor) -> crate::Result<Tensor> {
     ops::mul(x, &ops::affine(m, -1.0, 1.0)?)
 }
 
@@ -220,7 +221,8 @@ fn classifier(
                 "{arch:?} has no image-level classifier; use one of {}",
                 classifiers().join(", ")
             ),
-        ));
+        )
+        .into());
     }
     let opts = ArchOpts {
         backbone_stride: Some(output_stride),
@@ -247,10 +249,9 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
     let cfg: EaderConfig = env.cfg.method_config()?;
     let c = &env.cfg.common;
     if env.classes < 2 {
-        return Err(Error::invalid(
-            "eader",
-            "needs background + at least one foreground class",
-        ));
+        return Err(
+            Error::invalid("eader", "needs background + at least one foreground class").into(),
+        );
     }
     let k = env.classes - 1;
     let loc = classifier(env, &c.arch, k, cfg.output_stride, c.seed)?;
@@ -313,7 +314,7 @@ impl Eader {
         } else {
             a
         };
-        minmax_normalize(&a, NORM_EPS)
+        Ok(minmax_normalize(&a, NORM_EPS)?)
     }
 
     /// Attention maps of every foreground class [N, K, H, W] (needs the graph for Grad-CAM).
@@ -336,7 +337,7 @@ impl Eader {
 
 /// Pseudo-label scores [N, C, H, W]: a constant 1e-5 background channel and the maps [N, K,
 /// H, W] of the classes present (`present` [N, K] 0/1), zeroed below `thr`.
-pub fn seed_scores(maps: &Tensor, present: &Tensor, thr: f32) -> Result<Tensor> {
+pub fn seed_scores(maps: &Tensor, present: &Tensor, thr: f32) -> crate::Result<Tensor> {
     let s = maps.shape();
     let gpu = maps.gpu();
     let p4 = present.reshape(&[s[0], s[1], 1, 1])?;
@@ -427,7 +428,7 @@ impl Method for Eader {
             masks.push(m);
         }
         let rows = |v: &[Tensor], c: usize, h: usize, w: usize| -> Result<Tensor> {
-            concat(&v.iter().collect::<Vec<_>>(), 1)?.reshape(&[n * rounds, c, h, w])
+            Ok(concat(&v.iter().collect::<Vec<_>>(), 1)?.reshape(&[n * rounds, c, h, w])?)
         };
         let a_all = rows(&maps, 1, s[2], s[3])?;
         let mut x_er = rows(&erased, 3, s[2], s[3])?;
@@ -482,11 +483,11 @@ impl Method for Eader {
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
         let (maps, logits) = self.all_maps(x)?;
-        no_grad(|| {
+        Ok(no_grad(|| {
             let p = ops::sigmoid(&logits)?;
             let present = ops::gt(&p, &Tensor::full(x.gpu(), &[1], self.cfg.cls_threshold)?)?;
             seed_scores(&maps, &present, self.cfg.seed_threshold)
-        })
+        })?)
     }
 
     fn segment_labeled(&self, x: &Tensor, image_labels: &Tensor) -> Result<Tensor> {
@@ -494,13 +495,13 @@ impl Method for Eader {
             return self.segment(x);
         }
         let (maps, _) = self.all_maps(x)?;
-        no_grad(|| {
+        Ok(no_grad(|| {
             let k = self.classes - 1;
             let fg = ops::concat::split(image_labels, &[1, k], 1)?
                 .pop()
                 .expect("two parts");
             seed_scores(&maps, &fg, self.cfg.seed_threshold)
-        })
+        })?)
     }
 
     /// The thresholded CAM is §5.4's seed: the GT classes' maps zeroed below

@@ -3,10 +3,10 @@
 
 use super::supervised::generator_and_sgd;
 use super::BuildEnv;
-use crate::error::Result;
 use crate::nn::arch::Model;
 use crate::nn::BnMode;
 use crate::optim::{Adam, AdamConfig, Optimizer, ParamGroup, Sgd};
+use crate::train::error::Result;
 use crate::train::method::OptSlot;
 
 /// D's Adam settings (each method has its own defaults for them).

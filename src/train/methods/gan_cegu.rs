@@ -23,13 +23,13 @@ use super::common::{
 use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
-use crate::error::Result;
 use crate::nn::arch::Model;
 use crate::nn::imgdisc::Encoding;
 use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
@@ -122,13 +122,13 @@ impl WeightForm {
 }
 
 /// Uncertainty `1 − σ(d_logits)`, detached → [N, 1, H, W] in [0, 1].
-pub fn uncertainty(d_logits: &Tensor) -> Result<Tensor> {
+pub fn uncertainty(d_logits: &Tensor) -> crate::Result<Tensor> {
     ops::affine(&ops::sigmoid(&d_logits.detach())?, -1.0, 1.0)
 }
 
 /// CEGU pixel weights [N, 1, H, W] from the uncertainty `u` and the valid-pixel mask (both
 /// [N, 1, H, W]); constants (no gradient). Ignored pixels get weight 0.
-pub fn cegu_weights(u: &Tensor, valid: &Tensor, form: WeightForm) -> Result<Tensor> {
+pub fn cegu_weights(u: &Tensor, valid: &Tensor, form: WeightForm) -> crate::Result<Tensor> {
     let w = match form {
         WeightForm::OnePlus(l) => ops::affine(u, l, 1.0)?,
         WeightForm::Normalized => {
@@ -141,7 +141,12 @@ pub fn cegu_weights(u: &Tensor, valid: &Tensor, form: WeightForm) -> Result<Tens
 }
 
 /// `L_CEGU = Σ_Ω w_i·(−log S_{i,y_i}) / |Ω|` for logits [N, C, H, W] and weights [N, 1, H, W].
-pub fn cegu_loss(logits: &Tensor, labels: &Tensor, ignore: i32, w: &Tensor) -> Result<Tensor> {
+pub fn cegu_loss(
+    logits: &Tensor,
+    labels: &Tensor,
+    ignore: i32,
+    w: &Tensor,
+) -> crate::Result<Tensor> {
     let s = logits.shape();
     cross_entropy(
         logits,
@@ -199,9 +204,10 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
 
 impl GanCegu {
     fn d_forward(&self, maps: &Tensor, x: &Tensor) -> Result<Tensor> {
-        self.gan
+        Ok(self
+            .gan
             .d
-            .forward(&encode_maps(self.encoding, maps, x)?, BnMode::Train)
+            .forward(&encode_maps(self.encoding, maps, x)?, BnMode::Train)?)
     }
 }
 
@@ -289,7 +295,7 @@ impl Method for GanCegu {
     }
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
+        Ok(no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))?)
     }
 
     fn eval_signals(&self, x: &Tensor, _y: &Tensor, logits: &Tensor) -> Result<EvalSignals> {

@@ -13,9 +13,9 @@ pub mod supervised;
 use super::config::RunConfig;
 use super::error::TrainError;
 use super::method::Method;
-use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::arch::Model;
+use crate::train::error::Result;
 use std::sync::Arc;
 
 /// What a constructor gets.

@@ -45,7 +45,7 @@ use super::rrm_labels::{self, LabelRules};
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::data::{AugConfig, Normalise};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::nn::arch::Model;
 use crate::nn::cam::NORM_EPS;
 use crate::nn::rrm::Rrm;
@@ -55,6 +55,7 @@ use crate::ops::energy::{dense_energy_loss, DenseEnergyCfg};
 use crate::ops::{self, concat::concat};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
@@ -279,13 +280,13 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
                 c.arch,
                 archs().join(", ")
             ),
-        ));
+        )
+        .into());
     }
     if env.classes < 2 {
-        return Err(Error::invalid(
-            "rrm",
-            "needs background + at least one foreground class",
-        ));
+        return Err(
+            Error::invalid("rrm", "needs background + at least one foreground class").into(),
+        );
     }
     let g = models::generator(env.gpu, &c.arch, env.classes, c.seed, false)?;
     (env.init)("G", &g)?;
@@ -333,7 +334,7 @@ impl RrmMethod {
 
     /// Averaged multi-scale CAM [N, K, h, w] (no graph); `f1` are the scale-1 features.
     fn multiscale_cam(&self, x: &Tensor, f1: &Tensor, mode: BnMode) -> Result<Tensor> {
-        no_grad(|| {
+        Ok(no_grad(|| {
             let net = self.net();
             let base = net.cams(&f1.detach())?;
             let size = [base.shape()[2], base.shape()[3]];
@@ -356,7 +357,7 @@ impl RrmMethod {
                 count += 1;
             }
             ops::mul_scalar(&sum, 1.0 / count as f32)
-        })
+        })?)
     }
 
     /// §4.2 for a batch: `cam` [N, K, h, w], `rgb` [N, 3, H, W] (0–255), `present` [N·K].
@@ -412,7 +413,7 @@ impl RrmMethod {
         if seg.shape()[2..] == size {
             return Ok(seg.clone());
         }
-        ops::upsample_bilinear2d(seg, size, false)
+        Ok(ops::upsample_bilinear2d(seg, size, false)?)
     }
 
     /// Display maps of reliable labels [N, H, W]: (mask 0/1, labels as id / 255 with 1.0 = unreliable).
@@ -516,7 +517,7 @@ impl Method for RrmMethod {
         let z = self.seg_up(&out.seg, [h, w])?;
         let ce = |t: &[i32]| -> Result<Tensor> {
             let t = Tensor::from_i32(&gpu, t, &[n, h, w])?;
-            ops::loss::cross_entropy(&z, &t, self.ignore, None)
+            Ok(ops::loss::cross_entropy(&z, &t, self.ignore, None)?)
         };
         let l_bg = ce(&y_bg)?;
         let l_fg = ce(&y_fg)?;
@@ -565,7 +566,10 @@ impl Method for RrmMethod {
         let gate = no_grad(|| -> Result<Tensor> {
             let roi = Tensor::from_f32(&gpu, &b.roi_host, &[n, 1, h, w])?;
             let g = ops::relu(&ops::sub(&roi, &channel_max(&probs.detach())?)?)?;
-            ops::add(&ops::mul(&g, &mask)?, &ops::affine(&mask, -1.0, 1.0)?)
+            Ok(ops::add(
+                &ops::mul(&g, &mask)?,
+                &ops::affine(&mask, -1.0, 1.0)?,
+            )?)
         })?;
         let cam1 = if k > 1 {
             ops::concat::split(&labels.norm, &[1, k - 1], 1)?.remove(0)

@@ -21,13 +21,13 @@ use super::common::{channel_sum, parse_encoding, seg_logits};
 use super::gan::{DAdam, GanPair};
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
-use crate::error::Result;
 use crate::nn::arch::Model;
 use crate::nn::imgdisc::Encoding;
 use crate::nn::BnMode;
 use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use crate::train::maps::{MapKind, ProbeMap};
 use crate::train::method::{
     EvalSignals, Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset,
@@ -97,7 +97,7 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
 }
 
 /// BCE of adversary logits against a constant target (1 = real), mean over positions.
-pub fn adv_bce(d_out: &Tensor, real: bool) -> Result<Tensor> {
+pub fn adv_bce(d_out: &Tensor, real: bool) -> crate::Result<Tensor> {
     let target = Tensor::full(d_out.gpu(), d_out.shape(), if real { 1.0 } else { 0.0 })?;
     bce_with_logits(d_out, &target, None)
 }
@@ -105,7 +105,7 @@ pub fn adv_bce(d_out: &Tensor, real: bool) -> Result<Tensor> {
 /// Luc's softened ground truth: at a pixel with label l, `ȳ_l = max(τ, S_l)` and
 /// `ȳ_c = S_c·(1 − ȳ_l)/(1 − S_l)` for c ≠ l; ignored pixels (all-zero `y1h`) stay zero.
 /// `y1h`, `s`: [N, C, H, W]; `s` is used as a constant.
-pub fn scale_gt(y1h: &Tensor, s: &Tensor, tau: f32) -> Result<Tensor> {
+pub fn scale_gt(y1h: &Tensor, s: &Tensor, tau: f32) -> crate::Result<Tensor> {
     let gpu = s.gpu();
     let s = s.detach();
     let valid = channel_sum(y1h)?;
@@ -229,7 +229,7 @@ impl Method for SsGan {
     }
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
+        Ok(no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))?)
     }
 
     /// D's confidence as [`Method::probe`] shows it (G runs again only when D sees G's

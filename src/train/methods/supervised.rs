@@ -5,12 +5,12 @@
 use super::common::seg_logits;
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
-use crate::error::Result;
 use crate::nn::arch::Model;
 use crate::nn::BnMode;
 use crate::ops;
 use crate::optim::{Optimizer, Sgd, SgdConfig};
 use crate::tensor::Tensor;
+use crate::train::error::Result;
 use crate::train::method::{Method, OptSlot, ProbeOut, StepCtx, StepLosses, StreamSpec, Subset};
 use crate::train::models;
 use serde::{Deserialize, Serialize};
@@ -96,11 +96,12 @@ impl Method for Supervised {
         Ok(vec![("loss_seg".into(), loss.detach())])
     }
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        no_grad(|| seg_logits(&self.g, x, BnMode::Frozen))
+        Ok(no_grad(|| seg_logits(&self.g, x, BnMode::Frozen))?)
     }
     fn probe(&self, x: &Tensor) -> Result<ProbeOut> {
+        let logits = self.segment(x)?;
         Ok(ProbeOut {
-            probs: no_grad(|| ops::softmax::softmax(&self.segment(x)?, 1))?,
+            probs: no_grad(|| ops::softmax::softmax(&logits, 1))?,
             maps: Vec::new(),
         })
     }
