@@ -82,8 +82,7 @@ impl RunSession {
                             "checkpoint of method {:?}, not --method {m:?}",
                             ck.meta.method
                         ),
-                    )
-                    .into());
+                    ));
                 }
                 Some((p, ck))
             }
@@ -121,8 +120,7 @@ impl RunSession {
         match dir {
             Some(d) if !resuming && d.join(LAST).exists() => Err(TrainError::RunDirTaken {
                 dir: d.to_path_buf(),
-            }
-            .into()),
+            }),
             _ => Ok(()),
         }
     }
