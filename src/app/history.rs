@@ -36,6 +36,9 @@ pub struct History {
     time_offset: f64,
     /// G/D balance: `balance.current` holds the imbalance while D is winning.
     pub balance: crate::train::balance::BalanceMonitor,
+    /// Probe scores read from metrics.jsonl's `probe_signals` lines, by step, until
+    /// `load_run` gives them to the snapshots read back from PNGs.
+    probe_signals: BTreeMap<usize, SignalScores>,
 }
 
 impl History {
@@ -164,6 +167,9 @@ impl History {
                         .collect(),
                     signals: Box::new(SignalScores::from_json(&v)),
                 }),
+                Some("probe_signals") => {
+                    h.probe_signals.insert(step, SignalScores::from_json(&v));
+                }
                 _ => {}
             }
         }
@@ -197,6 +203,13 @@ impl History {
             .map(|c| c.len())
             .or_else(|| h.evals.last().map(|r| r.per_class_iou.len()));
         h.snapshots = super::load::load_snapshots(dir, up_to, classes)?;
+        // A reopened run plots its probes' scores as the live run did.
+        let scores = std::mem::take(&mut h.probe_signals);
+        for s in &mut h.snapshots {
+            if let (Some(sc), Some(snap)) = (scores.get(&s.step), Arc::get_mut(s)) {
+                snap.signals = sc.clone();
+            }
+        }
         if let Some(s) = h.snapshots.last() {
             h.log.push(format!(
                 "loaded {} snapshots (steps {}..{})",

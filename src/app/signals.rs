@@ -34,7 +34,7 @@ pub fn signal_series(h: &History) -> Vec<(&'static str, Vec<[f64; 2]>)> {
         })
         .chain(std::iter::once((
             "D-uncertainty AUROC, probes",
-            // Live runs only: snapshots read back from PNGs carry no scores.
+            // Reopened runs too: `History::load_run` reads them from `probe_signals` lines.
             h.snapshots
                 .iter()
                 .filter_map(|s| s.signals.d_auroc.map(|v| [s.step as f64, v]))

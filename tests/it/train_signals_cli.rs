@@ -152,6 +152,25 @@ fn advsemi_logs_d_signals_gate_and_confusion() {
             m.iter().rev().find(|v| v["type"] == "eval").unwrap()["d_auroc"].as_f64()
         );
         assert!(advseg::app::signals::signal_series(&h).len() >= 3);
+        // A reopened run plots its probes' AUROC as the live run did.
+        let r = advseg::app::history::History::load_run(&dir, None).unwrap();
+        let logged: Vec<(u64, Option<f64>)> = m
+            .iter()
+            .filter(|v| v["type"] == "probe_signals")
+            .map(|v| (v["step"].as_u64().unwrap(), v["d_auroc"].as_f64()))
+            .collect();
+        let read: Vec<(u64, Option<f64>)> = r
+            .snapshots
+            .iter()
+            .filter(|s| logged.iter().any(|l| l.0 == s.step as u64))
+            .map(|s| (s.step as u64, s.signals.d_auroc))
+            .collect();
+        assert_eq!(read, logged, "probe scores of the reopened run");
+        let series = advseg::app::signals::signal_series(&r);
+        assert!(
+            series.iter().any(|s| s.0 == "D-uncertainty AUROC, probes"),
+            "reopened run lacks the probes' AUROC series"
+        );
     }
     let probes: Vec<_> = m.iter().filter(|v| v["type"] == "probe_signals").collect();
     assert_eq!(probes.len(), 2, "probe signals at each eval snapshot");
