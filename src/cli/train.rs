@@ -139,8 +139,29 @@ pub(crate) fn parse_set(kv: &str) -> Result<(String, toml::Value)> {
     Ok((k.trim().to_string(), parse_value(x.trim())))
 }
 
+/// The `method` a `--config` file names, if any: without `--method`, a preset such as
+/// `assets/presets/demo/ssgan.toml` trains its own method.
+fn config_method(f: &std::path::Path) -> Result<Option<String>> {
+    let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+    let v: toml::Table =
+        toml::from_str(&text).with_context(|| format!("config {}", f.display()))?;
+    match v.get("method") {
+        None => Ok(None),
+        Some(toml::Value::String(m)) => Ok(Some(m.clone())),
+        Some(x) => bail!("config {}: method must be a string, got {x}", f.display()),
+    }
+}
+
 pub fn run_train(a: TrainArgs) -> Result<()> {
-    let default_method = a.method.clone().unwrap_or_else(|| "advsemi".into());
+    let file_method = match (&a.method, &a.config) {
+        (None, Some(f)) => config_method(f)?,
+        _ => None,
+    };
+    let default_method = a
+        .method
+        .clone()
+        .or(file_method)
+        .unwrap_or_else(|| "advsemi".into());
     let out = a
         .out
         .clone()

@@ -258,3 +258,40 @@ fn frozen_bn_from_scratch_warns() {
         "{err}"
     );
 }
+
+/// A preset is a `train --config` file on its own: without `--method` it trains the method
+/// it names (it used to fail with "method = ... but the run's method is advsemi").
+#[test]
+fn config_file_names_the_method() {
+    let dir = tmp("config_method");
+    let preset = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/presets/demo/ssgan.toml"
+    );
+    let out = dir.display().to_string();
+    ok(&[
+        "train",
+        "--config",
+        preset,
+        "--iters",
+        "1",
+        "--set",
+        "eval_every=0",
+        "--set",
+        "snapshot_every=0",
+        "--out",
+        &out,
+    ]);
+    let cfg = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(cfg.contains("method = \"ssgan\""), "{cfg}");
+    // --method still wins, and a mismatch with the file is named.
+    let dir2 = tmp("config_method_mismatch");
+    let out2 = dir2.display().to_string();
+    let o = common::advseg(&[
+        "train", "--config", preset, "--method", "gan-cegu", "--iters", "1", "--out", &out2,
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("ssgan"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
+}
