@@ -16,6 +16,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         ops::conv_tex::pack_params_layout(),
         ops::conv_tex::gemm_params_layout(),
         ops::crf::params_layout(),
+        ops::crf_matrix::params_layout(),
         ops::dropout::params_layout(),
         crate::tensor::kernels::params_layout(),
         ops::energy::params_layout(),

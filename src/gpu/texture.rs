@@ -70,6 +70,9 @@ pub struct GpuTexture {
 }
 
 impl GpuTexture {
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
     pub(super) fn view(&self) -> &wgpu::TextureView {
         &self.tex.as_ref().expect("live texture").1
     }

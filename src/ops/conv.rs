@@ -201,7 +201,7 @@ pub struct GemmConfig {
 }
 
 impl GemmConfig {
-    fn tex(&self) -> TexConfig {
+    pub(crate) fn tex(&self) -> TexConfig {
         TexConfig {
             rm: self.rm,
             splits: self.splits,

@@ -381,13 +381,7 @@ pub fn forward(
     cfg: &TexConfig,
 ) -> Result<Tensor> {
     let gpu = x.gpu();
-    let Padded {
-        img,
-        hp,
-        wp,
-        c4,
-        taps,
-    } = padded_input(x, g)?;
+    let padded = padded_input(x, g)?;
     let rm = rm_for(g.co, cfg);
     let mp = g.co.next_multiple_of(rm as usize);
     let khw = g.kh * g.kw;
@@ -398,19 +392,36 @@ pub fn forward(
         mp,
         g.ci,
         [g.ci * khw, khw],
-        &taps,
+        &padded.taps,
         g,
     )?;
+    forward_packed(&padded, &a, rm, mp, bias, g, out_shape, cfg)
+}
+
+/// The forward GEMM on an already packed input image and weight.
+#[allow(clippy::too_many_arguments)]
+fn forward_packed(
+    padded: &Padded,
+    a: &GpuTexture,
+    rm: u32,
+    mp: usize,
+    bias: Option<&Tensor>,
+    g: &ConvGeom,
+    out_shape: &[usize],
+    cfg: &TexConfig,
+) -> Result<Tensor> {
+    let gpu = a.gpu();
+    let khw = g.kh * g.kw;
     let nn = g.batch * g.oh * g.ow;
     let mut p: GemmParams = bytemuck::Zeroable::zeroed();
     p.m = u(g.co, g)?;
     p.mp = u(mp, g)?;
     p.nn = u(nn, g)?;
     p.ncol = u(nn.div_ceil(4), g)?;
-    p.kt = u(khw * c4, g)?;
-    p.c4 = u(c4, g)?;
-    p.hp = u(hp, g)?;
-    p.wp = u(wp, g)?;
+    p.kt = u(khw * padded.c4, g)?;
+    p.c4 = u(padded.c4, g)?;
+    p.hp = u(padded.hp, g)?;
+    p.wp = u(padded.wp, g)?;
     p.sy = u(g.p.stride[0], g)?;
     p.sx = u(g.p.stride[1], g)?;
     p.qh = u(g.oh, g)?;
@@ -420,21 +431,75 @@ pub fn forward(
     p.out_w = p.qw;
     p.osy = 1;
     p.osx = 1;
-    p.taps = tap_block(&taps);
+    p.taps = tap_block(&padded.taps);
     let out = Tensor::empty(gpu, "conv2d", out_shape, DType::F32)?;
     run_gemm(
         gpu,
         0,
         rm,
         p,
-        &a,
-        &img,
+        a,
+        &padded.img,
         bias.map(|b| b.buffer()),
         out.buffer(),
         cfg,
         g,
     )?;
     Ok(out)
+}
+
+/// A linear map's weight [M, K] packed once as the GEMM's A operand, for a map applied many
+/// times: the CRF's matrix path multiplies by one [HW, HW] operator per image every
+/// iteration, and repacking it (21 MB at 48²) cost more than the GEMM.
+pub struct PackedLinear {
+    a: GpuTexture,
+    m: usize,
+    k: usize,
+    rm: u32,
+    mp: usize,
+}
+
+impl PackedLinear {
+    /// Packs `wt` [M, K]. Fails like [`forward`] where this family cannot hold the operands.
+    pub fn new(wt: &Tensor, cfg: &TexConfig) -> Result<Self> {
+        let (m, k) = (wt.shape()[0], wt.shape()[1]);
+        let g = ConvGeom::linear(1, k, m);
+        if !supported(wt.gpu(), &g) {
+            return Err(Error::invalid(
+                "linear",
+                format!("weight {:?} exceeds the texture limits", wt.shape()),
+            ));
+        }
+        let rm = rm_for(m, cfg);
+        let mp = m.next_multiple_of(rm as usize);
+        let taps = [Tap { off: 0, src: 0 }];
+        let a = pack_rows(wt.gpu(), wt.buffer(), m, mp, k, [k, 1], &taps, &g)?;
+        Ok(PackedLinear { a, m, k, rm, mp })
+    }
+
+    /// `x · wtᵀ` for `x` [N, K] → [N, M] (no graph node).
+    pub fn apply(&self, x: &Tensor, cfg: &TexConfig) -> Result<Tensor> {
+        if x.ndim() != 2 || x.shape()[1] != self.k {
+            return Err(Error::shape(
+                "linear",
+                x.shape(),
+                &[self.m, self.k],
+                "input must be [N, in] for a packed weight [out, in]",
+            ));
+        }
+        let g = ConvGeom::linear(x.shape()[0], self.k, self.m);
+        let padded = padded_input(x, &g)?;
+        forward_packed(
+            &padded,
+            &self.a,
+            self.rm,
+            self.mp,
+            None,
+            &g,
+            &[g.batch, self.m],
+            cfg,
+        )
+    }
 }
 
 /// One spatial dimension of the input gradient's stride phases: for output phase r, the

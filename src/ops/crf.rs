@@ -21,6 +21,8 @@ use crate::autograd;
 use crate::error::{Error, Result};
 use crate::gpu::{r, w};
 use crate::ops::bilateral::{self, FilterCfg, Method};
+use crate::ops::concat::{concat, split};
+use crate::ops::crf_matrix;
 use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = "crf";
@@ -56,7 +58,11 @@ pub struct CrfCfg {
     pub include_self: bool,
     /// Lower probability clip of the unary (upper clip 1); `None` = no clip.
     pub clip: Option<f32>,
+    /// Filter method of the gather path.
     pub method: Method,
+    /// Images of at most this many pixels take the matrix path (`ops::crf_matrix`: exact, one
+    /// GEMM per iteration); larger ones the gather path with `method`. 0 = never.
+    pub matrix_max_px: usize,
 }
 
 impl Default for CrfCfg {
@@ -78,6 +84,7 @@ impl CrfCfg {
             include_self: true,
             clip: Some(1e-5),
             method: Method::FAST,
+            matrix_max_px: 64 * 64,
         }
     }
     /// RRM optional inference post-processing (methods.md §4.5): bilateral sxy 83, srgb 5, compat 4.
@@ -91,6 +98,13 @@ impl CrfCfg {
     }
     pub fn with_method(self, method: Method) -> Self {
         CrfCfg { method, ..self }
+    }
+    /// Forces the gather path (`false`) or allows the matrix path up to 64² pixels (`true`).
+    pub fn with_matrix(self, on: bool) -> Self {
+        CrfCfg {
+            matrix_max_px: if on { 64 * 64 } else { 0 },
+            ..self
+        }
     }
 
     fn kernels(&self) -> (FilterCfg, FilterCfg) {
@@ -169,12 +183,69 @@ fn message(
     bilateral::filter_raw(&scaled, image, kcfg)
 }
 
+/// `logp = log(clip(p))` and `Q⁰ = softmax(logp)` of `probs` seen as [n, c, hw].
+pub(super) fn init(
+    probs: &Tensor,
+    n: usize,
+    c: usize,
+    hw: usize,
+    cfg: &CrfCfg,
+) -> Result<(Tensor, Tensor)> {
+    let gpu = probs.gpu();
+    let p = Params {
+        n_pos: (n * hw) as u32,
+        c: c as u32,
+        hw: hw as u32,
+        n_el: (n * c * hw) as u32,
+        w_app: cfg.app_w,
+        w_smooth: cfg.smooth_w,
+        lo: cfg.clip.unwrap_or(1e-30),
+        hi: if cfg.clip.is_some() { 1.0 } else { f32::MAX },
+    };
+    let logp = Tensor::empty(gpu, "dense_crf", probs.shape(), DType::F32)?;
+    let q = Tensor::empty(gpu, "dense_crf", probs.shape(), DType::F32)?;
+    dispatch_px(
+        "init",
+        &p,
+        p.n_pos,
+        &[
+            r(probs.buffer()),
+            gpu.unused(),
+            gpu.unused(),
+            gpu.unused(),
+            gpu.unused(),
+            w(logp.buffer()),
+            w(q.buffer()),
+        ],
+        gpu,
+    )?;
+    Ok((logp, q))
+}
+
 /// Refines class probabilities `probs` [N, C, H, W] (scores > 0; need not sum to 1) with a dense
 /// CRF guided by `image` [N, 3, H, W] (RGB, 0–255). Returns the mean-field marginals
 /// [N, C, H, W] (each pixel sums to 1). Forward only: the result is never part of a graph.
 pub fn dense_crf(probs: &Tensor, image: &Tensor, cfg: &CrfCfg) -> Result<Tensor> {
+    Ok(dense_crf_stacks(&[probs], image, cfg)?.remove(0))
+}
+
+/// [`dense_crf`] of several score stacks (each [N, C, H, W]) that share the guide `image`, e.g.
+/// rrm's `[B_α; N]` at two α: the matrix path builds each image's operator once for all of
+/// them. Returns the marginals of each stack, in order.
+pub fn dense_crf_stacks(stacks: &[&Tensor], image: &Tensor, cfg: &CrfCfg) -> Result<Vec<Tensor>> {
     let op = "dense_crf";
-    let (n, c, h, wd) = bilateral::check(op, probs, image)?;
+    let first = stacks
+        .first()
+        .ok_or_else(|| Error::invalid(op, "no score stacks"))?;
+    let (_, _, h, wd) = bilateral::check(op, first, image)?;
+    if let Some(b) = stacks.iter().find(|t| t.shape() != first.shape()) {
+        return Err(Error::shape(
+            op,
+            first.shape(),
+            b.shape(),
+            "every score stack must have the same shape",
+        ));
+    }
     if !(cfg.smooth_w.is_finite() && cfg.app_w.is_finite()) {
         return Err(Error::invalid(op, "Potts weights must be finite"));
     }
@@ -185,58 +256,71 @@ pub fn dense_crf(probs: &Tensor, image: &Tensor, cfg: &CrfCfg) -> Result<Tensor>
         ));
     }
     autograd::no_grad(|| {
-        let gpu = probs.gpu();
-        let (app, smooth) = cfg.kernels();
-        let hw = h * wd;
-        let p = Params {
-            n_pos: (n * hw) as u32,
-            c: c as u32,
-            hw: hw as u32,
-            n_el: (n * c * hw) as u32,
-            w_app: cfg.app_w,
-            w_smooth: cfg.smooth_w,
-            lo: cfg.clip.unwrap_or(1e-30),
-            hi: if cfg.clip.is_some() { 1.0 } else { f32::MAX },
+        if crf_matrix::fits(cfg, h * wd, image.gpu().binding_limit()) {
+            return crf_matrix::run(stacks, image, cfg);
+        }
+        if stacks.len() == 1 {
+            return Ok(vec![gather(first, image, cfg)?]);
+        }
+        // One batch of G·N entries against the image repeated G times.
+        let cat0 = |xs: &[&Tensor]| -> Result<Tensor> {
+            let flat = xs
+                .iter()
+                .map(|t| t.reshape(&[1, t.numel()]))
+                .collect::<Result<Vec<_>>>()?;
+            let mut shape = xs[0].shape().to_vec();
+            shape[0] *= xs.len();
+            concat(&flat.iter().collect::<Vec<_>>(), 1)?.reshape(&shape)
         };
-        let logp = Tensor::empty(gpu, op, probs.shape(), DType::F32)?;
-        let mut q = Tensor::empty(gpu, op, probs.shape(), DType::F32)?;
+        let q = gather(&cat0(stacks)?, &cat0(&vec![image; stacks.len()])?, cfg)?;
+        let per = first.numel();
+        split(&q.reshape(&[1, q.numel()])?, &vec![per; stacks.len()], 1)?
+            .into_iter()
+            .map(|t| t.reshape(first.shape()))
+            .collect()
+    })
+}
+
+/// The gather path: every iteration filters `Q` with both kernels (`ops::bilateral`).
+fn gather(probs: &Tensor, image: &Tensor, cfg: &CrfCfg) -> Result<Tensor> {
+    let op = "dense_crf";
+    let s = probs.shape();
+    let (n, c, h, wd) = (s[0], s[1], s[2], s[3]);
+    let gpu = probs.gpu();
+    let (app, smooth) = cfg.kernels();
+    let hw = h * wd;
+    let p = Params {
+        n_pos: (n * hw) as u32,
+        c: c as u32,
+        hw: hw as u32,
+        n_el: (n * c * hw) as u32,
+        w_app: cfg.app_w,
+        w_smooth: cfg.smooth_w,
+        lo: cfg.clip.unwrap_or(1e-30),
+        hi: if cfg.clip.is_some() { 1.0 } else { f32::MAX },
+    };
+    let (logp, mut q) = init(probs, n, c, hw, cfg)?;
+    let nrm_a = normaliser(image, &app, &p, n)?;
+    let nrm_s = normaliser(image, &smooth, &p, n)?;
+    for _ in 0..cfg.iters {
+        let fa = message(&q, image, &app, &nrm_a, &p)?;
+        let fs = message(&q, image, &smooth, &nrm_s, &p)?;
+        let next = Tensor::empty(gpu, op, probs.shape(), DType::F32)?;
         dispatch_px(
-            "init",
+            "update",
             &p,
             p.n_pos,
             &[
-                r(probs.buffer()),
-                gpu.unused(),
-                gpu.unused(),
-                gpu.unused(),
-                gpu.unused(),
-                w(logp.buffer()),
-                w(q.buffer()),
+                r(logp.buffer()),
+                r(fa.buffer()),
+                r(nrm_a.buffer()),
+                r(fs.buffer()),
+                r(nrm_s.buffer()),
+                w(next.buffer()),
             ],
             gpu,
         )?;
-        let nrm_a = normaliser(image, &app, &p, n)?;
-        let nrm_s = normaliser(image, &smooth, &p, n)?;
-        for _ in 0..cfg.iters {
-            let fa = message(&q, image, &app, &nrm_a, &p)?;
-            let fs = message(&q, image, &smooth, &nrm_s, &p)?;
-            let next = Tensor::empty(gpu, op, probs.shape(), DType::F32)?;
-            dispatch_px(
-                "update",
-                &p,
-                p.n_pos,
-                &[
-                    r(logp.buffer()),
-                    r(fa.buffer()),
-                    r(nrm_a.buffer()),
-                    r(fs.buffer()),
-                    r(nrm_s.buffer()),
-                    w(next.buffer()),
-                ],
-                gpu,
-            )?;
-            q = next;
-        }
-        Ok(q)
-    })
+        q = next;
+    }
+    Ok(q)
 }

@@ -8,6 +8,7 @@ pub mod concat;
 pub mod conv;
 pub mod conv_tex;
 pub mod crf;
+pub mod crf_matrix;
 pub mod dropout;
 pub mod elementwise;
 pub mod energy;

@@ -393,13 +393,20 @@ fn crf_matches_f64_reference() {
     img.extend(image(3, h, w, &mut rng));
     let pt = Tensor::from_f32(&gpu, &f32s(&p), &[n, c, h, w]).unwrap();
     let it = Tensor::from_f32(&gpu, &f32s(&img), &[n, 3, h, w]).unwrap();
-    for (self_in, clip) in [(true, Some(1e-5)), (false, None), (true, Some(0.2))] {
+    let paths = [false, true];
+    for ((self_in, clip), matrix) in [(true, Some(1e-5)), (false, None), (true, Some(0.2))]
+        .into_iter()
+        .flat_map(|c| paths.map(|m| (c, m)))
+    {
+        // Both paths: the gather one (exact filter) and the matrix one (one operator per image).
         let cfg = CrfCfg {
             iters: 5,
             app_sxy: 6.0,
             include_self: self_in,
             clip,
-            ..CrfCfg::rrm_labels().with_method(Method::Exact)
+            ..CrfCfg::rrm_labels()
+                .with_method(Method::Exact)
+                .with_matrix(matrix)
         };
         let got = ops::dense_crf(&pt, &it, &cfg)
             .unwrap()
@@ -411,9 +418,59 @@ fn crf_matches_f64_reference() {
             .zip(&want)
             .map(|(&a, b)| (a as f64 - b).abs())
             .fold(0.0, f64::max);
-        println!("crf self {self_in} clip {clip:?}: max abs err vs f64 {err:.2e}");
-        assert!(err < 2e-4, "self {self_in}: max abs err {err}");
+        println!("crf self {self_in} clip {clip:?} matrix {matrix}: max abs err vs f64 {err:.2e}");
+        assert!(
+            err < 2e-4,
+            "self {self_in} matrix {matrix}: max abs err {err}"
+        );
     }
+}
+
+/// Stacks sharing one image give what separate calls give, on both paths, and the matrix path
+/// agrees with the gather path's exact filter (σ_app 80, wider than the map, as on rrm's crops).
+#[test]
+fn crf_stacks_match_separate_calls() {
+    let gpu = Gpu::shared().unwrap();
+    let (n, c, h, w) = (2, 4, 24, 28);
+    let mut rng = Rng(11);
+    let mut img = image(1, h, w, &mut rng);
+    img.extend(image(2, h, w, &mut rng));
+    let it = Tensor::from_f32(&gpu, &f32s(&img), &[n, 3, h, w]).unwrap();
+    let stacks: Vec<Tensor> = (0..2)
+        .map(|_| {
+            let p = rng.vec(n * c * h * w, 0.0, 1.0);
+            Tensor::from_f32(&gpu, &f32s(&p), &[n, c, h, w]).unwrap()
+        })
+        .collect();
+    let refs: Vec<&Tensor> = stacks.iter().collect();
+    let exact = CrfCfg {
+        iters: 5,
+        ..CrfCfg::rrm_labels().with_method(Method::Exact)
+    };
+    let mut outs = vec![];
+    for matrix in [false, true] {
+        let cfg = exact.with_matrix(matrix);
+        let joint = ops::crf::dense_crf_stacks(&refs, &it, &cfg).unwrap();
+        assert_eq!(joint.len(), 2);
+        for (s, j) in stacks.iter().zip(&joint) {
+            let alone = ops::dense_crf(s, &it, &cfg).unwrap().to_vec_f32().unwrap();
+            let j = j.to_vec_f32().unwrap();
+            let d = alone
+                .iter()
+                .zip(&j)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(d <= 1e-6, "matrix {matrix}: stack vs alone max diff {d}");
+        }
+        outs.push(joint[1].to_vec_f32().unwrap());
+    }
+    let d = outs[0]
+        .iter()
+        .zip(&outs[1])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    println!("crf 24x28 gather(exact) vs matrix: max abs diff {d:.2e}");
+    assert!(d < 1e-4, "gather vs matrix max abs diff {d}");
 }
 
 #[test]

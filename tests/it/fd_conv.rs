@@ -321,3 +321,39 @@ fn bad_shapes_are_errors() {
     assert!(advseg::ops::conv2d(&x, &w, Some(&b), &Conv2dParams::default()).is_err());
     assert!(advseg::ops::conv2d(&x, &w, None, &Conv2dParams::new(0, 0, 1)).is_err());
 }
+
+/// A weight packed once (`PackedLinear`, the CRF matrix path's operator) multiplies like the
+/// texture family's `linear`, bit for bit, for every block height.
+#[test]
+fn packed_linear_gives_linears_bits() {
+    use advseg::ops::conv_tex::{PackedLinear, TexConfig};
+    let gpu = Gpu::shared().expect("GPU");
+    let x = Tensor::from_f32(&gpu, &f32s(&data(7 * 45, 3)), &[7, 45]).unwrap();
+    let w = Tensor::from_f32(&gpu, &f32s(&data(37 * 45, 4)), &[37, 45]).unwrap();
+    for rm in [8, 16, 32] {
+        let cfg = GemmConfig {
+            family: Some(Family::Texture),
+            rm: Some(rm),
+            splits: Some(1),
+            ..Default::default()
+        };
+        let want = linear_with(&x, &w, None, &cfg)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        let tex = TexConfig {
+            rm: Some(rm),
+            splits: Some(1),
+            subgroups: None,
+        };
+        let packed = PackedLinear::new(&w, &tex).unwrap();
+        for _ in 0..2 {
+            let got = packed.apply(&x, &tex).unwrap();
+            assert_eq!(got.shape(), &[7, 37]);
+            assert_eq!(got.to_vec_f32().unwrap(), want, "rm {rm}");
+        }
+    }
+    let bad = Tensor::from_f32(&gpu, &[0.0; 8], &[2, 4]).unwrap();
+    let packed = PackedLinear::new(&w, &TexConfig::default()).unwrap();
+    assert!(packed.apply(&bad, &TexConfig::default()).is_err());
+}

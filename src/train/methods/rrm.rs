@@ -13,7 +13,7 @@
 //!    non-differentiable, so scale 1 needs no graph either.
 //! 3. Reliable labels (§4.2) on the GPU up to the CRF: CAMs upsampled to the crop, times the
 //!    image labels, max-normalised `N_c`; `B_α = (1 − max_c N_c)^α` for α low/high; one batched
-//!    `dense_crf` over both score stacks `[B_α; N]` (absent classes stay in the stack with score
+//!    `dense_crf_stacks` over both score stacks `[B_α; N]` (one operator per image on small crops) (absent classes stay in the stack with score
 //!    0, i.e. clipped to 1e-5, where the official code drops them: they get ≈ 0 marginals and
 //!    are excluded from every argmax). Then **one read-back per step** (the CRF marginals and
 //!    `N`, in one transfer) and the sort/threshold rules on the host (`rrm_labels`), because
@@ -50,7 +50,7 @@ use crate::nn::arch::Model;
 use crate::nn::cam::NORM_EPS;
 use crate::nn::rrm::Rrm;
 use crate::nn::{BnMode, Kind};
-use crate::ops::crf::{dense_crf, CrfCfg};
+use crate::ops::crf::{dense_crf_stacks, CrfCfg};
 use crate::ops::energy::{dense_energy_loss, DenseEnergyCfg};
 use crate::ops::{self, concat::concat};
 use crate::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
@@ -378,11 +378,10 @@ impl RrmMethod {
             let bg = |alpha: f32| ops::exp(&ops::mul_scalar(&ops::log(&one_minus)?, alpha)?);
             let la = concat(&[&bg(self.cfg.alpha_low)?, &norm], 1)?;
             let ha = concat(&[&bg(self.cfg.alpha_high)?, &norm], 1)?;
-            let stacks = super::common::cat_batch(&[&la, &ha])?;
-            let images = super::common::cat_batch(&[rgb, rgb])?;
-            let q = dense_crf(&stacks, &images, &self.cfg.crf())?;
+            let q = dense_crf_stacks(&[&la, &ha], rgb, &self.cfg.crf())?;
             let flat = super::common::cat_batch(&[
-                &q.reshape(&[q.numel()])?,
+                &q[0].reshape(&[q[0].numel()])?,
+                &q[1].reshape(&[q[1].numel()])?,
                 &norm.reshape(&[norm.numel()])?,
             ])?;
             let v = flat.to_vec_f32()?;
