@@ -583,6 +583,23 @@ fn error_messages_are_clean() {
     );
     assert!(!run.join("split.txt").exists() && !run.join("config.toml").exists());
 
+    // A method's list setting names itself and the rule it breaks.
+    fails(
+        &train(
+            "rrm",
+            DATA,
+            run.to_str().unwrap(),
+            &[
+                "--arch",
+                "rrm-tiny",
+                "--set",
+                "eval_cam_scales=[0.5, 2.0]",
+                "--quiet",
+            ],
+        ),
+        "eval_cam_scales [0.5, 2.0] must contain 1.0",
+    );
+
     // --help lists every registered method.
     let help = String::from_utf8_lossy(&advseg(&["--help"]).stdout).into_owned();
     for m in advseg::train::methods::METHODS {
