@@ -44,7 +44,7 @@ use super::common::{channel_max, rgb255};
 use super::rrm_labels::{self, LabelRules};
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
-use crate::data::{AugConfig, Normalise};
+use crate::data::Normalise;
 use crate::error::Error;
 use crate::nn::arch::Model;
 use crate::nn::cam::NORM_EPS;
@@ -266,6 +266,8 @@ pub struct RrmMethod {
     seed: u64,
     classes: usize,
     ignore: i32,
+    /// The run's input normalisation: probes get images without their batch's record of it.
+    normalise: Normalise,
     last_maps: Vec<ProbeMap>,
 }
 
@@ -314,6 +316,7 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
         seed: c.seed,
         classes: env.classes,
         ignore: env.ignore,
+        normalise: env.cfg.normalise(),
         last_maps: Vec::new(),
         cfg,
     }))
@@ -646,8 +649,7 @@ impl Method for RrmMethod {
                 .iter()
                 .map(|&v| f32::from(u8::from(v > self.cfg.cls_threshold)))
                 .collect();
-            let norm_all: Normalise = AugConfig::default().normalise;
-            let rgb = rgb255(x, &norm_all)?;
+            let rgb = rgb255(x, &self.normalise)?;
             let cam = self.multiscale_cam(x, &out.features, BnMode::Frozen)?;
             // Every class's CAM for display, regardless of predicted presence.
             let up = ops::upsample_bilinear2d(&cam, [h, w], false)?;
