@@ -337,7 +337,7 @@ impl RrmMethod {
 
     /// Averaged multi-scale CAM [N, K, h, w] (no graph); `f1` are the scale-1 features.
     fn multiscale_cam(&self, x: &Tensor, f1: &Tensor, mode: BnMode) -> Result<Tensor> {
-        Ok(no_grad(|| {
+        no_grad(|| {
             let net = self.net();
             let base = net.cams(&f1.detach())?;
             let size = [base.shape()[2], base.shape()[3]];
@@ -359,8 +359,8 @@ impl RrmMethod {
                 sum = ops::add(&sum, &cam)?;
                 count += 1;
             }
-            ops::mul_scalar(&sum, 1.0 / count as f32)
-        })?)
+            Ok(ops::mul_scalar(&sum, 1.0 / count as f32)?)
+        })
     }
 
     /// §4.2 for a batch: `cam` [N, K, h, w], `rgb` [N, 3, H, W] (0–255), `present` [N·K].
