@@ -1,7 +1,7 @@
-//! The error of the engine core: tensors, autograd, ops, optimisers and networks (`tensor`,
-//! `autograd`, `ops`, `optim`, `nn`, `metrics`). It wraps the device layer's
-//! [`GpuError`](crate::gpu::GpuError) and is itself wrapped by the layers above
-//! (`train::TrainError`); binaries wrap everything in `anyhow`.
+//! The error of the engine core: tensors, autograd, ops and optimisers (`tensor`, `autograd`,
+//! `ops`, `optim`, `metrics`). It wraps the device layer's [`GpuError`](crate::gpu::GpuError)
+//! and is itself wrapped by the layers above (`nn::NnError`, `train::TrainError`); binaries wrap
+//! everything in `anyhow`.
 
 use std::path::PathBuf;
 

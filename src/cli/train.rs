@@ -667,6 +667,8 @@ fn too_large(e: &anyhow::Error) -> Option<&(dyn std::error::Error + 'static)> {
     e.chain().find(|c| {
         c.downcast_ref::<advseg::train::TrainError>()
             .is_some_and(|t| t.is_too_large())
+            || c.downcast_ref::<advseg::nn::NnError>()
+                .is_some_and(|t| t.is_too_large())
             || c.downcast_ref::<advseg::Error>()
                 .is_some_and(|t| t.is_too_large())
             || c.downcast_ref::<advseg::gpu::GpuError>()

@@ -4,6 +4,7 @@
 use super::deeplab::DeepLabV2;
 use super::deeplabv3::DeepLabV3;
 use super::disc::FcDiscriminator;
+use super::error::{NnError, Result};
 use super::fcn::Fcn32;
 use super::imgdisc::{Encoding, ImgDisc};
 use super::layers::{BatchNorm2d, BnMode};
@@ -12,7 +13,6 @@ use super::registry;
 use super::resnet::ResNet;
 use super::rrm::Rrm;
 use super::vgg::Vgg16;
-use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// Options of [`build_with`] beyond the class count; the defaults are the archs' standard forms.
@@ -73,11 +73,11 @@ pub fn build(arch: &str, classes: usize) -> Result<Model> {
 /// Builds `arch` with options.
 pub fn build_with(arch: &str, classes: usize, opts: &ArchOpts) -> Result<Model> {
     if classes == 0 {
-        return Err(Error::invalid("model", "--classes must be at least 1"));
+        return Err(NnError::invalid("model", "--classes must be at least 1"));
     }
     let spec = registry::spec(arch)?;
     if classes < spec.quirks.min_classes {
-        return Err(Error::invalid(
+        return Err(NnError::invalid(
             "model",
             format!(
                 "{arch} needs at least {} classes (background + foreground)",
@@ -143,7 +143,7 @@ impl Model {
         match &self.net {
             Net::FcDisc(d) => d.forward(probs),
             Net::ImgDisc(d) => d.forward(probs, image),
-            _ => Err(Error::invalid(
+            _ => Err(NnError::invalid(
                 "model",
                 format!("{} is not a discriminator", self.arch),
             )),
@@ -175,7 +175,7 @@ impl Model {
                 let l = t.head(&f)?;
                 Ok((f, l))
             }
-            _ => Err(Error::invalid(
+            _ => Err(NnError::invalid(
                 "model",
                 format!("{} has no image-level classifier", self.arch),
             )),
@@ -188,7 +188,7 @@ impl Model {
             Net::ResNet(r) if r.fc.is_some() => r.fc.as_ref().expect("checked").weight.get(),
             Net::Rrm(r) => r.fc8.weight.get(),
             Net::TinyCls(t) => t.fc.weight.get(),
-            _ => Err(Error::invalid(
+            _ => Err(NnError::invalid(
                 "model",
                 format!("{} has no CAM classifier", self.arch),
             )),

@@ -1,8 +1,8 @@
 //! Class activation maps: CAM (`ReLU(W_c · F)`, RRM) and Grad-CAM (EADER), both built from
 //! differentiable ops so losses on the maps train the network that produced `F`.
 
+use super::error::{NnError, Result};
 use crate::autograd;
-use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
 
@@ -17,7 +17,7 @@ pub fn cam(features: &Tensor, weight: &Tensor) -> Result<Tensor> {
         2 => weight.reshape(&[ws[0], ws[1], 1, 1])?,
         4 if ws[2] == 1 && ws[3] == 1 => weight.clone(),
         _ => {
-            return Err(Error::shape(
+            return Err(NnError::shape(
                 "cam",
                 features.shape(),
                 ws,
@@ -26,7 +26,7 @@ pub fn cam(features: &Tensor, weight: &Tensor) -> Result<Tensor> {
         }
     };
     let y = ops::conv2d(features, &w, None, &ops::Conv2dParams::new(1, 0, 1))?;
-    ops::relu(&y)
+    Ok(ops::relu(&y)?)
 }
 
 /// `(x − min) / (max − min + eps)` per (n, c) map: each map spans [0, 1).
@@ -34,7 +34,7 @@ pub fn minmax_normalize(x: &Tensor, eps: f32) -> Result<Tensor> {
     let lo = ops::min_spatial(x)?;
     let hi = ops::max_spatial(x)?;
     let range = ops::add_scalar(&ops::sub(&hi, &lo)?, eps)?;
-    ops::div(&ops::sub(x, &lo)?, &range)
+    Ok(ops::div(&ops::sub(x, &lo)?, &range)?)
 }
 
 /// Grad-CAM options.
@@ -77,7 +77,7 @@ pub fn grad_cam(
     let ls = logits.shape();
     let fs = features.shape();
     if ls.len() != 2 || fs.len() != 4 || ls[0] != fs[0] || classes.len() != ls[0] {
-        return Err(Error::shape(
+        return Err(NnError::shape(
             "grad_cam",
             fs,
             ls,
@@ -91,7 +91,7 @@ pub fn grad_cam(
     let mut sel = vec![0f32; n * k];
     for (i, &c) in classes.iter().enumerate() {
         if c >= k {
-            return Err(Error::invalid(
+            return Err(NnError::invalid(
                 "grad_cam",
                 format!("class {c} of sample {i} is out of range for {k} logits"),
             ));
@@ -103,7 +103,7 @@ pub fn grad_cam(
     let g = autograd::grad(&score, &[features], true)?
         .pop()
         .flatten()
-        .ok_or_else(|| Error::invalid("grad_cam", "the logits do not depend on the features"))?;
+        .ok_or_else(|| NnError::invalid("grad_cam", "the logits do not depend on the features"))?;
     let alpha = ops::mean_dims(&g.detach(), &[2, 3])?;
     let a = ops::relu(&ops::sum_dims(&ops::mul(features, &alpha)?, &[1])?)?;
     let a = match cfg.size {

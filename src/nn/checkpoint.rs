@@ -1,7 +1,7 @@
 //! safetensors checkpoints keyed by PyTorch `state_dict` names; atomic writes; load reports.
 
+use super::error::{NnError, Result};
 use super::param::ParamStore;
-use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 use safetensors::{Dtype, SafeTensors};
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// Writes `bytes` to `path` atomically (see [`crate::atomic::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::atomic::write_atomic(path, bytes).map_err(|(path, source)| Error::Io { path, source })
+    crate::atomic::write_atomic(path, bytes).map_err(|(path, source)| NnError::Io { path, source })
 }
 
 /// Host copy of named tensors (for checkpoints, optimizer state, conversion).
@@ -31,11 +31,13 @@ pub fn to_safetensors(
                 bytemuck::cast_slice(data),
             )
             .map(|v| (k.clone(), v))
-            .map_err(|e| Error::invalid("checkpoint", format!("{k}: {e}")))
+            .map_err(|e| NnError::Serialise {
+                why: format!("{k}: {e}"),
+            })
         })
         .collect::<Result<_>>()?;
     safetensors::serialize(views, Some(metadata.clone()))
-        .map_err(|e| Error::invalid("checkpoint", e.to_string()))
+        .map_err(|e| NnError::Serialise { why: e.to_string() })
 }
 
 /// The safetensors crate's own bound on the JSON header.
@@ -46,11 +48,11 @@ const MAX_HEADER: u64 = 100_000_000;
 /// first 8 bytes instead of being read into memory.
 pub fn read_safetensors_bytes(path: &Path) -> Result<Vec<u8>> {
     use std::io::{Read, Seek};
-    let io = |source| Error::Io {
+    let io = |source| NnError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let bad = |why: String| Error::File {
+    let bad = |why: String| NnError::File {
         path: path.to_path_buf(),
         why: format!("not a safetensors checkpoint: {why}"),
     };
@@ -86,7 +88,7 @@ pub fn parse_safetensors(
     bytes: &[u8],
     path: &Path,
 ) -> Result<(HostTensors, HashMap<String, String>)> {
-    let bad = |why: String| Error::File {
+    let bad = |why: String| NnError::File {
         path: path.to_path_buf(),
         why,
     };
@@ -158,7 +160,7 @@ pub fn refuse_non_finite(tensors: &HostTensors, path: &Path) -> Result<()> {
     if bad.is_empty() {
         return Ok(());
     }
-    Err(Error::File {
+    Err(NnError::File {
         path: path.to_path_buf(),
         why: format!(
             "refused: {}; the file is poisoned (a diverged run?): use an earlier checkpoint",
@@ -253,9 +255,9 @@ impl ParamStore {
             }
         }
         if strict && !rep.is_exact() {
-            return Err(Error::File {
+            return Err(NnError::StrictLoad {
                 path: source.to_path_buf(),
-                why: format!("strict load refused: {rep}"),
+                report: rep,
             });
         }
         for name in &rep.loaded {

@@ -1,10 +1,10 @@
 //! DeepLab-v2 (AdvSemiSeg's `Res_Deeplab`): Caffe-style dilated ResNet trunk, output stride 8,
 //! and the `layer5` ASPP of four dilated 3×3 convs whose outputs are summed.
 
+use super::error::Result;
 use super::layers::{BnMode, Conv2d, ConvCfg};
 use super::param::{Init, ParamStore};
 use super::resnet::{ResNet, ResNetCfg};
-use crate::error::Result;
 use crate::ops;
 use crate::tensor::Tensor;
 

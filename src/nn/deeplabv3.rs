@@ -9,10 +9,10 @@
 //! (`classifier.1..3`) first; the classifier keeps torchvision's index, `classifier.4`, so a
 //! torchvision checkpoint loads with only `classifier.1/2` (and `aux_classifier.*`) unexpected.
 
+use super::error::{NnError, Result};
 use super::layers::{conv_bn_relu, BatchNorm2d, BnMode, Conv2d, ConvCfg};
 use super::param::ParamStore;
 use super::resnet::{ResNet, ResNetCfg};
-use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
 
@@ -98,7 +98,7 @@ impl AsppV3 {
         let cat = ops::concat::concat(&refs, 1)?;
         let y = conv_bn_relu(&self.project.0, &self.project.1, &cat, mode)?;
         match dropout_seed {
-            Some(seed) => ops::dropout(&y, ASPP_V3_DROPOUT, true, seed),
+            Some(seed) => Ok(ops::dropout(&y, ASPP_V3_DROPOUT, true, seed)?),
             None => Ok(y),
         }
     }
@@ -160,7 +160,7 @@ impl DeepLabV3 {
         output_stride: usize,
     ) -> Result<DeepLabV3> {
         if output_stride != 8 && output_stride != 16 {
-            return Err(Error::invalid(
+            return Err(NnError::invalid(
                 "deeplabv3",
                 format!("output stride must be 8 or 16, got {output_stride}"),
             ));
@@ -175,7 +175,7 @@ impl DeepLabV3 {
                 fc_classes: None,
             },
         )
-        .ok_or_else(|| Error::invalid("deeplabv3", format!("no ResNet-{depth}")))?;
+        .ok_or_else(|| NnError::invalid("deeplabv3", format!("no ResNet-{depth}")))?;
         let head = DeepLabV3Head::new(
             store,
             "",

@@ -1,9 +1,9 @@
 //! AdvSemiSeg's FCDiscriminator: 4×4/2 convs C→64→128→256→512→1, LeakyReLU(0.2), logits
 //! upsampled bilinearly (align_corners) to the input size.
 
+use super::error::Result;
 use super::layers::{Conv2d, ConvCfg};
 use super::param::ParamStore;
-use crate::error::Result;
 use crate::ops;
 use crate::tensor::Tensor;
 
@@ -51,6 +51,10 @@ impl FcDiscriminator {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let s = x.shape();
         let size = [s[2], s[3]];
-        ops::upsample_bilinear2d(&self.forward_logits(x)?, size, true)
+        Ok(ops::upsample_bilinear2d(
+            &self.forward_logits(x)?,
+            size,
+            true,
+        )?)
     }
 }

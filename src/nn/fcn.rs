@@ -8,10 +8,10 @@
 //! / `classifier.3` weights reshaped to [4096, 512, 7, 7] / [4096, 4096, 1, 1] are `fc6` / `fc7`
 //! (`scripts/convert_pth.py --vgg-fc-to-conv`).
 
+use super::error::Result;
 use super::layers::{Conv2d, ConvCfg};
 use super::param::{Init, ParamStore};
 use super::vgg::Vgg16;
-use crate::error::Result;
 use crate::ops;
 use crate::tensor::Tensor;
 

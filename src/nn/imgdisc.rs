@@ -16,9 +16,9 @@
 //! at 1/4 of S's size [N, 1, h/4, w/4]; the losses average over positions (SS-GAN eq. 7).
 //! Names `conv1..conv4`, `classifier` as the FCDiscriminator's.
 
+use super::error::{NnError, Result};
 use super::layers::{Conv2d, ConvCfg};
 use super::param::ParamStore;
-use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
 
@@ -37,7 +37,7 @@ impl Encoding {
             "product" => Encoding::Product,
             "concat" => Encoding::Concat,
             _ => {
-                return Err(Error::invalid(
+                return Err(NnError::invalid(
                     "imgdisc",
                     format!("unknown encoding {s:?}; known: basic, product, concat"),
                 ))
@@ -96,7 +96,7 @@ impl ImgDisc {
     /// The encoded adversary input for probabilities `s` and image `x` (`x` unused by `basic`).
     pub fn encode(&self, s: &Tensor, x: Option<&Tensor>) -> Result<Tensor> {
         if s.ndim() != 4 || s.shape()[1] != self.classes {
-            return Err(Error::invalid(
+            return Err(NnError::invalid(
                 "imgdisc",
                 format!(
                     "expected probabilities [N, {}, h, w], got {:?}",
@@ -109,14 +109,14 @@ impl ImgDisc {
             return Ok(s.clone());
         }
         let x = x.ok_or_else(|| {
-            Error::invalid(
+            NnError::invalid(
                 "imgdisc",
                 format!("the {:?} encoding needs the image", self.encoding),
             )
         })?;
         let (ss, xs) = (s.shape(), x.shape());
         if x.ndim() != 4 || xs[1] != 3 || xs[0] != ss[0] {
-            return Err(Error::shape(
+            return Err(NnError::shape(
                 "imgdisc",
                 ss,
                 xs,
@@ -129,15 +129,15 @@ impl ImgDisc {
             ops::upsample_bilinear2d(x, [ss[2], ss[3]], false)?
         };
         match self.encoding {
-            Encoding::Concat => ops::concat::concat(&[s, &x], 1),
+            Encoding::Concat => Ok(ops::concat::concat(&[s, &x], 1)?),
             _ => {
                 let rgb = ops::concat::split(&x, &[1, 1, 1], 1)?;
                 let prods = rgb
                     .iter()
                     .map(|k| ops::mul(s, k))
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect::<crate::Result<Vec<_>>>()?;
                 let refs: Vec<&Tensor> = prods.iter().collect();
-                ops::concat::concat(&refs, 1)
+                Ok(ops::concat::concat(&refs, 1)?)
             }
         }
     }
@@ -163,7 +163,7 @@ impl ImgDisc {
             return self.forward(sx, None);
         }
         if c != self.classes + 3 {
-            return Err(Error::invalid(
+            return Err(NnError::invalid(
                 "imgdisc",
                 format!(
                     "expected [N, {} (+3 image), h, w], got {:?}",

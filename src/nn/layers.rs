@@ -1,7 +1,7 @@
 //! Layers holding named parameters: Conv2d, BatchNorm2d, Linear. Forward passes call `ops`.
 
+use super::error::Result;
 use super::param::{Init, Kind, Param, ParamStore};
-use crate::error::Result;
 use crate::ops;
 use crate::tensor::Tensor;
 
@@ -197,7 +197,12 @@ impl Conv2d {
             padding: self.padding,
             dilation: self.dilation,
         };
-        ops::conv2d(x, &self.weight.get()?, opt(&self.bias)?.as_ref(), &p)
+        Ok(ops::conv2d(
+            x,
+            &self.weight.get()?,
+            opt(&self.bias)?.as_ref(),
+            &p,
+        )?)
     }
 }
 
@@ -208,7 +213,7 @@ impl BatchNorm2d {
     pub fn forward(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
         let w = self.weight.get()?;
         let b = self.bias.get()?;
-        ops::batch_norm2d(
+        Ok(ops::batch_norm2d(
             x,
             Some(&w),
             Some(&b),
@@ -217,7 +222,7 @@ impl BatchNorm2d {
             mode != BnMode::Frozen,
             self.momentum,
             self.eps,
-        )
+        )?)
     }
 
     /// Makes weight and bias trainable only in `Train` mode.
@@ -229,11 +234,15 @@ impl BatchNorm2d {
 
 impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::linear(x, &self.weight.get()?, opt(&self.bias)?.as_ref())
+        Ok(ops::linear(
+            x,
+            &self.weight.get()?,
+            opt(&self.bias)?.as_ref(),
+        )?)
     }
 }
 
 /// conv → BN → ReLU, the most common triple.
 pub fn conv_bn_relu(conv: &Conv2d, bn: &BatchNorm2d, x: &Tensor, mode: BnMode) -> Result<Tensor> {
-    ops::relu(&bn.forward(&conv.forward(x)?, mode)?)
+    Ok(ops::relu(&bn.forward(&conv.forward(x)?, mode)?)?)
 }

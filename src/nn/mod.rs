@@ -1,9 +1,11 @@
 //! Neural-network building blocks: named parameters, checkpoints, layers and architectures.
 
 pub mod checkpoint;
+pub mod error;
 pub mod param;
 
 pub use checkpoint::{read_safetensors, write_atomic, LoadReport};
+pub use error::NnError;
 pub use param::{Init, Kind, Param, ParamStore};
 pub mod layers;
 pub mod resnet;

@@ -1,7 +1,7 @@
 //! Named parameters and buffers with PyTorch `state_dict` names, materialised on the GPU lazily
 //! so architectures can be inspected (layer table, parameter count) without allocating.
 
-use crate::error::{Error, Result};
+use super::error::{NnError, Result};
 use crate::gpu::Gpu;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -56,26 +56,23 @@ impl Slot {
 
     /// The GPU tensor; errors if the model was never materialised.
     pub fn get(&self) -> Result<Tensor> {
-        self.tensor.lock().unwrap().clone().ok_or_else(|| {
-            Error::invalid(
-                "model",
-                format!(
-                    "{} is not on the GPU yet (call materialize or load a checkpoint)",
-                    self.name
-                ),
-            )
-        })
+        self.tensor
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| NnError::NotMaterialized {
+                name: self.name.clone(),
+            })
     }
 
     /// Replaces the tensor (shape-checked). Parameters become autograd leaves.
     pub fn set(&self, t: Tensor) -> Result<()> {
         if t.shape() != self.shape.as_slice() {
-            return Err(Error::shape(
-                "set_param",
-                &self.shape,
-                t.shape(),
-                format!("{}: expected vs given", self.name),
-            ));
+            return Err(NnError::ParamShape {
+                name: self.name.clone(),
+                want: self.shape.clone(),
+                got: t.shape().to_vec(),
+            });
         }
         let t = match self.kind {
             Kind::Param => {

@@ -7,6 +7,7 @@ use super::arch::{ArchOpts, Net};
 use super::deeplab::DeepLabV2;
 use super::deeplabv3::DeepLabV3;
 use super::disc::FcDiscriminator;
+use super::error::{NnError, Result};
 use super::fcn::Fcn32;
 use super::imgdisc::{ImgDisc, IMGDISC_NDF};
 use super::layers::BnMode;
@@ -15,7 +16,6 @@ use super::resnet::{ResNet, ResNetCfg};
 use super::rrm::Rrm;
 use super::tiny::{Tiny, TinyCls};
 use super::vgg::Vgg16;
-use crate::error::{Error, Result};
 
 /// What a network can be used as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,12 +107,12 @@ fn resnet(store: &mut ParamStore, depth: usize, classes: usize, o: &ArchOpts) ->
     };
     ResNet::new(store, "", cfg)
         .map(Net::ResNet)
-        .ok_or_else(|| Error::invalid("model", format!("no ResNet of depth {depth}")))
+        .ok_or_else(|| NnError::invalid("model", format!("no ResNet of depth {depth}")))
 }
 
 fn deeplabv2(store: &mut ParamStore, depth: usize, classes: usize, o: &ArchOpts) -> Result<Net> {
     let mut d = DeepLabV2::new(store, depth, classes)
-        .ok_or_else(|| Error::invalid("model", format!("no ResNet of depth {depth}")))?;
+        .ok_or_else(|| NnError::invalid("model", format!("no ResNet of depth {depth}")))?;
     d.layer5.official_quirk = o.aspp_quirk;
     Ok(Net::DeepLabV2(d))
 }
@@ -323,11 +323,9 @@ pub fn known() -> String {
 
 /// The entry named `name`, or an error listing every arch.
 pub fn spec(name: &str) -> Result<&'static ArchSpec> {
-    find(name).ok_or_else(|| {
-        Error::invalid(
-            "model",
-            format!("unknown arch {name:?}; known: {}", known()),
-        )
+    find(name).ok_or_else(|| NnError::UnknownArch {
+        name: name.to_string(),
+        known: known(),
     })
 }
 
@@ -352,7 +350,7 @@ pub fn find_with(
     if pred(s) {
         return Ok(s);
     }
-    Err(Error::invalid(
+    Err(NnError::invalid(
         context,
         format!(
             "{name:?} is not {what}; use one of {}",

@@ -1,9 +1,9 @@
 //! torchvision ResNets (18/50/101), with the segmentation options: output stride 8/16 by
 //! dilating the last stages, and DeepLab-v2's Caffe-style "stride on the first 1×1 conv".
 
+use super::error::Result;
 use super::layers::{conv_bn_relu, BatchNorm2d, BnMode, Conv2d, ConvCfg, Linear};
 use super::param::{Init, ParamStore};
-use crate::error::Result;
 use crate::ops;
 use crate::tensor::Tensor;
 
@@ -240,7 +240,7 @@ impl Block {
             Some((c, b)) => b.forward(&c.forward(x)?, mode)?,
             None => x.clone(),
         };
-        ops::relu(&ops::add(&out, &identity)?)
+        Ok(ops::relu(&ops::add(&out, &identity)?)?)
     }
 
     pub fn batch_norms(&self) -> Vec<&BatchNorm2d> {
@@ -259,7 +259,13 @@ impl ResNet {
     /// Stem: conv 7×7/2, BN, ReLU, max-pool 3×3/2 pad 1 (ceil_mode in the DeepLab-v2 variant).
     pub fn stem(&self, x: &Tensor, mode: BnMode) -> Result<Tensor> {
         let y = conv_bn_relu(&self.conv1, &self.bn1, x, mode)?;
-        ops::max_pool2d(&y, [3, 3], [2, 2], [1, 1], self.cfg.stride_on_1x1)
+        Ok(ops::max_pool2d(
+            &y,
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            self.cfg.stride_on_1x1,
+        )?)
     }
 
     /// Feature maps after each of layer1..layer4.

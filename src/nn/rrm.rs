@@ -10,11 +10,11 @@
 //! without bias, one logit per foreground class), `fc8_seg_conv1` / `fc8_seg_conv2`
 //! (segmentation branch), as in RRM.py.
 
+use super::error::Result;
 use super::layers::{BatchNorm2d, BnMode, Conv2d, ConvCfg};
 use super::param::{Init, ParamStore};
 use super::resnet::{ResNet, ResNetCfg};
 use super::tiny;
-use crate::error::Result;
 use crate::ops;
 use crate::tensor::Tensor;
 
@@ -171,7 +171,7 @@ impl Rrm {
         let g = ops::adaptive_avg_pool2d(&f, [1, 1])?;
         let y = self.fc8.forward(&g)?;
         let n = y.shape()[0];
-        y.reshape(&[n, self.fc8.cout])
+        Ok(y.reshape(&[n, self.fc8.cout])?)
     }
 
     /// All three outputs of one forward.

@@ -3,9 +3,9 @@
 //! dilated 3×3 convs summed into class logits. Trains in seconds on a software GPU.
 
 use super::deeplab::AsppV2;
+use super::error::Result;
 use super::layers::{conv_bn_relu, BatchNorm2d, BnMode, Conv2d, ConvCfg, Linear};
 use super::param::{Init, ParamStore};
-use crate::error::Result;
 use crate::ops;
 use crate::tensor::Tensor;
 

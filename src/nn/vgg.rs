@@ -1,8 +1,8 @@
 //! torchvision VGG16 (features + classifier), parameter names `features.N` / `classifier.N`.
 
+use super::error::{NnError, Result};
 use super::layers::{Conv2d, ConvCfg, Linear};
 use super::param::{Init, ParamStore};
-use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::Tensor;
 
@@ -93,7 +93,7 @@ impl Vgg16 {
         let [fc0, fc1, fc2] = self
             .classifier
             .as_ref()
-            .ok_or_else(|| Error::invalid("vgg16", "built without a classifier"))?;
+            .ok_or_else(|| NnError::invalid("vgg16", "built without a classifier"))?;
         let f = if s[2] == 7 && s[3] == 7 {
             f
         } else {

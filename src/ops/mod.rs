@@ -6,6 +6,8 @@ pub mod bilateral;
 pub mod cases;
 pub mod concat;
 pub mod conv;
+mod conv_config;
+mod conv_geom;
 pub mod conv_tex;
 pub mod crf;
 pub mod crf_matrix;

@@ -60,7 +60,15 @@ fn ferr(path: &Path, why: impl Into<String>) -> Error {
 
 /// Reads a case file.
 pub fn load_case(path: &Path) -> Result<Case> {
-    parse_case(&crate::nn::checkpoint::read_safetensors_bytes(path)?, path)
+    use crate::nn::NnError;
+    // testing reports in the core's terms; a reader's failure keeps its path and reason.
+    let bytes = crate::nn::checkpoint::read_safetensors_bytes(path).map_err(|e| match e {
+        NnError::Op(e) => e,
+        NnError::Io { path, source } => Error::Io { path, source },
+        NnError::File { path, why } => Error::File { path, why },
+        e => ferr(path, e.to_string()),
+    })?;
+    parse_case(&bytes, path)
 }
 
 /// [`load_case`] on bytes in memory; `path` names them in errors.

@@ -66,6 +66,34 @@ pub struct TrainConfig {
     /// A training sample that fails to load: `stop` (save `last`, end the run naming the file)
     /// or `skip` (count it, list it in metrics.jsonl and the summary, go on).
     pub on_bad_sample: String,
+    /// Network input normalisation: `bgr-mean` (DeepLab: 0..255 minus the mean colour),
+    /// `rgb-imagenet` (torchvision: 0..1, ImageNet mean and std) or `none` (raw 0..255).
+    /// Kept in checkpoints: eval, predict and the Inference tab use the checkpoint's.
+    pub normalise: Normalisation,
+}
+
+/// The `normalise` setting's values (`data::Normalise` is the arithmetic; this is the name
+/// a config file stores).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Normalisation {
+    /// What every run used before the setting existed, so older configs mean the same.
+    #[default]
+    BgrMean,
+    RgbImagenet,
+    None,
+}
+
+impl Normalisation {
+    pub const NAMES: &'static [&'static str] = &["bgr-mean", "rgb-imagenet", "none"];
+
+    pub fn normalise(self) -> crate::data::Normalise {
+        match self {
+            Normalisation::BgrMean => crate::data::Normalise::BgrMean,
+            Normalisation::RgbImagenet => crate::data::Normalise::imagenet(),
+            Normalisation::None => crate::data::Normalise::None,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -102,6 +130,7 @@ impl Default for TrainConfig {
             eval_batch: 8,
             best_metric: "miou".into(),
             on_bad_sample: "stop".into(),
+            normalise: Normalisation::default(),
         }
     }
 }
@@ -181,7 +210,12 @@ impl RunConfig {
             let mut t = toml::Table::try_from(&self.common).expect("serialisable");
             t.insert(name.to_string(), value.clone());
             self.common = t.try_into().map_err(|e: toml::de::Error| {
-                TrainError::bad_value(key, format!("{value} does not fit: {}", e.message()))
+                // serde names the allowed variants only for a string; a number would not.
+                let why = match name {
+                    "normalise" => format!("use one of {}", Normalisation::NAMES.join(", ")),
+                    _ => e.message().to_string(),
+                };
+                TrainError::bad_value(key, format!("{value} does not fit: {why}"))
             })?;
             return Ok(());
         }
@@ -303,10 +337,9 @@ impl RunConfig {
 
     /// How this run's images are normalised for its networks: the one place training, probes,
     /// evaluation and inference (`predict`, the app's Inference tab, from the checkpoint's
-    /// config) take it from. Every arch is trained DeepLab style today (0..255 minus the mean
-    /// RGB); a per-run setting would be read here.
+    /// config) take it from.
     pub fn normalise(&self) -> crate::data::Normalise {
-        crate::data::Normalise::BgrMean
+        self.common.normalise.normalise()
     }
 
     /// The discriminator width, resolving the default.

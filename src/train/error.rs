@@ -1,5 +1,6 @@
 //! Errors of the training layer: configuration, checkpoints, diverging losses; the engine
-//! core's and the data layer's errors pass through it unchanged (transparent variants).
+//! core's, the networks' and the data layer's errors pass through it unchanged (transparent
+//! variants).
 
 use std::path::PathBuf;
 
@@ -8,6 +9,10 @@ pub enum TrainError {
     /// A failure of the engine core (ops, networks, the GPU), its message unchanged.
     #[error(transparent)]
     Op(#[from] crate::error::Error),
+
+    /// A failure of the networks layer (arch, weights file, parameters), its message unchanged.
+    #[error(transparent)]
+    Nn(#[from] crate::nn::NnError),
 
     /// A failure reading data, its message unchanged.
     #[error(transparent)]
@@ -84,7 +89,11 @@ impl From<crate::gpu::GpuError> for TrainError {
 impl TrainError {
     /// Whether a device size limit was exceeded (buffer, texture or binding).
     pub fn is_too_large(&self) -> bool {
-        matches!(self, TrainError::Op(e) if e.is_too_large())
+        match self {
+            TrainError::Op(e) => e.is_too_large(),
+            TrainError::Nn(e) => e.is_too_large(),
+            _ => false,
+        }
     }
     pub fn bad_value(key: impl Into<String>, why: impl Into<String>) -> Self {
         TrainError::BadValue {

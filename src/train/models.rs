@@ -82,7 +82,7 @@ pub fn groups(m: &Model, head_mult: f32) -> Result<Vec<ParamGroup>> {
 }
 
 /// Freezes or unfreezes every parameter (gradients still flow *through* a frozen network).
-pub fn set_trainable(m: &Model, on: bool) -> crate::Result<()> {
+pub fn set_trainable(m: &Model, on: bool) -> crate::nn::error::Result<()> {
     m.store
         .slots()
         .iter()

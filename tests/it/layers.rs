@@ -14,7 +14,8 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ("util", &["atomic", "rng"], &[]),
     ("gpu", &["gpu"], &[]),
     ("data", &["data"], &["util"]),
-    // The engine core's error (`crate::Error`) wraps gpu's and is shared by the layers up to nn.
+    // The engine core's error (`crate::Error`) wraps gpu's and is shared by the layers up to ops;
+    // nn has its own (`nn::NnError`, wrapping the core's), train its own wrapping both.
     ("tensor", &["error", "tensor", "autograd"], &["gpu"]),
     ("metrics", &["metrics"], &["tensor", "data"]),
     (

@@ -33,6 +33,7 @@ mod nn_archs;
 mod nn_forward;
 mod nn_params;
 mod nn_parity;
+mod normalise;
 mod optim;
 mod robustness;
 mod rrm_rules;

@@ -10,9 +10,10 @@ use advseg::nn::checkpoint::HostTensors;
 use advseg::nn::deeplab::AsppV2;
 use advseg::nn::deeplabv3::DeepLabV3Head;
 use advseg::nn::disc::FcDiscriminator;
+use advseg::nn::error::Result;
 use advseg::nn::resnet::{Block, BlockGeom, BlockKind};
 use advseg::nn::{arch, read_safetensors, BnMode, ParamStore};
-use advseg::{ops, Gpu, Result, Tensor};
+use advseg::{ops, Gpu, Tensor};
 use std::path::PathBuf;
 
 type Fwd = Box<dyn Fn(&Tensor) -> Result<Tensor>>;

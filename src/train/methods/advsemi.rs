@@ -289,7 +289,7 @@ impl Method for AdvSemi {
     }
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))?)
+        no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
     }
 
     fn eval_signals(&self, _x: &Tensor, _y: &Tensor, logits: &Tensor) -> Result<EvalSignals> {

@@ -9,13 +9,13 @@ use crate::tensor::{DType, Tensor};
 
 /// Logits of `g` upsampled bilinearly (align_corners = True) to the input size, as
 /// AdvSemiSeg does before every loss.
-pub fn seg_logits(g: &Model, x: &Tensor, mode: BnMode) -> Result<Tensor> {
+pub fn seg_logits(g: &Model, x: &Tensor, mode: BnMode) -> crate::train::error::Result<Tensor> {
     let s = x.shape();
     let z = g.forward(x, mode)?;
     if z.shape()[2..] == s[2..] {
         return Ok(z);
     }
-    ops::upsample_bilinear2d(&z, [s[2], s[3]], true)
+    Ok(ops::upsample_bilinear2d(&z, [s[2], s[3]], true)?)
 }
 
 /// 1 at labelled pixels, 0 at ignored ones: [N, H, W] labels → [N, 1, H, W].

@@ -261,8 +261,8 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
     let bn = models::bn_mode(&c.bn_mode, &c.arch);
     loc.apply_bn_mode(bn)?;
     adv.apply_bn_mode(bn)?;
-    let sgd = |m: &Model| {
-        Sgd::new(
+    let sgd = |m: &Model| -> Result<Sgd> {
+        Ok(Sgd::new(
             vec![ParamGroup::new(m.store.trainable()?)],
             SgdConfig {
                 lr: c.lr,
@@ -270,7 +270,7 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
                 weight_decay: c.weight_decay,
                 nesterov: false,
             },
-        )
+        )?)
     };
     Ok(Box::new(Eader {
         opt_l: sgd(&loc)?,

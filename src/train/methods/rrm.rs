@@ -44,7 +44,7 @@ use super::common::{channel_max, rgb255};
 use super::rrm_labels::{self, LabelRules};
 use super::{check, table, BuildEnv};
 use crate::autograd::no_grad;
-use crate::data::{AugConfig, Normalise};
+use crate::data::Normalise;
 use crate::error::Error;
 use crate::nn::arch::Model;
 use crate::nn::cam::NORM_EPS;
@@ -272,6 +272,8 @@ pub struct RrmMethod {
     seed: u64,
     classes: usize,
     ignore: i32,
+    /// The run's input normalisation: probes get images without their batch's record of it.
+    normalise: Normalise,
     last_maps: Vec<ProbeMap>,
 }
 
@@ -320,6 +322,7 @@ pub fn build(env: &BuildEnv<'_>) -> Result<Box<dyn Method>> {
         seed: c.seed,
         classes: env.classes,
         ignore: env.ignore,
+        normalise: env.cfg.normalise(),
         last_maps: Vec::new(),
         cfg,
     }))
@@ -346,7 +349,7 @@ impl RrmMethod {
         mode: BnMode,
         scales: &[f32],
     ) -> Result<Tensor> {
-        Ok(no_grad(|| {
+        no_grad(|| {
             let net = self.net();
             let base = net.cams(&f1.detach())?;
             let size = [base.shape()[2], base.shape()[3]];
@@ -368,8 +371,8 @@ impl RrmMethod {
                 sum = ops::add(&sum, &cam)?;
                 count += 1;
             }
-            ops::mul_scalar(&sum, 1.0 / count as f32)
-        })?)
+            Ok(ops::mul_scalar(&sum, 1.0 / count as f32)?)
+        })
     }
 
     /// §4.2 for a batch: `cam` [N, K, h, w], `rgb` [N, 3, H, W] (0–255), `present` [N·K].
@@ -657,8 +660,7 @@ impl Method for RrmMethod {
                 .iter()
                 .map(|&v| f32::from(u8::from(v > self.cfg.cls_threshold)))
                 .collect();
-            let norm_all: Normalise = AugConfig::default().normalise;
-            let rgb = rgb255(x, &norm_all)?;
+            let rgb = rgb255(x, &self.normalise)?;
             let cam =
                 self.multiscale_cam(x, &out.features, BnMode::Frozen, &self.cfg.cam_scales)?;
             // Every class's CAM for display, regardless of predicted presence.

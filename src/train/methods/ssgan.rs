@@ -229,7 +229,7 @@ impl Method for SsGan {
     }
 
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))?)
+        no_grad(|| seg_logits(&self.gan.g, x, BnMode::Frozen))
     }
 
     /// D's confidence as [`Method::probe`] shows it (G runs again only when D sees G's

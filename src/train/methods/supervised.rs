@@ -96,7 +96,7 @@ impl Method for Supervised {
         Ok(vec![("loss_seg".into(), loss.detach())])
     }
     fn segment(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(no_grad(|| seg_logits(&self.g, x, BnMode::Frozen))?)
+        no_grad(|| seg_logits(&self.g, x, BnMode::Frozen))
     }
     fn probe(&self, x: &Tensor) -> Result<ProbeOut> {
         let logits = self.segment(x)?;
