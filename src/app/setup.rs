@@ -40,6 +40,8 @@ fn hidden_common() -> Vec<String> {
 fn show_value(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
+        // A one-element list keeps a trailing comma, so it reads back as a list.
+        toml::Value::Array(a) if a.len() == 1 => format!("{},", show_value(&a[0])),
         toml::Value::Array(a) => a.iter().map(show_value).collect::<Vec<_>>().join(","),
         // Settings are f32: print the f32, not the widened f64's noise digits.
         toml::Value::Float(f) => {
@@ -132,7 +134,7 @@ fn value_of(key: &str, text: &str) -> Result<toml::Value, String> {
     // Number lists (`crop`, RRM's `cam_scales`, …) are shown as `a,b,c`; other text with
     // commas (a `--data` spec) stays a string.
     if t.contains(',') && !t.starts_with('[') {
-        if let v @ toml::Value::Array(_) = parse_value(&format!("[{t}]")) {
+        if let v @ toml::Value::Array(_) = parse_value(&format!("[{}]", t.trim_end_matches(','))) {
             return Ok(v);
         }
     }
