@@ -101,6 +101,9 @@ pub struct RrmConfig {
     /// Background CAM confidence (on `B_high`) and CRF confidence thresholds.
     pub bg_conf: f32,
     pub crf_conf: f32,
+    /// Label CRFs on crops of at most this many pixels build one dense operator per image
+    /// (exact, ~HW² floats each; `ops::crf_matrix`); larger ones filter every iteration. 0 = never.
+    pub crf_matrix_max_px: usize,
     /// Steps at the start that train the classification loss only (recipe A's first half).
     pub cls_only_steps: usize,
     /// Momentum := weight decay, as PSA's `PolyOptimizer` effectively does.
@@ -131,6 +134,7 @@ impl Default for RrmConfig {
             cam_floor: 0.1,
             bg_conf: 0.8,
             crf_conf: 0.8,
+            crf_matrix_max_px: crf.matrix_max_px,
             cls_only_steps: 0,
             psa_momentum_quirk: false,
             cls_threshold: 0.5,
@@ -231,6 +235,7 @@ impl RrmConfig {
             app_sxy: self.crf_app_sxy,
             app_srgb: self.crf_app_srgb,
             app_w: self.crf_app_w,
+            matrix_max_px: self.crf_matrix_max_px,
             ..CrfCfg::rrm_labels()
         }
     }
