@@ -105,6 +105,24 @@ pub(super) fn binding_limit_from_env(device: u64, align: u64) -> GpuResult<u64> 
     }
     Ok(bytes.min(device) / align * align)
 }
+/// Storage buffers one kernel may bind: the adapter's limit, or less when
+/// `ADVSEG_MAX_STORAGE_BUFFERS` asks (tests of the refusal).
+pub(super) fn storage_limit_from_env(device: u32) -> GpuResult<u32> {
+    const VAR: &str = "ADVSEG_MAX_STORAGE_BUFFERS";
+    let Some(v) = std::env::var_os(VAR) else {
+        return Ok(device);
+    };
+    let v = v.to_string_lossy().into_owned();
+    match v.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n.min(device)),
+        _ => Err(GpuError::BadEnv {
+            var: VAR,
+            value: v,
+            why: "expected a whole number of storage buffers, at least 1".into(),
+        }),
+    }
+}
+
 /// Texture read with `textureLoad`.
 pub fn tex(t: &GpuTexture) -> Bind<'_> {
     Bind(Res::View(t.view()), Access::Texture)

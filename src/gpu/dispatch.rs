@@ -54,6 +54,19 @@ impl Gpu {
                 ),
             ));
         }
+        let storage = used
+            .iter()
+            .filter(|&&b| {
+                b > 0 && matches!(key.access[b as usize - 1], Access::Read | Access::ReadWrite)
+            })
+            .count() as u32;
+        if storage > self.storage_limit {
+            return Err(GpuError::TooManyStorageBuffers {
+                kernel: format!("{}::{}", key.shader, key.entry),
+                used: storage,
+                limit: self.storage_limit,
+            });
+        }
         let mut entries = vec![wgpu::BindGroupLayoutEntry {
             binding: 0,
             visibility: wgpu::ShaderStages::COMPUTE,

@@ -56,6 +56,20 @@ pub enum GpuError {
         why: String,
     },
 
+    /// A fused kernel reads and writes more storage buffers in one pass than the adapter allows
+    /// per shader stage (wgpu's downlevel limit is 4; WebGPU guarantees 8, and no kernel uses
+    /// more than 7).
+    #[error(
+        "{kernel} uses {used} storage buffers in one pass, over the adapter's \
+         max_storage_buffers_per_shader_stage of {limit} (or ADVSEG_MAX_STORAGE_BUFFERS); \
+         advseg needs an adapter with at least 7 (every WebGPU-conformant one has 8)"
+    )]
+    TooManyStorageBuffers {
+        kernel: String,
+        used: u32,
+        limit: u32,
+    },
+
     /// Validation, device-lost or mapping errors reported by wgpu.
     #[error("GPU error: {0}")]
     Backend(String),

@@ -17,7 +17,7 @@ pub mod reflect;
 mod texture;
 pub mod wgsl_compose;
 
-use bind::{binding_limit_from_env, Res};
+use bind::{binding_limit_from_env, storage_limit_from_env, Res};
 pub use bind::{r, r_at, r_elems, store_tex, tex, w, w_at, w_elems, Access, Bind};
 pub use buffer::GpuBuffer;
 pub use counters::{CounterSnapshot, Counters};
@@ -84,6 +84,9 @@ pub struct Gpu {
     /// Bytes one storage binding may cover: the device's `max_storage_buffer_binding_size`,
     /// or less when `ADVSEG_MAX_BINDING_BYTES` asks (tests force the split paths with it).
     binding_limit: u64,
+    /// Storage buffers one kernel may bind (`max_storage_buffers_per_shader_stage`, or less
+    /// when `ADVSEG_MAX_STORAGE_BUFFERS` asks).
+    storage_limit: u32,
     /// Storage-binding offsets are multiples of this (bytes, at least 16: one vec4).
     offset_align: u64,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
@@ -125,10 +128,27 @@ impl Gpu {
     /// only: tests run the split paths of large tensors at small sizes next to the shared
     /// context's unsplit ones.
     pub fn new_with_binding_limit(limit: Option<u64>) -> GpuResult<Arc<Gpu>> {
+        Self::new_with_limits(limit, None)
+    }
+
+    /// [`Gpu::new_with_binding_limit`] that can also lower the storage buffers one kernel may
+    /// bind, as `ADVSEG_MAX_STORAGE_BUFFERS` does (tests of adapters with wgpu's downlevel 4).
+    pub fn new_with_limits(binding: Option<u64>, storage: Option<u32>) -> GpuResult<Arc<Gpu>> {
         let backends = device::backends_from_env()?;
         let adapters = device::enumerate(&device::instance(backends), backends);
         let idx = device::choose(&adapters)?;
-        Self::build(adapters.into_iter().nth(idx).expect("chosen index"), limit)
+        let gpu = Self::build(
+            adapters.into_iter().nth(idx).expect("chosen index"),
+            binding,
+        )?;
+        Ok(match storage {
+            Some(n) => {
+                let mut g = Arc::into_inner(gpu).expect("a fresh context has one owner");
+                g.storage_limit = g.storage_limit.min(n);
+                Arc::new(g)
+            }
+            None => gpu,
+        })
     }
 
     pub fn from_adapter(adapter: wgpu::Adapter) -> GpuResult<Arc<Gpu>> {
@@ -201,6 +221,7 @@ impl Gpu {
                 .min(limits.max_buffer_size),
             offset_align,
         )?;
+        let storage_limit = storage_limit_from_env(limits.max_storage_buffers_per_shader_stage)?;
         let binding_limit = match limit {
             None => binding_limit,
             Some(l) if l >= offset_align => binding_limit.min(l) / offset_align * offset_align,
@@ -217,6 +238,7 @@ impl Gpu {
             summary,
             limits,
             binding_limit,
+            storage_limit,
             offset_align,
             modules: Mutex::default(),
             pipelines: Mutex::default(),

@@ -346,3 +346,31 @@ fn kernels_bind_only_what_they_use() {
         "{e}"
     );
 }
+
+/// On an adapter with wgpu's downlevel 4 storage buffers per stage, a fused kernel that needs
+/// more is refused by name with the limit (not a wgpu validation panic), and kernels within the
+/// limit still run on the same context.
+#[test]
+fn kernels_over_the_storage_buffer_limit_are_refused_by_name() {
+    use advseg::{ops, Gpu, Tensor};
+    let gpu = Gpu::new_with_limits(None, Some(4)).unwrap();
+    let x = Tensor::from_f32(
+        &gpu,
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        &[2, 2, 1, 2],
+    )
+    .unwrap();
+    let sum = ops::add(&x, &x).unwrap().to_vec_f32().unwrap();
+    assert_eq!(sum[7], 16.0);
+    let rm = Tensor::from_f32(&gpu, &[0.0, 0.0], &[2]).unwrap();
+    let rv = Tensor::from_f32(&gpu, &[1.0, 1.0], &[2]).unwrap();
+    let err = ops::batchnorm::batch_norm2d(&x, None, None, &rm, &rv, true, 0.1, 1e-5)
+        .and_then(|y| y.to_vec_f32())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("batchnorm::batch_stats uses 7 storage buffers")
+            && err.contains("max_storage_buffers_per_shader_stage of 4"),
+        "{err}"
+    );
+}
