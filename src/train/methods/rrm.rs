@@ -37,8 +37,10 @@
 //! input; no CRF post-processing. Probe maps: `cam_<c>` (max-normalised CAM per foreground
 //! class), `reliable_mask` (1 where the reliable label is set) and `reliable_labels` (class c
 //! as c / 255, unreliable 1.0: the PNG holds raw ids, 255 = unreliable) built from the classes the classifier predicts present
-//! (`cls_threshold`; probes have no image labels). Probe inputs use the default (DeepLab mean)
-//! normalisation, as the trainer's probes and `predict` do.
+//! (`cls_threshold`; probes have no image labels). Probe inputs use the run's normalisation, as
+//! the trainer's probes and `predict` do. A probe larger than `crf_matrix_max_px` gets its
+//! reliable labels from the label CRF at that many pixels, scaled back up (nearest): seconds,
+//! where the full-size CRF took minutes.
 
 use super::common::{channel_max, rgb255};
 use super::rrm_labels::{self, LabelRules};
@@ -671,8 +673,23 @@ impl Method for RrmMethod {
             // Every class's CAM for display, regardless of predicted presence.
             let up = ops::upsample_bilinear2d(&cam, [h, w], false)?;
             let shown = ops::div(&up, &ops::add_scalar(&ops::max_spatial(&up)?, NORM_EPS)?)?;
-            let labels = self.reliable(&cam, &rgb, &present)?;
-            let [mask, lab] = self.label_maps(x.gpu(), &labels.host, [n, h, w])?;
+            // The label CRF of a full-size probe would take the gather path (minutes at
+            // 360×480): it runs on the image scaled down to the matrix path's size, and the
+            // labels are scaled back up (nearest) for display.
+            let max_px = self.cfg.crf_matrix_max_px;
+            let host = if max_px > 0 && h * w > max_px {
+                let f = (max_px as f64 / (h * w) as f64).sqrt();
+                let (rh, rw) = (
+                    ((h as f64 * f) as usize).max(1),
+                    ((w as f64 * f) as usize).max(1),
+                );
+                let small = ops::upsample_bilinear2d(&rgb, [rh, rw], false)?;
+                let labels = self.reliable(&cam, &small, &present)?;
+                rrm_labels::resize_nearest_planes(&labels.host, n, (rh, rw), (h, w))
+            } else {
+                self.reliable(&cam, &rgb, &present)?.host
+            };
+            let [mask, lab] = self.label_maps(x.gpu(), &host, [n, h, w])?;
             let mut maps: Vec<ProbeMap> = ops::concat::split(&shown, &vec![1; k], 1)?
                 .into_iter()
                 .enumerate()
