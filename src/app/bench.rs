@@ -101,8 +101,7 @@ impl Observer for Seconds {
 /// Steps per second of a run with nothing watching (the trainer's own clock).
 fn headless(o: &AppBenchOptions, gpu: &Arc<Gpu>, iters: usize) -> anyhow::Result<f64> {
     let a = o.app(iters);
-    let fields = a.st.fields.get(&a.st.method).cloned().unwrap_or_default();
-    let cfg = super::setup::build_config(&a.st.method, &fields, "").map_err(anyhow::Error::msg)?;
+    let cfg = a.st.run_config("").map_err(anyhow::Error::msg)?;
     let mut t = Trainer::new(
         gpu,
         cfg,

@@ -87,14 +87,10 @@ impl AdvsegApp {
 
     /// Writes the setup as a config file (the Save button).
     pub(super) fn save_config(&mut self) {
-        let fields = self
-            .st
-            .fields
-            .get(&self.st.method)
-            .cloned()
-            .unwrap_or_default();
         let path = PathBuf::from(&self.st.config_path);
-        self.error = setup::build_config(&self.st.method, &fields, &self.st.extra_set)
+        self.error = self
+            .st
+            .run_config(&self.st.extra_set)
             .and_then(|c| {
                 std::fs::write(&path, c.to_toml()).map_err(|e| format!("{}: {e}", path.display()))
             })

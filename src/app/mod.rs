@@ -189,13 +189,9 @@ impl AdvsegApp {
             return;
         }
         self.error = None;
-        let fields = self
+        let cfg = self
             .st
-            .fields
-            .get(&self.st.method)
-            .cloned()
-            .unwrap_or_default();
-        let cfg = setup::build_config(&self.st.method, &fields, &self.st.extra_set)
+            .run_config(&self.st.extra_set)
             .and_then(|c| setup::check_data_dir(&c.common.data).map(|()| c));
         let cfg = match cfg {
             Ok(c) => c,

@@ -65,6 +65,14 @@ pub struct UiState {
 }
 
 impl UiState {
+    /// The run configuration the setup panel describes: the current method's fields, then the
+    /// `extra` `KEY=VALUE` lines (start, Save config and `bench app` all build it this way).
+    pub fn run_config(&self, extra: &str) -> Result<crate::train::config::RunConfig, String> {
+        let none = BTreeMap::new();
+        let fields = self.fields.get(&self.method).unwrap_or(&none);
+        super::setup::build_config(&self.method, fields, extra)
+    }
+
     /// The view scale of a tab's map viewer (each tab keeps its own).
     pub fn zoom_mut(&mut self, tab: Tab) -> &mut f32 {
         match tab {
