@@ -358,7 +358,11 @@ const DOC_SOURCES: &[(&str, &str, &str)] = &[
         "EaderConfig",
         include_str!("../train/methods/eader.rs"),
     ),
-    ("rrm", "RrmConfig", include_str!("../train/methods/rrm.rs")),
+    (
+        "rrm",
+        "RrmConfig",
+        include_str!("../train/methods/rrm_config.rs"),
+    ),
 ];
 
 /// The doc comment of a field of `pub struct NAME { … }` in Rust source.
