@@ -86,6 +86,9 @@ mod tests {
         assert!(setting_doc("advsemi.mask_t").unwrap().contains("T_semi"));
         assert!(setting_doc("batch").unwrap().contains("Images per batch"));
         assert!(setting_doc("ndf").unwrap().contains("fcdisc"));
+        assert!(setting_doc("rrm.dense_weight")
+            .unwrap()
+            .contains("dense energy"));
         assert_eq!(setting_doc("bogus"), None);
     }
 }
