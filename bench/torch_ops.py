@@ -14,7 +14,7 @@ import torch.nn.functional as F
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 
-# name, ci, co, hw, k, stride, pad, dil  (mirrors CONVS in src/cli/bench.rs)
+# name, ci, co, hw, k, stride, pad, dil  (mirrors CONVS in src/cli/bench/rows.rs)
 CONVS = [
     ("res101 3x3 256ch 41x41 d2", 256, 256, 41, 3, 1, 2, 2),
     ("res101 3x3 512ch 41x41 d4", 512, 512, 41, 3, 1, 4, 4),

@@ -44,7 +44,7 @@ enum Command {
     /// Evaluate a training checkpoint on a dataset split (mIoU table or --json).
     Eval(cli::train::EvalArgs),
     /// Segment images with a training checkpoint (palette PNG + overlay, --maps).
-    Predict(cli::train::PredictArgs),
+    Predict(cli::predict::PredictArgs),
     /// Run a grid of method × labelled fraction × seed as independent training runs
     /// (resumable; --list / --index I for Slurm job arrays and Kubernetes Indexed Jobs).
     Sweep(cli::sweep::SweepArgs),
@@ -123,6 +123,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare(a) => cli::compare::run(a),
         Command::Train(a) => cli::train::run_train(*a),
         Command::Eval(a) => cli::train::run_eval(a),
-        Command::Predict(a) => cli::train::run_predict(a),
+        Command::Predict(a) => cli::predict::run_predict(a),
     }
 }

@@ -2,14 +2,19 @@
 //! `RunConfig::set`, the same code path as the CLI, so the app and `advseg train` cannot
 //! disagree about what a setting means.
 
+mod docs;
+mod values;
+
 use super::browse::{self, PathField};
 use super::presets::Kind;
 use super::state::UiState;
 use crate::data::DataSpec;
-use crate::train::config::parse_value;
 use crate::train::methods;
 use crate::train::RunConfig;
 use std::collections::BTreeMap;
+use values::{line_value, show_value, value_of};
+
+pub use docs::setting_doc;
 
 /// Shared settings shown in the panel, in display order.
 pub const COMMON: &[&str] = &[
@@ -35,38 +40,6 @@ fn hidden_common() -> Vec<String> {
         .into_iter()
         .filter(|k| k != "method" && !COMMON.contains(&k.as_str()))
         .collect()
-}
-
-fn show_value(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        // A one-element list keeps a trailing comma, so it reads back as a list.
-        toml::Value::Array(a) if a.len() == 1 => format!("{},", show_value(&a[0])),
-        toml::Value::Array(a) => a.iter().map(show_value).collect::<Vec<_>>().join(","),
-        // Settings are f32: print the f32, not the widened f64's noise digits.
-        toml::Value::Float(f) => {
-            let s = (*f as f32).to_string();
-            if s.contains(['.', 'e', 'i', 'N']) {
-                s
-            } else {
-                format!("{s}.0")
-            }
-        }
-        v => v.to_string(),
-    }
-}
-
-/// A value as an extra `KEY=VALUE` line's text: quoted strings stay strings whatever they
-/// look like, lists keep their brackets.
-fn line_value(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(_) => v.to_string(),
-        toml::Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(line_value).collect::<Vec<_>>().join(", ")
-        ),
-        v => show_value(v),
-    }
 }
 
 /// The panel's fields for a resolved configuration: shared keys first, then the method's.
@@ -112,33 +85,6 @@ pub fn default_fields(method: &str) -> Result<Vec<(String, String)>, String> {
     }
     cache.insert(method.to_string(), v.clone());
     Ok(v)
-}
-
-/// Turns a field's text into the TOML value `--set` would give it; `a,b` lists and `1/8`
-/// fractions are accepted as the CLI flags accept them.
-fn value_of(key: &str, text: &str) -> Result<toml::Value, String> {
-    let t = text.trim();
-    if key == "labeled_fraction" {
-        if let Some((a, b)) = t.split_once('/') {
-            let (a, b): (f64, f64) = (
-                a.trim()
-                    .parse()
-                    .map_err(|_| format!("{key}: {t:?} is not a fraction"))?,
-                b.trim()
-                    .parse()
-                    .map_err(|_| format!("{key}: {t:?} is not a fraction"))?,
-            );
-            return Ok(toml::Value::Float(a / b));
-        }
-    }
-    // Number lists (`crop`, RRM's `cam_scales`, …) are shown as `a,b,c`; other text with
-    // commas (a `--data` spec) stays a string.
-    if t.contains(',') && !t.starts_with('[') {
-        if let v @ toml::Value::Array(_) = parse_value(&format!("[{}]", t.trim_end_matches(','))) {
-            return Ok(v);
-        }
-    }
-    Ok(parse_value(t))
 }
 
 /// Builds the run configuration from the panel's fields and extra `KEY=VALUE` lines.
@@ -334,77 +280,6 @@ pub fn ensure_fields(st: &mut UiState) {
     }
 }
 
-/// The sources whose `///` field comments document the settings: the shared `TrainConfig`
-/// and each method's config struct. Reading them keeps the tooltips and the docs one text.
-const DOC_SOURCES: &[(&str, &str, &str)] = &[
-    ("", "TrainConfig", include_str!("../train/config.rs")),
-    (
-        "advsemi",
-        "AdvSemiConfig",
-        include_str!("../train/methods/advsemi.rs"),
-    ),
-    (
-        "gan-cegu",
-        "GanCeguConfig",
-        include_str!("../train/methods/gan_cegu.rs"),
-    ),
-    (
-        "ssgan",
-        "SsGanConfig",
-        include_str!("../train/methods/ssgan.rs"),
-    ),
-    (
-        "eader",
-        "EaderConfig",
-        include_str!("../train/methods/eader.rs"),
-    ),
-    ("rrm", "RrmConfig", include_str!("../train/methods/rrm.rs")),
-];
-
-/// The doc comment of a field of `pub struct NAME { … }` in Rust source.
-fn field_doc(src: &str, strukt: &str, field: &str) -> Option<String> {
-    let start = src.find(&format!("pub struct {strukt} {{"))?;
-    let mut doc: Vec<&str> = vec![];
-    for line in src[start..].lines().skip(1) {
-        let l = line.trim();
-        if l == "}" {
-            break;
-        }
-        if let Some(d) = l.strip_prefix("///") {
-            doc.push(d.trim());
-            continue;
-        }
-        let name = l
-            .strip_prefix("pub ")
-            .and_then(|r| r.split_once(':'))
-            .map(|(n, _)| n.trim());
-        if name == Some(field) && !doc.is_empty() {
-            return Some(doc.join(" "));
-        }
-        if !l.starts_with("#[") {
-            doc.clear();
-        }
-    }
-    None
-}
-
-/// The documentation of a panel key (`name` or `method.name`), if the source has any.
-pub fn setting_doc(key: &str) -> Option<String> {
-    static CACHE: std::sync::Mutex<BTreeMap<String, Option<String>>> =
-        std::sync::Mutex::new(BTreeMap::new());
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    cache
-        .entry(key.to_string())
-        .or_insert_with(|| {
-            let (section, name) = key.split_once('.').unwrap_or(("", key));
-            DOC_SOURCES
-                .iter()
-                .filter(|d| d.0 == section)
-                .find_map(|d| field_doc(d.2, d.1, name))
-        })
-        .clone()
-}
-
 /// Draws the setup fields, editing `st` in place; returns the path field whose "Browse…"
 /// button was clicked.
 pub fn setup_ui(
@@ -582,14 +457,6 @@ mask_t = 0.3
     }
 
     #[test]
-    fn settings_have_their_documentation() {
-        assert!(setting_doc("advsemi.mask_t").unwrap().contains("T_semi"));
-        assert!(setting_doc("batch").unwrap().contains("Images per batch"));
-        assert!(setting_doc("ndf").unwrap().contains("fcdisc"));
-        assert_eq!(setting_doc("bogus"), None);
-    }
-
-    #[test]
     fn presets_from_the_command_line_are_checked() {
         let kv = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
         assert!(check_presets(None, &kv("iters", "100")).is_ok());
@@ -604,23 +471,5 @@ mask_t = 0.3
         assert!(
             matches!(preset_slot("advsemi", "mask_t"), PresetSlot::Field(k) if k == "advsemi.mask_t")
         );
-    }
-
-    #[test]
-    fn set_semantics_and_errors() {
-        let mut f = fields("advsemi");
-        f.insert("crop".into(), "32,40".into());
-        f.insert("labeled_fraction".into(), "1/4".into());
-        f.insert("advsemi.mask_t".into(), "0.3".into());
-        let c = build_config("advsemi", &f, "seed=7").unwrap();
-        assert_eq!(c.common.crop, Some([32, 40]));
-        assert_eq!(c.common.labeled_fraction, 0.25);
-        assert_eq!(c.common.seed, 7);
-        assert!((c.method["mask_t"].as_float().unwrap() - 0.3).abs() < 1e-6);
-        f.insert("data".into(), "nonsense:x".into());
-        assert!(build_config("advsemi", &f, "")
-            .unwrap_err()
-            .contains("data"));
-        assert!(build_config("advsemi", &fields("advsemi"), "bogus=1").is_err());
     }
 }

@@ -11,86 +11,21 @@
 //! `y ≡ r (mod s)` only meet the taps `k` with `(r + pad − k·dil) ≡ 0 (mod s)`, so each phase is
 //! a stride-1 GEMM over its own taps and no multiply meets an inserted zero.
 
+mod gemm;
+mod pack;
+
 use super::conv::ConvGeom;
 use crate::error::{Error, Result};
-use crate::gpu::{r, store_tex, tex, w, Gpu, GpuBuffer, GpuTexture};
+use crate::gpu::{Gpu, GpuTexture};
 use crate::tensor::{DType, Tensor};
-use std::sync::Arc;
+use gemm::{rm_for, run_gemm, GemmParams};
+use pack::{pack, pack_img, pack_rows, padded_input, tap_block, PackParams, Padded, Tap};
 
-const PACK: &str = "texpack";
-const GEMM: &str = "texgemm";
-/// Subgroup variant (`shaders/variants/texgemm_sg.wgsl`): lanes share A's fetches.
-const GEMM_SG: &str = "texgemm_sg";
-/// Subgroup width the variant is written for.
-const SG_LANES: u32 = 8;
+pub(crate) use gemm::gemm_params_layout;
+pub(crate) use pack::pack_params_layout;
+
 /// Taps a kernel can carry in its parameter block (7×7 and 8×8 kernels fit).
 pub const MAX_TAPS: usize = 64;
-/// Shortest reduction (in texels, 4 elements each) one split should walk.
-const MIN_CHUNK: usize = 64;
-
-type TapBlock = [[i32; 4]; MAX_TAPS / 2];
-
-/// Mirrors `Params` in texpack.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct PackParams {
-    total: u32,
-    c: u32,
-    c4: u32,
-    h: u32,
-    w: u32,
-    hp: u32,
-    wp: u32,
-    oy: i32,
-    ox: i32,
-    sm: u32,
-    sr: u32,
-    mp: u32,
-    m: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-    taps: TapBlock,
-}
-
-crate::gpu::layout::params_layout!(pub(crate) fn pack_params_layout, "texpack", PackParams { total, c, c4, h, w, hp, wp, oy, ox, sm, sr, mp, m, pad0, pad1, pad2, taps });
-
-/// Mirrors `Params` in texgemm.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GemmParams {
-    m: u32,
-    mp: u32,
-    ncol: u32,
-    nn: u32,
-    splits: u32,
-    kt: u32,
-    kchunk: u32,
-    c4: u32,
-    hp: u32,
-    wp: u32,
-    sy: u32,
-    sx: u32,
-    oy0: u32,
-    ox0: u32,
-    qh: u32,
-    qw: u32,
-    out_c: u32,
-    out_h: u32,
-    out_w: u32,
-    osy: u32,
-    osx: u32,
-    ory: u32,
-    orx: u32,
-    has_bias: u32,
-    vrows: u32,
-    w4: u32,
-    ci: u32,
-    khw: u32,
-    taps: TapBlock,
-}
-
-crate::gpu::layout::params_layout!(pub(crate) fn gemm_params_layout, "texgemm", GemmParams { m, mp, ncol, nn, splits, kt, kchunk, c4, hp, wp, sy, sx, oy0, ox0, qh, qw, out_c, out_h, out_w, osy, osx, ory, orx, has_bias, vrows, w4, ci, khw, taps });
 
 /// Overrides of this family's automatic configuration (tests and tuning).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,22 +38,6 @@ pub struct TexConfig {
     pub subgroups: Option<bool>,
 }
 
-/// One tap: texel offset in the image texture, tap index in the weight tensor.
-#[derive(Clone, Copy, Debug)]
-struct Tap {
-    off: i32,
-    src: i32,
-}
-
-fn tap_block(taps: &[Tap]) -> TapBlock {
-    let mut b = [[0i32; 4]; MAX_TAPS / 2];
-    for (i, t) in taps.iter().enumerate() {
-        b[i / 2][(i % 2) * 2] = t.off;
-        b[i / 2][(i % 2) * 2 + 1] = t.src;
-    }
-    b
-}
-
 fn u(v: usize, g: &ConvGeom) -> Result<u32> {
     u32::try_from(v).map_err(|_| {
         Error::invalid(
@@ -126,19 +45,6 @@ fn u(v: usize, g: &ConvGeom) -> Result<u32> {
             format!("size {v} exceeds 32-bit indexing ({g:?})"),
         )
     })
-}
-
-/// Register-block rows for M output channels: the fewest padded rows, then the larger block
-/// (fewer fetches per FMA).
-fn pick_rm(m: usize) -> u32 {
-    // Cost ∝ padded rows × (1 + 4/RM): RM + 4 fetches feed 16·RM FMAs.
-    [32u32, 16, 8]
-        .into_iter()
-        .min_by(|&a, &b| {
-            let cost = |rm: u32| m.next_multiple_of(rm as usize) as f64 * (1.0 + 4.0 / rm as f64);
-            cost(a).total_cmp(&cost(b))
-        })
-        .expect("non-empty")
 }
 
 /// Whether this family can run `g` on `gpu`: at most [`MAX_TAPS`] taps and every operand
@@ -164,211 +70,6 @@ pub fn supported(gpu: &Gpu, g: &ConvGeom) -> bool {
     [img_x, img_dy, a_fwd, a_dgrad, a_wgrad]
         .iter()
         .all(|&t| t <= max)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn pack(
-    gpu: &Arc<Gpu>,
-    entry: &'static str,
-    src: &GpuBuffer,
-    mut prm: PackParams,
-    texels: usize,
-    g: &ConvGeom,
-) -> Result<GpuTexture> {
-    let t = gpu.alloc_texels("conv2d operand", texels as u64)?;
-    prm.total = u(texels, g)?;
-    gpu.dispatch(
-        PACK,
-        entry,
-        &[("TWS", gpu.texture_width_shift())],
-        &prm,
-        &[r(src), store_tex(&t)],
-        gpu.grid_1d(texels as u64, 64),
-    )?;
-    Ok(t)
-}
-
-/// NCHW `src` [b, c, h, w] as an NHWC4 image texture of `hp`×`wp` pixels whose pixel (y, x)
-/// holds source pixel (y − oy, x − ox) (zero outside).
-#[allow(clippy::too_many_arguments)]
-fn pack_img(
-    gpu: &Arc<Gpu>,
-    src: &GpuBuffer,
-    [b, c, h, wd]: [usize; 4],
-    [hp, wp]: [usize; 2],
-    [oy, ox]: [i32; 2],
-    g: &ConvGeom,
-) -> Result<GpuTexture> {
-    let mut p: PackParams = bytemuck::Zeroable::zeroed();
-    p.c = u(c, g)?;
-    p.c4 = u(c.div_ceil(4), g)?;
-    p.h = u(h, g)?;
-    p.w = u(wd, g)?;
-    p.hp = u(hp, g)?;
-    p.wp = u(wp, g)?;
-    p.oy = oy;
-    p.ox = ox;
-    pack(gpu, "pack_img", src, p, b * hp * wp * c.div_ceil(4), g)
-}
-
-/// Weights as A[k = (tap, channel group)][m]: row m, reduction channel c of tap t is
-/// `src[m·sm + c·sr + taps[t].src]`.
-#[allow(clippy::too_many_arguments)]
-fn pack_rows(
-    gpu: &Arc<Gpu>,
-    src: &GpuBuffer,
-    m: usize,
-    mp: usize,
-    c: usize,
-    [sm, sr]: [usize; 2],
-    taps: &[Tap],
-    g: &ConvGeom,
-) -> Result<GpuTexture> {
-    let mut p: PackParams = bytemuck::Zeroable::zeroed();
-    p.c = u(c, g)?;
-    p.c4 = u(c.div_ceil(4), g)?;
-    p.h = u(taps.len(), g)?;
-    p.sm = u(sm, g)?;
-    p.sr = u(sr, g)?;
-    p.mp = u(mp, g)?;
-    p.m = u(m, g)?;
-    p.taps = tap_block(taps);
-    pack(
-        gpu,
-        "pack_rows",
-        src,
-        p,
-        (taps.len() * c.div_ceil(4) * mp).max(1),
-        g,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_gemm(
-    gpu: &Arc<Gpu>,
-    mode: u32,
-    rm: u32,
-    mut p: GemmParams,
-    a: &GpuTexture,
-    b: &GpuTexture,
-    bias: Option<&GpuBuffer>,
-    out: &GpuBuffer,
-    cfg: &TexConfig,
-    g: &ConvGeom,
-) -> Result<()> {
-    let sg = cfg.subgroups.unwrap_or(true) && gpu.subgroup_size() == Some(SG_LANES);
-    if sg {
-        // A subgroup's lanes must share one row block and one split.
-        p.ncol = p.ncol.next_multiple_of(SG_LANES);
-    }
-    let shader = if sg { GEMM_SG } else { GEMM };
-    let lanes = p.ncol as usize * (p.mp / rm) as usize;
-    let kt = p.kt as usize;
-    // Enough lanes to keep every core (CPU) or SM (GPU) busy; the partials cost M·nn each.
-    // (A CPU driver runs a workgroup per thread: a few per core balance the load, more only
-    // add partial traffic.)
-    let target: usize = if gpu.summary.device_type == "Cpu" {
-        1024
-    } else {
-        65536
-    };
-    let limit = gpu.summary.max_storage_buffer_binding_size as usize;
-    let mn = p.m as usize * p.nn as usize;
-    let max_splits = (limit / (mn * 4).max(1)).max(1);
-    let splits = cfg
-        .splits
-        .unwrap_or_else(|| target.div_ceil(lanes.max(1)))
-        .min(kt.div_ceil(MIN_CHUNK))
-        .clamp(1, max_splits);
-    let kchunk = kt.div_ceil(splits).max(1);
-    let splits = kt.div_ceil(kchunk).max(1);
-    p.splits = u(splits, g)?;
-    p.kchunk = u(kchunk, g)?;
-    p.has_bias = bias.is_some() as u32;
-    let constants = [
-        ("MODE", mode),
-        ("RM", rm),
-        ("TWS", gpu.texture_width_shift()),
-    ];
-    let grid = gpu.grid_1d((lanes * splits) as u64, 64);
-    let bias_bind = || bias.map(r).unwrap_or_else(|| gpu.unused());
-    if splits == 1 {
-        return Ok(gpu.dispatch(
-            shader,
-            "gemm",
-            &constants,
-            &p,
-            &[bias_bind(), w(out), tex(a), tex(b)],
-            grid,
-        )?);
-    }
-    let part = gpu.alloc("conv2d split-K", (splits * mn * 4) as u64)?;
-    gpu.dispatch(
-        shader,
-        "gemm",
-        &constants,
-        &p,
-        &[gpu.unused(), w(&part), tex(a), tex(b)],
-        grid,
-    )?;
-    Ok(gpu.dispatch(
-        GEMM,
-        "splitk",
-        &constants,
-        &p,
-        &[
-            bias_bind(),
-            w(out),
-            gpu.unused_texture(),
-            gpu.unused_texture(),
-            r(&part),
-        ],
-        gpu.grid_1d(mn as u64, 64),
-    )?)
-}
-
-fn rm_for(m: usize, cfg: &TexConfig) -> u32 {
-    cfg.rm.unwrap_or_else(|| pick_rm(m))
-}
-
-/// The input of forward and weight gradient as a zero-padded image texture, with the texel
-/// offset of every kernel tap from an output position's top-left input.
-struct Padded {
-    img: GpuTexture,
-    hp: usize,
-    wp: usize,
-    c4: usize,
-    taps: Vec<Tap>,
-}
-
-fn padded_input(x: &Tensor, g: &ConvGeom) -> Result<Padded> {
-    let [ph, pw] = g.p.padding;
-    let (hp, wp) = (g.h + 2 * ph, g.w + 2 * pw);
-    let c4 = g.ci.div_ceil(4);
-    let taps = (0..g.kh * g.kw)
-        .map(|t| {
-            let (ky, kx) = (t / g.kw, t % g.kw);
-            Tap {
-                off: ((ky * g.p.dilation[0] * wp + kx * g.p.dilation[1]) * c4) as i32,
-                src: t as i32,
-            }
-        })
-        .collect();
-    let img = pack_img(
-        x.gpu(),
-        x.buffer(),
-        [g.batch, g.ci, g.h, g.w],
-        [hp, wp],
-        [ph as i32, pw as i32],
-        g,
-    )?;
-    Ok(Padded {
-        img,
-        hp,
-        wp,
-        c4,
-        taps,
-    })
 }
 
 /// Forward: y = conv(x, w) + bias, [N, Co, OH, OW].
@@ -684,13 +385,5 @@ mod tests {
         let taps: usize = ph.iter().map(|p| p.taps.len()).sum();
         assert_eq!(taps, 4);
         assert!(ph.iter().all(|p| p.q == 4));
-    }
-
-    #[test]
-    fn block_rows_follow_padding_cost() {
-        assert_eq!(pick_rm(256), 32);
-        assert_eq!(pick_rm(8), 8);
-        assert_eq!(pick_rm(3), 8);
-        assert_eq!(pick_rm(16), 16);
     }
 }

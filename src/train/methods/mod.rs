@@ -6,6 +6,7 @@ pub mod eader;
 pub mod gan;
 pub mod gan_cegu;
 pub mod rrm;
+pub mod rrm_config;
 pub mod rrm_labels;
 pub mod ssgan;
 pub mod supervised;
