@@ -41,6 +41,22 @@ struct Params {
     hi: f32,
 }
 
+impl Params {
+    /// `n` maps of `c` classes over `hw` pixels; the unary clip as pydensecrf's.
+    fn new(n: usize, c: usize, hw: usize, cfg: &CrfCfg) -> Self {
+        Params {
+            n_pos: (n * hw) as u32,
+            c: c as u32,
+            hw: hw as u32,
+            n_el: (n * c * hw) as u32,
+            w_app: cfg.app_w,
+            w_smooth: cfg.smooth_w,
+            lo: cfg.clip.unwrap_or(1e-30),
+            hi: if cfg.clip.is_some() { 1.0 } else { f32::MAX },
+        }
+    }
+}
+
 crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "crf", Params { n_pos, c, hw, n_el, w_app, w_smooth, lo, hi });
 
 /// Mean-field settings. Defaults are RRM's label-generation CRF (methods.md §4.2, `tool/myTool.py`):
@@ -192,16 +208,7 @@ pub(super) fn init(
     cfg: &CrfCfg,
 ) -> Result<(Tensor, Tensor)> {
     let gpu = probs.gpu();
-    let p = Params {
-        n_pos: (n * hw) as u32,
-        c: c as u32,
-        hw: hw as u32,
-        n_el: (n * c * hw) as u32,
-        w_app: cfg.app_w,
-        w_smooth: cfg.smooth_w,
-        lo: cfg.clip.unwrap_or(1e-30),
-        hi: if cfg.clip.is_some() { 1.0 } else { f32::MAX },
-    };
+    let p = Params::new(n, c, hw, cfg);
     let logp = Tensor::empty(gpu, "dense_crf", probs.shape(), DType::F32)?;
     let q = Tensor::empty(gpu, "dense_crf", probs.shape(), DType::F32)?;
     dispatch_px(
@@ -289,16 +296,7 @@ fn gather(probs: &Tensor, image: &Tensor, cfg: &CrfCfg) -> Result<Tensor> {
     let gpu = probs.gpu();
     let (app, smooth) = cfg.kernels();
     let hw = h * wd;
-    let p = Params {
-        n_pos: (n * hw) as u32,
-        c: c as u32,
-        hw: hw as u32,
-        n_el: (n * c * hw) as u32,
-        w_app: cfg.app_w,
-        w_smooth: cfg.smooth_w,
-        lo: cfg.clip.unwrap_or(1e-30),
-        hi: if cfg.clip.is_some() { 1.0 } else { f32::MAX },
-    };
+    let p = Params::new(n, c, hw, cfg);
     let (logp, mut q) = init(probs, n, c, hw, cfg)?;
     let nrm_a = normaliser(image, &app, &p, n)?;
     let nrm_s = normaliser(image, &smooth, &p, n)?;
