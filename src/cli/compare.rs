@@ -2,7 +2,9 @@
 //! mIoU and per-class IoU per (method, fraction), and paired differences against `supervised`
 //! with a bootstrap interval. Text, `--markdown` (docs/RESULTS.md) or `--json`.
 
-use advseg::sweep::compare::{compare, find_runs, fraction_text, read_run, Comparison};
+use advseg::sweep::compare::{
+    compare, find_runs, fraction_text, name_variants_by_dir, read_run, Comparison,
+};
 use advseg::sweep::stats::{Interval, Summary, DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -24,6 +26,10 @@ pub struct CompareArgs {
     /// Seed of the bootstrap draws (the interval is deterministic given it).
     #[arg(long, default_value_t = DEFAULT_BOOTSTRAP_SEED)]
     bootstrap_seed: u64,
+    /// Group each method's runs by the directory they sit in (one sweep per setting tried,
+    /// e.g. `runs/advsemi-dlr3e5`), each group paired against the supervised runs given.
+    #[arg(long)]
+    variants: bool,
 }
 
 pub fn run(a: CompareArgs) -> Result<()> {
@@ -43,6 +49,9 @@ pub fn run(a: CompareArgs) -> Result<()> {
     }
     if runs.is_empty() {
         bail!("no finished run among {} director(ies)", unfinished.len());
+    }
+    if a.variants {
+        name_variants_by_dir(&mut runs);
     }
     let c = compare(&runs, unfinished, a.resamples, a.bootstrap_seed)?;
     if a.json {
@@ -131,7 +140,7 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
             None => ("—".into(), "—".into(), "—".into(), "—".into()),
         };
         rows.push(vec![
-            g.method.clone(),
+            g.label(),
             fraction_text(g.fraction),
             g.seeds.len().to_string(),
             pm(&g.final_miou),
@@ -154,7 +163,7 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
         .chain(c.classes.iter().cloned())
         .collect::<Vec<_>>()];
     for g in &c.groups {
-        let mut r = vec![g.method.clone(), fraction_text(g.fraction)];
+        let mut r = vec![g.label(), fraction_text(g.fraction)];
         for cl in &c.classes {
             r.push(
                 g.iou
@@ -168,6 +177,33 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
     }
     s += "\nFinal per-class IoU (%), mean ± std over seeds:\n\n";
     s += &table(&rows, markdown);
+    if c.groups.iter().any(|g| !g.signals.is_empty()) {
+        let names = [
+            ("d_auroc", "D-uncertainty AUROC"),
+            ("gate_precision", "gate precision"),
+            ("gate_coverage", "gate coverage"),
+            ("cam_miou", "thresholded-CAM mIoU"),
+        ];
+        let mut rows = vec![["method".to_string(), "fraction".to_string()]
+            .into_iter()
+            .chain(names.iter().map(|(_, n)| format!("{n} (%)")))
+            .collect::<Vec<_>>()];
+        for g in c.groups.iter().filter(|g| !g.signals.is_empty()) {
+            let mut r = vec![g.label(), fraction_text(g.fraction)];
+            for (k, _) in names {
+                r.push(
+                    g.signals
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, x)| pm(x))
+                        .unwrap_or_else(|| "—".into()),
+                );
+            }
+            rows.push(r);
+        }
+        s += "\nSignals at the final evaluation (docs/SIGNALS.md), mean ± std over seeds:\n\n";
+        s += &table(&rows, markdown);
+    }
     if !c.unfinished.is_empty() {
         s += &format!("\n{} unfinished run(s) left out.\n", c.unfinished.len());
     }

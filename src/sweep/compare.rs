@@ -30,7 +30,17 @@ pub struct Run {
     pub final_iou: BTreeMap<String, f64>,
     /// Class names in id order (`classes.json`), when the run has one.
     pub class_order: Vec<String>,
+    /// The signal metrics of the final evaluation that the method reports (`SIGNALS` keys:
+    /// D-uncertainty AUROC, gate precision and coverage, thresholded-CAM mIoU).
+    pub final_signals: BTreeMap<String, f64>,
+    /// Which setting of the method this run tried (`--variants`: the name of the directory
+    /// the run sits in); runs of one method with different variants are grouped apart.
+    /// Always empty for the baseline, which every variant is paired against.
+    pub variant: String,
 }
+
+/// The evaluation's signal metrics `compare` summarises, as metrics.jsonl names them.
+pub const SIGNALS: [&str; 4] = ["d_auroc", "gate_precision", "gate_coverage", "cam_miou"];
 
 /// A run directory that is not finished: `compare` leaves it out and says so.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -120,10 +130,14 @@ pub fn read_run(dir: &Path) -> Result<Result<Run, Unfinished>, SweepError> {
                 .iter()
                 .filter_map(|(k, x)| x.as_f64().map(|x| (k.clone(), x)))
                 .collect();
-            final_eval = Some((miou, iou));
+            let signals = SIGNALS
+                .iter()
+                .filter_map(|k| v[*k].as_f64().map(|x| (k.to_string(), x)))
+                .collect();
+            final_eval = Some((miou, iou, signals));
         }
     }
-    let Some((final_miou, final_iou)) = final_eval else {
+    let Some((final_miou, final_iou, final_signals)) = final_eval else {
         return Ok(Err(Unfinished {
             dir: dir.to_path_buf(),
             why: format!("no evaluation of step {iters} (last evaluated step {last_step})"),
@@ -148,7 +162,22 @@ pub fn read_run(dir: &Path) -> Result<Result<Run, Unfinished>, SweepError> {
         best_step,
         final_iou,
         class_order,
+        final_signals,
+        variant: String::new(),
     }))
+}
+
+/// Names each non-baseline run's variant after the directory it sits in (a sweep's OUT), so
+/// that one method run with different settings in different sweeps is compared group by group.
+pub fn name_variants_by_dir(runs: &mut [Run]) {
+    for r in runs.iter_mut().filter(|r| r.method != BASELINE) {
+        r.variant = r
+            .dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
 }
 
 /// The run directories among `paths`: a directory with `config.toml` is a run, any other
@@ -198,6 +227,8 @@ pub struct Paired {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Group {
     pub method: String,
+    /// The run's variant (see [`Run::variant`]); empty when not named.
+    pub variant: String,
     pub fraction: f64,
     pub seeds: Vec<u64>,
     pub dirs: Vec<PathBuf>,
@@ -207,6 +238,19 @@ pub struct Group {
     pub iou: Vec<(String, Summary)>,
     /// Absent for the baseline itself and where no baseline run shares a seed.
     pub vs_supervised: Option<Paired>,
+    /// The final evaluation's signal metrics (`SIGNALS` order) over the seeds reporting them.
+    pub signals: Vec<(String, Summary)>,
+}
+
+impl Group {
+    /// The method, with its variant in brackets when it has one.
+    pub fn label(&self) -> String {
+        if self.variant.is_empty() {
+            self.method.clone()
+        } else {
+            format!("{} [{}]", self.method, self.variant)
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -219,7 +263,7 @@ pub struct Comparison {
     pub level: f64,
 }
 
-/// Groups runs by (method, fraction) and summarises them.
+/// Groups runs by (method, variant, fraction) and summarises them.
 pub fn compare(
     runs: &[Run],
     unfinished: Vec<Unfinished>,
@@ -228,15 +272,16 @@ pub fn compare(
 ) -> Result<Comparison, SweepError> {
     let level = 0.95;
     // Fractions as keys: the same text gives the same f64, and configs store the parsed f64.
-    let key = |r: &Run| (r.method.clone(), r.fraction.to_bits());
-    let mut by: BTreeMap<(String, u64), Vec<&Run>> = BTreeMap::new();
+    let key = |r: &Run| (r.method.clone(), r.variant.clone(), r.fraction.to_bits());
+    let mut by: BTreeMap<(String, String, u64), Vec<&Run>> = BTreeMap::new();
     for r in runs {
         let g = by.entry(key(r)).or_default();
         if let Some(o) = g.iter().find(|o| o.seed == r.seed) {
             return Err(SweepError::Run {
                 path: r.dir.clone(),
                 why: format!(
-                    "same method, fraction and seed as {} ({} f{} s{}); compare them apart",
+                    "same method, fraction and seed as {} ({} f{} s{}); compare them apart, \
+                     or name their variants by directory (--variants)",
                     o.dir.display(),
                     r.method,
                     r.fraction,
@@ -259,7 +304,7 @@ pub fn compare(
         }
     }
     let mut groups = Vec::new();
-    for ((method, fbits), mut rs) in by.iter().map(|(k, v)| (k.clone(), v.clone())) {
+    for ((method, variant, fbits), mut rs) in by.iter().map(|(k, v)| (k.clone(), v.clone())) {
         rs.sort_by_key(|r| r.seed);
         let fraction = f64::from_bits(fbits);
         let finals: Vec<f64> = rs.iter().map(|r| r.final_miou).collect();
@@ -277,11 +322,22 @@ pub fn compare(
         let vs_supervised = if method == BASELINE {
             None
         } else {
-            by.get(&(BASELINE.to_string(), fbits))
+            by.get(&(BASELINE.to_string(), String::new(), fbits))
                 .and_then(|base| paired(&rs, base, level, resamples, bootstrap_seed))
         };
+        let signals = SIGNALS
+            .iter()
+            .filter_map(|k| {
+                let v: Vec<f64> = rs
+                    .iter()
+                    .filter_map(|r| r.final_signals.get(*k).copied())
+                    .collect();
+                Summary::of(&v).map(|s| (k.to_string(), s))
+            })
+            .collect();
         groups.push(Group {
             method,
+            variant,
             fraction,
             seeds: rs.iter().map(|r| r.seed).collect(),
             dirs: rs.iter().map(|r| r.dir.clone()).collect(),
@@ -289,6 +345,7 @@ pub fn compare(
             best_miou: Summary::of(&bests).expect("a group has runs"),
             iou,
             vs_supervised,
+            signals,
         });
     }
     // Baseline first at each fraction, then methods by name; full labels before fractions.
@@ -297,6 +354,7 @@ pub fn compare(
             .total_cmp(&a.fraction)
             .then((a.method != BASELINE).cmp(&(b.method != BASELINE)))
             .then(a.method.cmp(&b.method))
+            .then(a.variant.cmp(&b.variant))
     });
     Ok(Comparison {
         classes,

@@ -172,8 +172,61 @@ fn sweep_runs_skips_resumes_and_compare_pairs_by_seed() {
         md.contains(&format!("{:+.2} ±", 100.0 * mean)),
         "{md}\n{mean}"
     );
+    // advsemi reports D's signals at its final evaluation; supervised has none.
+    let sig = &adv["signals"];
+    assert_eq!(sig[0][0], "d_auroc", "{sig}");
+    assert!(groups[0]["signals"].as_array().unwrap().is_empty());
+    assert!(text.contains("Signals at the final evaluation"), "{text}");
+
+    // A second setting of advsemi in a directory of its own: without --variants the seeds
+    // clash (named); with it each directory is a group paired against the same baseline.
+    let other = tmp("sweep", "grid-variant");
+    std::fs::create_dir_all(&other).unwrap();
+    for s in [1, 2] {
+        let name = format!("advsemi-f1_2-s{s}");
+        let status = std::process::Command::new("cp")
+            .args([
+                "-r",
+                out.join(&name).to_str().unwrap(),
+                other.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let v = other.to_str().unwrap();
+    fails(&["compare", o, v], "--variants");
+    let json = ok(&[
+        "compare",
+        "--variants",
+        o,
+        v,
+        "--json",
+        "--resamples",
+        "500",
+    ]);
+    let c: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let groups = c["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3, "{json}");
+    let variant = |g: &serde_json::Value| g["variant"].as_str().unwrap().to_string();
+    assert_eq!(variant(&groups[0]), "", "the baseline has no variant");
+    let names: Vec<String> = groups[1..].iter().map(variant).collect();
+    let dir_name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let mut want = [dir_name(&out), dir_name(&other)];
+    want.sort();
+    assert_eq!(names, want, "variants in name order");
+    assert_eq!(
+        groups[1]["vs_supervised"]["differences"], groups[2]["vs_supervised"]["differences"],
+        "the same runs in two directories pair alike"
+    );
+    let text = ok(&["compare", "--variants", o, v]);
+    assert!(
+        text.contains(&format!("advsemi [{}]", dir_name(&other))),
+        "{text}"
+    );
 
     std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&other).unwrap();
 }
 
 #[test]
