@@ -11,6 +11,7 @@ pub mod device;
 mod dispatch;
 mod error;
 pub mod layout;
+mod merge;
 mod pipeline_cache;
 mod pool;
 pub mod reflect;
@@ -64,6 +65,8 @@ struct Pipe {
     layout: wgpu::BindGroupLayout,
     /// Bindings the entry point uses: only these are laid out and bound.
     used: Vec<u32>,
+    /// Read-only inputs merged into one binding (adapters with few storage buffers per stage).
+    merge: Option<merge::Merge>,
 }
 
 #[derive(Default)]
@@ -208,7 +211,8 @@ impl Gpu {
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused binding"),
             size: 256,
-            usage: wgpu::BufferUsages::STORAGE,
+            // COPY_SRC: a placeholder in a merged input's slot is copied like any input.
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
         let dummy_tex =
