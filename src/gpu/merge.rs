@@ -210,7 +210,7 @@ fn rewrite(text: &str, chosen: &[&Input]) -> Result<String, String> {
     // Declarations of the merged inputs go.
     for inp in chosen {
         let decl = tokens(&s).into_iter().find(|&(a, e)| {
-            &s[a..e] == inp.name
+            s[a..e] == inp.name
                 && s[..a].trim_end().ends_with('>')
                 && next_char(&s, e).map(|c| c.1) == Some(b':')
         });
@@ -230,8 +230,7 @@ fn rewrite(text: &str, chosen: &[&Input]) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s.as_str();
     while let Some(p) = rest.find("arrayLength") {
-        let before_ok = rest[..p]
-            .as_bytes()
+        let before_ok = rest.as_bytes()[..p]
             .last()
             .is_none_or(|&c| !ident_char(c) && c != b'.');
         let after = &rest[p + "arrayLength".len()..];

@@ -135,7 +135,8 @@ impl Gpu {
     }
 
     /// [`Gpu::new_with_binding_limit`] that can also lower the storage buffers one kernel may
-    /// bind, as `ADVSEG_MAX_STORAGE_BUFFERS` does (tests of adapters with wgpu's downlevel 4).
+    /// bind, as `ADVSEG_MAX_STORAGE_BUFFERS` does (tests of adapters with wgpu's downlevel 4:
+    /// kernels over it run with merged read-only inputs, see `merge.rs`).
     pub fn new_with_limits(binding: Option<u64>, storage: Option<u32>) -> GpuResult<Arc<Gpu>> {
         let backends = device::backends_from_env()?;
         let adapters = device::enumerate(&device::instance(backends), backends);
