@@ -106,7 +106,7 @@ pub(super) fn binding_limit_from_env(device: u64, align: u64) -> GpuResult<u64> 
     Ok(bytes.min(device) / align * align)
 }
 /// Storage buffers one kernel may bind: the adapter's limit, or less when
-/// `ADVSEG_MAX_STORAGE_BUFFERS` asks (tests of the refusal).
+/// `ADVSEG_MAX_STORAGE_BUFFERS` asks (tests of the merged-inputs fallback and of the refusal).
 pub(super) fn storage_limit_from_env(device: u32) -> GpuResult<u32> {
     const VAR: &str = "ADVSEG_MAX_STORAGE_BUFFERS";
     let Some(v) = std::env::var_os(VAR) else {

@@ -9,6 +9,19 @@ impl Gpu {
     /// Buffers may exceed [`Gpu::binding_limit`] (up to the device's `max_buffer_size`): such
     /// a tensor can only be bound in ranges, and a kernel binding it whole is refused.
     pub fn alloc(self: &Arc<Self>, op: &'static str, bytes: u64) -> GpuResult<GpuBuffer> {
+        let (class, buf) = self.alloc_raw(op, bytes)?;
+        self.counters.add_live(class);
+        Ok(GpuBuffer {
+            buf: Some(buf),
+            class,
+            bytes,
+            gpu: self.clone(),
+        })
+    }
+
+    /// A pooled buffer and its size class, for [`Gpu::alloc`] and temporaries that go back to
+    /// the pool by hand (`Pool::give`) once recorded.
+    pub(super) fn alloc_raw(&self, op: &'static str, bytes: u64) -> GpuResult<(u64, wgpu::Buffer)> {
         let limit = self.binding_limit;
         let max = self.limits.max_buffer_size;
         if bytes > max {
@@ -43,13 +56,7 @@ impl Gpu {
                 })
             }
         };
-        self.counters.add_live(class);
-        Ok(GpuBuffer {
-            buf: Some(buf),
-            class,
-            bytes,
-            gpu: self.clone(),
-        })
+        Ok((class, buf))
     }
 
     /// A buffer whose first `bytes` bytes are zero (cleared in stream order).

@@ -20,26 +20,58 @@ impl Gpu {
         let src = shader_source(name).ok_or_else(|| {
             GpuError::invalid("dispatch", format!("no shader named {name:?} in shaders/"))
         })?;
+        let m = Arc::new(self.module_from(name, src, &format!("shaders/{name}.wgsl"))?);
+        self.modules.lock().unwrap().insert(name, m.clone());
+        Ok(m)
+    }
+
+    fn module_from(&self, label: &str, src: &str, what: &str) -> GpuResult<wgpu::ShaderModule> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let m = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
+                label: Some(label),
                 source: wgpu::ShaderSource::Wgsl(src.into()),
             });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::Backend(format!("shaders/{name}.wgsl: {e}")));
+            return Err(GpuError::Backend(format!("{what}: {e}")));
         }
-        let m = Arc::new(m);
-        self.modules.lock().unwrap().insert(name, m.clone());
         Ok(m)
+    }
+
+    /// An entry point over the storage-buffer limit with `k` of its read-only inputs merged
+    /// into one binding (`merge.rs`): its module and the bindings it then uses.
+    fn merged_module(
+        &self,
+        key: &PipeKey,
+        used: &[u32],
+        k: usize,
+    ) -> Result<(wgpu::ShaderModule, Vec<u32>, merge::Merge), String> {
+        let src = shader_source(key.shader).unwrap_or_default();
+        let reads: Vec<u32> = used
+            .iter()
+            .copied()
+            .filter(|&b| b > 0 && key.access[b as usize - 1] == Access::Read)
+            .collect();
+        let merged = merge::merge(src, &reads, k)?;
+        let what = format!(
+            "shaders/{}.wgsl entry {} (inputs merged)",
+            key.shader, key.entry
+        );
+        let mut uses = reflect::analyse(&merged.source).map_err(|e| format!("{what}: {e}"))?;
+        let used = uses
+            .remove(key.entry)
+            .ok_or_else(|| format!("{what}: entry point lost"))?;
+        let module = self
+            .module_from(key.entry, &merged.source, &what)
+            .map_err(|e| e.to_string())?;
+        Ok((module, used, merged.merge))
     }
 
     fn pipeline(&self, key: &PipeKey) -> GpuResult<Arc<Pipe>> {
         if let Some(p) = self.pipelines.lock().unwrap().get(key) {
             return Ok(p.clone());
         }
-        let module = self.module(key.shader)?;
         let src = shader_source(key.shader).unwrap_or_default();
         let used = reflect::used_bindings(key.shader, src, key.entry)
             .map_err(|e| GpuError::invalid("dispatch", e))?;
@@ -60,13 +92,20 @@ impl Gpu {
                 b > 0 && matches!(key.access[b as usize - 1], Access::Read | Access::ReadWrite)
             })
             .count() as u32;
-        if storage > self.storage_limit {
-            return Err(GpuError::TooManyStorageBuffers {
-                kernel: format!("{}::{}", key.shader, key.entry),
-                used: storage,
-                limit: self.storage_limit,
-            });
-        }
+        let (module, used, merge) = if storage > self.storage_limit {
+            // Fallback: merge enough read-only inputs into one binding to fit, or refuse.
+            let k = (storage - self.storage_limit + 1) as usize;
+            let (module, used, merge) =
+                self.merged_module(key, &used, k)
+                    .map_err(|_| GpuError::TooManyStorageBuffers {
+                        kernel: format!("{}::{}", key.shader, key.entry),
+                        used: storage,
+                        limit: self.storage_limit,
+                    })?;
+            (Arc::new(module), used, Some(merge))
+        } else {
+            (self.module(key.shader)?, used, None)
+        };
         let mut entries = vec![wgpu::BindGroupLayoutEntry {
             binding: 0,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -101,6 +140,18 @@ impl Gpu {
                 binding: i as u32 + 1,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty,
+                count: None,
+            });
+        }
+        if merge.is_some() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: merge::MOFF_BINDING,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
                 count: None,
             });
         }
@@ -148,6 +199,7 @@ impl Gpu {
             pipeline,
             layout,
             used,
+            merge,
         });
         self.pipelines
             .lock()
@@ -237,13 +289,22 @@ impl Gpu {
         let pipe = self.pipeline(&key)?;
         let pbytes = bytemuck::bytes_of(params);
         let slot = (pbytes.len().max(16) as u64).next_multiple_of(self.ubo_align);
+        let mslot = match pipe.merge {
+            Some(_) => merge::MOFF_BYTES.next_multiple_of(self.ubo_align),
+            None => 0,
+        };
         let mut batch = self.batch.lock().unwrap();
-        if batch.ring.len() as u64 + slot > RING_BYTES {
+        if batch.ring.len() as u64 + slot + mslot > RING_BYTES {
             self.submit(&mut batch)?;
         }
         let offset = batch.ring.len() as u64;
         batch.ring.extend_from_slice(pbytes);
         batch.ring.resize((offset + slot) as usize, 0);
+        // Merged inputs: copied into one temporary buffer, their offsets into the ring.
+        let merged = match &pipe.merge {
+            Some(m) => Some(self.merge_inputs(&mut batch, m, binds, mslot, shader, entry)?),
+            None => None,
+        };
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -255,8 +316,27 @@ impl Gpu {
         if !pipe.used.contains(&0) {
             entries.clear();
         }
+        if let (Some(m), Some((_, temp, moff))) = (&pipe.merge, &merged) {
+            entries.push(wgpu::BindGroupEntry {
+                binding: m.binding,
+                resource: temp.as_entire_binding(),
+            });
+            entries.push(wgpu::BindGroupEntry {
+                binding: merge::MOFF_BINDING,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.ring,
+                    offset: *moff,
+                    size: std::num::NonZeroU64::new(merge::MOFF_BYTES),
+                }),
+            });
+        }
+        let is_merged = |b: u32| {
+            pipe.merge
+                .as_ref()
+                .is_some_and(|m| m.inputs.iter().any(|i| i.0 == b))
+        };
         for (i, b) in binds.iter().enumerate() {
-            if !pipe.used.contains(&(i as u32 + 1)) {
+            if !pipe.used.contains(&(i as u32 + 1)) || is_merged(i as u32 + 1) {
                 continue;
             }
             let size = match b.0 {
@@ -309,10 +389,69 @@ impl Gpu {
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         batch.dispatches += 1;
         self.counters.dispatches.fetch_add(1, Relaxed);
+        if let Some((class, temp, _)) = merged {
+            // Recorded: later work may reuse it in stream order, as with any dropped tensor.
+            self.pool.lock().unwrap().give(class, temp);
+        }
         if batch.dispatches >= DISPATCHES_PER_SUBMIT {
             self.submit(&mut batch)?;
         }
         Ok(())
+    }
+
+    /// Copies the bound ranges of a merged pipeline's inputs into one pooled temporary buffer
+    /// (ending the open pass) and appends their word offsets and element counts to the ring.
+    /// Returns the temporary's size class, the buffer and the ring offset of `_moff`.
+    fn merge_inputs(
+        &self,
+        batch: &mut Batch,
+        m: &merge::Merge,
+        binds: &[Bind<'_>],
+        mslot: u64,
+        shader: &'static str,
+        entry: &'static str,
+    ) -> GpuResult<(u64, wgpu::Buffer, u64)> {
+        let mut moff = [0u32; (merge::MOFF_BYTES / 4) as usize];
+        let mut copies = Vec::with_capacity(m.inputs.len());
+        let mut total = 0u64;
+        for (j, &(b, words)) in m.inputs.iter().enumerate() {
+            let (buf, off, size) = match binds[b as usize - 1].0 {
+                Res::Buffer(buf) => (buf, 0, buf.size()),
+                Res::Range(buf, off, size) => (buf, off, size),
+                Res::View(_) => {
+                    return Err(GpuError::invalid(
+                        "dispatch",
+                        format!("{shader}::{entry}: binding {b} is a buffer, given a texture"),
+                    ))
+                }
+            };
+            let size = size / 4 * 4;
+            moff[2 * j] = (total / 4) as u32;
+            moff[2 * j + 1] = (size / (4 * words as u64)) as u32;
+            copies.push((buf, off, size, total));
+            total += size;
+        }
+        if total > self.binding_limit {
+            return Err(GpuError::BindingTooLarge {
+                kernel: format!("{shader}::{entry}"),
+                what: format!("its merged read-only inputs (bindings {:?})", m.inputs),
+                bytes: total,
+                limit: self.binding_limit,
+                why: "; they are merged because the adapter allows few storage buffers".into(),
+            });
+        }
+        let (class, temp) = self.alloc_raw("merged inputs", total.max(4))?;
+        batch.pass = None;
+        let enc = self.encoder(batch);
+        for (buf, off, size, at) in copies {
+            if size > 0 {
+                enc.copy_buffer_to_buffer(buf, off, &temp, at, size);
+            }
+        }
+        let at = batch.ring.len() as u64;
+        batch.ring.extend_from_slice(bytemuck::cast_slice(&moff));
+        batch.ring.resize((at + mslot) as usize, 0);
+        Ok((class, temp, at))
     }
 
     pub(super) fn submit(&self, batch: &mut Batch) -> GpuResult<()> {

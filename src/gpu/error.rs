@@ -58,11 +58,12 @@ pub enum GpuError {
 
     /// A fused kernel reads and writes more storage buffers in one pass than the adapter allows
     /// per shader stage (wgpu's downlevel limit is 4; WebGPU guarantees 8, and no kernel uses
-    /// more than 7).
+    /// more than 7), even with its read-only inputs merged into one binding (`gpu/merge.rs`).
     #[error(
         "{kernel} uses {used} storage buffers in one pass, over the adapter's \
-         max_storage_buffers_per_shader_stage of {limit} (or ADVSEG_MAX_STORAGE_BUFFERS); \
-         advseg needs an adapter with at least 7 (every WebGPU-conformant one has 8)"
+         max_storage_buffers_per_shader_stage of {limit} (or ADVSEG_MAX_STORAGE_BUFFERS) even \
+         with its read-only inputs merged into one binding; advseg needs an adapter with more \
+         (every WebGPU-conformant one has 8)"
     )]
     TooManyStorageBuffers {
         kernel: String,

@@ -11,6 +11,7 @@ pub mod device;
 mod dispatch;
 mod error;
 pub mod layout;
+mod merge;
 mod pipeline_cache;
 mod pool;
 pub mod reflect;
@@ -64,6 +65,8 @@ struct Pipe {
     layout: wgpu::BindGroupLayout,
     /// Bindings the entry point uses: only these are laid out and bound.
     used: Vec<u32>,
+    /// Read-only inputs merged into one binding (adapters with few storage buffers per stage).
+    merge: Option<merge::Merge>,
 }
 
 #[derive(Default)]
@@ -132,7 +135,8 @@ impl Gpu {
     }
 
     /// [`Gpu::new_with_binding_limit`] that can also lower the storage buffers one kernel may
-    /// bind, as `ADVSEG_MAX_STORAGE_BUFFERS` does (tests of adapters with wgpu's downlevel 4).
+    /// bind, as `ADVSEG_MAX_STORAGE_BUFFERS` does (tests of adapters with wgpu's downlevel 4:
+    /// kernels over it run with merged read-only inputs, see `merge.rs`).
     pub fn new_with_limits(binding: Option<u64>, storage: Option<u32>) -> GpuResult<Arc<Gpu>> {
         let backends = device::backends_from_env()?;
         let adapters = device::enumerate(&device::instance(backends), backends);
@@ -208,7 +212,8 @@ impl Gpu {
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused binding"),
             size: 256,
-            usage: wgpu::BufferUsages::STORAGE,
+            // COPY_SRC: a placeholder in a merged input's slot is copied like any input.
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
         let dummy_tex =

@@ -347,13 +347,165 @@ fn kernels_bind_only_what_they_use() {
     );
 }
 
-/// On an adapter with wgpu's downlevel 4 storage buffers per stage, a fused kernel that needs
-/// more is refused by name with the limit (not a wgpu validation panic), and kernels within the
-/// limit still run on the same context.
+/// A context with wgpu's downlevel 4 storage buffers per stage, shared by the fallback tests.
+fn downlevel() -> std::sync::Arc<advseg::Gpu> {
+    static G: std::sync::OnceLock<std::sync::Arc<advseg::Gpu>> = std::sync::OnceLock::new();
+    G.get_or_init(|| advseg::Gpu::new_with_limits(None, Some(4)).expect("GPU adapter"))
+        .clone()
+}
+
+fn wave(n: usize, k: f32) -> Vec<f32> {
+    (0..n).map(|i| (i as f32 * 0.37 + k).sin() * 1.5).collect()
+}
+
+/// Asserts two runs' outputs are bit-identical, by name.
+fn same_bits(low: &[(String, Vec<f32>)], full: &[(String, Vec<f32>)]) {
+    assert_eq!(low.len(), full.len());
+    for ((name, a), (_, b)) in low.iter().zip(full) {
+        let (a, b): (Vec<u32>, Vec<u32>) = (
+            a.iter().map(|v| v.to_bits()).collect(),
+            b.iter().map(|v| v.to_bits()).collect(),
+        );
+        assert_eq!(a, b, "{name}: 4-buffer context vs the shared one");
+        assert!(!a.is_empty(), "{name}");
+    }
+}
+
+/// Batch norm in training mode, forward (output, running statistics) and backward (input,
+/// weight and bias gradients), at H·W % 4 == 0 (vec4 reads) and not.
+fn batch_norm_run(gpu: &std::sync::Arc<advseg::Gpu>) -> Vec<(String, Vec<f32>)> {
+    use advseg::ops::{batchnorm, elementwise as ew, reduce};
+    use advseg::{autograd, Tensor};
+    let mut out = Vec::new();
+    for (h, w) in [(4, 4), (3, 3)] {
+        let s = [2, 3, h, w];
+        let n: usize = s.iter().product();
+        let x = Tensor::from_f32(gpu, &wave(n, 0.3), &s)
+            .unwrap()
+            .into_param();
+        let wt = Tensor::from_f32(gpu, &[0.5, 1.5, -1.0], &[3])
+            .unwrap()
+            .into_param();
+        let b = Tensor::from_f32(gpu, &[0.1, -0.2, 0.3], &[3])
+            .unwrap()
+            .into_param();
+        let rm = Tensor::from_f32(gpu, &[0.0, 0.5, -0.5], &[3]).unwrap();
+        let rv = Tensor::from_f32(gpu, &[1.0, 2.0, 0.5], &[3]).unwrap();
+        let k = Tensor::from_f32(gpu, &wave(n, 1.1), &s).unwrap();
+        let y =
+            batchnorm::batch_norm2d(&x, Some(&wt), Some(&b), &rm, &rv, true, 0.1, 1e-5).unwrap();
+        let loss = reduce::sum(&ew::mul(&y, &k).unwrap()).unwrap();
+        let grads = autograd::grad(&loss, &[&x, &wt, &b], false).unwrap();
+        out.push((format!("bn {h}x{w} y"), y.to_vec_f32().unwrap()));
+        out.push((format!("bn {h}x{w} running mean"), rm.to_vec_f32().unwrap()));
+        out.push((format!("bn {h}x{w} running var"), rv.to_vec_f32().unwrap()));
+        for (name, g) in ["dx", "dweight", "dbias"].iter().zip(grads) {
+            out.push((
+                format!("bn {h}x{w} {name}"),
+                g.unwrap().to_vec_f32().unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+/// Cross-entropy (with ignored pixels and pixel weights) and BCE with logits (with a mask),
+/// forward and backward.
+fn losses_run(gpu: &std::sync::Arc<advseg::Gpu>) -> Vec<(String, Vec<f32>)> {
+    use advseg::ops::loss;
+    use advseg::{autograd, Tensor};
+    let mut out = Vec::new();
+    let s = [2, 4, 3, 3];
+    let n: usize = s.iter().product();
+    let x = Tensor::from_f32(gpu, &wave(n, 0.7), &s)
+        .unwrap()
+        .into_param();
+    let labels: Vec<i32> = (0..18)
+        .map(|i| if i % 7 == 3 { 255 } else { i % 4 })
+        .collect();
+    let target = Tensor::from_i32(gpu, &labels, &[2, 3, 3]).unwrap();
+    let pw: Vec<f32> = wave(18, 2.0).iter().map(|v| v.abs() + 0.25).collect();
+    let pw = Tensor::from_f32(gpu, &pw, &[2, 3, 3]).unwrap().into_param();
+    let ce = loss::cross_entropy(&x, &target, 255, Some(&pw)).unwrap();
+    let g = autograd::grad(&ce, &[&x, &pw], false).unwrap();
+    out.push(("ce".to_string(), ce.to_vec_f32().unwrap()));
+    out.push((
+        "ce dlogits".into(),
+        g[0].as_ref().unwrap().to_vec_f32().unwrap(),
+    ));
+    out.push((
+        "ce dweight".into(),
+        g[1].as_ref().unwrap().to_vec_f32().unwrap(),
+    ));
+
+    let t: Vec<f32> = wave(n, 0.1).iter().map(|v| (v + 1.5) / 3.0).collect();
+    let t = Tensor::from_f32(gpu, &t, &s).unwrap().into_param();
+    let mask: Vec<f32> = (0..n).map(|i| (i % 5 != 2) as u8 as f32).collect();
+    let mask = Tensor::from_f32(gpu, &mask, &s).unwrap();
+    let bce = loss::bce_with_logits(&x, &t, Some(&mask)).unwrap();
+    let g = autograd::grad(&bce, &[&x, &t], false).unwrap();
+    out.push(("bce".to_string(), bce.to_vec_f32().unwrap()));
+    out.push((
+        "bce dlogits".into(),
+        g[0].as_ref().unwrap().to_vec_f32().unwrap(),
+    ));
+    out.push((
+        "bce dtarget".into(),
+        g[1].as_ref().unwrap().to_vec_f32().unwrap(),
+    ));
+    out
+}
+
+/// Dense CRF on the gather path (crf::update) on a small image.
+fn crf_run(gpu: &std::sync::Arc<advseg::Gpu>) -> Vec<(String, Vec<f32>)> {
+    use advseg::ops::{self, crf::CrfCfg};
+    use advseg::Tensor;
+    let (n, c, h, w) = (1, 3, 6, 7);
+    let p: Vec<f32> = wave(n * c * h * w, 0.9)
+        .iter()
+        .map(|v| (v + 1.5) / 3.0)
+        .collect();
+    let img: Vec<f32> = (0..n * 3 * h * w)
+        .map(|i| ((i * 37 % 97) as f32 / 97.0 * 255.0).round())
+        .collect();
+    let pt = Tensor::from_f32(gpu, &p, &[n, c, h, w]).unwrap();
+    let it = Tensor::from_f32(gpu, &img, &[n, 3, h, w]).unwrap();
+    let cfg = CrfCfg {
+        iters: 3,
+        ..CrfCfg::rrm_labels().with_matrix(false)
+    };
+    let q = ops::crf::dense_crf(&pt, &it, &cfg).unwrap();
+    vec![("dense crf".into(), q.to_vec_f32().unwrap())]
+}
+
+/// On an adapter with wgpu's downlevel 4 storage buffers per stage, fused kernels that use
+/// more (batchnorm::batch_stats and the loss backward kernels use 7) run with their read-only
+/// inputs merged into one binding, bit-identical to the shared context.
+#[test]
+fn batch_norm_on_4_storage_buffers_matches_bit_for_bit() {
+    let full = batch_norm_run(&advseg::Gpu::shared().expect("GPU adapter"));
+    same_bits(&batch_norm_run(&downlevel()), &full);
+}
+
+#[test]
+fn losses_on_4_storage_buffers_match_bit_for_bit() {
+    let full = losses_run(&advseg::Gpu::shared().expect("GPU adapter"));
+    same_bits(&losses_run(&downlevel()), &full);
+}
+
+#[test]
+fn dense_crf_on_4_storage_buffers_matches_bit_for_bit() {
+    let full = crf_run(&advseg::Gpu::shared().expect("GPU adapter"));
+    same_bits(&crf_run(&downlevel()), &full);
+}
+
+/// A kernel that merging cannot bring under the limit (batch_stats writes three buffers, so
+/// at 3 per stage even one merged input binding is too many) is refused by name with the
+/// limit (not a wgpu validation panic), and kernels within the limit still run on the context.
 #[test]
 fn kernels_over_the_storage_buffer_limit_are_refused_by_name() {
     use advseg::{ops, Gpu, Tensor};
-    let gpu = Gpu::new_with_limits(None, Some(4)).unwrap();
+    let gpu = Gpu::new_with_limits(None, Some(3)).unwrap();
     let x = Tensor::from_f32(
         &gpu,
         &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
@@ -370,7 +522,8 @@ fn kernels_over_the_storage_buffer_limit_are_refused_by_name() {
         .to_string();
     assert!(
         err.contains("batchnorm::batch_stats uses 7 storage buffers")
-            && err.contains("max_storage_buffers_per_shader_stage of 4"),
+            && err.contains("max_storage_buffers_per_shader_stage of 3")
+            && err.contains("read-only inputs merged"),
         "{err}"
     );
 }
