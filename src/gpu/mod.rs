@@ -141,22 +141,15 @@ impl Gpu {
         let backends = device::backends_from_env()?;
         let adapters = device::enumerate(&device::instance(backends), backends);
         let idx = device::choose(&adapters)?;
-        let gpu = Self::build(
+        Self::build(
             adapters.into_iter().nth(idx).expect("chosen index"),
             binding,
-        )?;
-        Ok(match storage {
-            Some(n) => {
-                let mut g = Arc::into_inner(gpu).expect("a fresh context has one owner");
-                g.storage_limit = g.storage_limit.min(n);
-                Arc::new(g)
-            }
-            None => gpu,
-        })
+            storage,
+        )
     }
 
     pub fn from_adapter(adapter: wgpu::Adapter) -> GpuResult<Arc<Gpu>> {
-        Self::build(adapter, None)
+        Self::build(adapter, None, None)
     }
 
     /// Calls `f` with "reason: message" when the device is lost (driver reset, GPU removed).
@@ -178,7 +171,11 @@ impl Gpu {
         (&self.device, &self.queue)
     }
 
-    fn build(adapter: wgpu::Adapter, limit: Option<u64>) -> GpuResult<Arc<Gpu>> {
+    fn build(
+        adapter: wgpu::Adapter,
+        limit: Option<u64>,
+        storage: Option<u32>,
+    ) -> GpuResult<Arc<Gpu>> {
         let summary = AdapterSummary::of(&adapter);
         let info = adapter.get_info();
         let subgroup = (adapter.features().contains(wgpu::Features::SUBGROUP)
@@ -226,7 +223,8 @@ impl Gpu {
                 .min(limits.max_buffer_size),
             offset_align,
         )?;
-        let storage_limit = storage_limit_from_env(limits.max_storage_buffers_per_shader_stage)?;
+        let storage_limit = storage_limit_from_env(limits.max_storage_buffers_per_shader_stage)?
+            .min(storage.unwrap_or(u32::MAX));
         let binding_limit = match limit {
             None => binding_limit,
             Some(l) if l >= offset_align => binding_limit.min(l) / offset_align * offset_align,
