@@ -27,6 +27,7 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> out2: array<f32>;
 
 // @include prelude
+// @include softmax_c
 
 fn base_of(i: u32) -> u32 {
     return (i / p.hw) * p.c * p.hw + i % p.hw;
@@ -88,15 +89,5 @@ fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         out[k] = z;
         m = max(m, z);
     }
-    var s = 0.0;
-    for (var c = 0u; c < p.c; c = c + 1u) {
-        let k = base + c * p.hw;
-        let e = exp(out[k] - m);
-        out[k] = e;
-        s = s + e;
-    }
-    for (var c = 0u; c < p.c; c = c + 1u) {
-        let k = base + c * p.hw;
-        out[k] = out[k] / s;
-    }
+    softmax_c_in_place(base, m);
 }

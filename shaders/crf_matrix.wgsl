@@ -33,6 +33,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 // @include prelude
+// @include softmax_c
 
 fn rgb(base: u32, j: u32) -> vec3<f32> {
     return vec3<f32>(img[base + j], img[base + p.hw + j], img[base + 2u * p.hw + j]);
@@ -122,15 +123,5 @@ fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         out[k] = z;
         m = max(m, z);
     }
-    var s = 0.0;
-    for (var c = 0u; c < p.c; c = c + 1u) {
-        let k = base + c * p.hw;
-        let e = exp(out[k] - m);
-        out[k] = e;
-        s = s + e;
-    }
-    for (var c = 0u; c < p.c; c = c + 1u) {
-        let k = base + c * p.hw;
-        out[k] = out[k] / s;
-    }
+    softmax_c_in_place(base, m);
 }
