@@ -48,9 +48,8 @@ pub fn evaluate(
         let b = b?;
         let x = Tensor::from_f32(gpu, &b.images, &[b.n, 3, b.h, b.w])?;
         let y = Tensor::from_f32(gpu, &b.image_labels, &[b.n, b.num_classes])?;
-        let logits = method.segment_labeled(&x, &y)?;
+        let (logits, sig) = method.eval_batch(&x, &y)?;
         let pred_t = argmax_channels(&logits)?;
-        let sig = method.eval_signals(&x, &y, &logits)?;
         if let Some(conf) = &sig.d_confidence {
             if hist.is_none() {
                 hist = Some(ConfHistGpu::new(gpu, BINS, sig.gate_t)?);

@@ -107,6 +107,14 @@ pub trait Method {
         let _ = (x, image_labels, logits);
         Ok(EvalSignals::default())
     }
+    /// One evaluation batch: [`Method::segment_labeled`]'s logits and then
+    /// [`Method::eval_signals`] on them. A method whose logits and signals share costly work
+    /// (eader's attention maps) overrides this to do that work once.
+    fn eval_batch(&self, x: &Tensor, image_labels: &Tensor) -> Result<(Tensor, EvalSignals)> {
+        let logits = self.segment_labeled(x, image_labels)?;
+        let sig = self.eval_signals(x, image_labels, &logits)?;
+        Ok((logits, sig))
+    }
     /// Probabilities and method maps for probe images (inference mode, no graph).
     fn probe(&self, x: &Tensor) -> Result<ProbeOut>;
     /// Maps of the last training batch worth showing (e.g. the semi mask actually used),

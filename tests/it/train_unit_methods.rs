@@ -223,3 +223,45 @@ fn eader_eval_uses_gt_image_classes() {
     // A min–max normalised map exceeds the 0.3 seed threshold somewhere: foreground appears.
     assert!(a.contains(&2) && (b.contains(&1) || b.contains(&4)));
 }
+
+/// With `eval_classes = "predicted"` one evaluation batch computes the attention maps once
+/// and scores two things with them: the logits are `segment`'s (predicted classes) and the
+/// thresholded-CAM signal is what `eval_classes = "gt"` would score (the GT classes).
+#[test]
+fn eader_eval_batch_with_predicted_classes() {
+    use advseg::nn::arch::Model;
+    use advseg::train::methods::{find, BuildEnv};
+    use advseg::train::RunConfig;
+    let gpu = Gpu::shared().unwrap();
+    let build = |eval_classes: &str| {
+        let mut cfg = RunConfig::new("eader").unwrap();
+        cfg.common.arch = "tiny-cls".into();
+        cfg.set("adversary", "tiny-cls".into()).unwrap();
+        cfg.set("eval_classes", eval_classes.into()).unwrap();
+        let init = |_: &str, _: &Model| Ok(());
+        let env = BuildEnv {
+            gpu: &gpu,
+            cfg: &cfg,
+            classes: 5,
+            ignore: 255,
+            init: &init,
+        };
+        (find("eader").unwrap().build)(&env).unwrap()
+    };
+    let (pred, gt) = (build("predicted"), build("gt"));
+    let x: Vec<f32> = (0..2 * 3 * 16 * 16)
+        .map(|i| ((i * 29 % 97) as f32 / 48.0) - 1.0)
+        .collect();
+    let x = Tensor::from_f32(&gpu, &x, &[2, 3, 16, 16]).unwrap();
+    let y = Tensor::from_f32(&gpu, &[1., 0., 1., 0., 0., 1., 1., 0., 0., 1.], &[2, 5]).unwrap();
+    let v = |t: &Tensor| t.to_vec_f32().unwrap();
+    // Same initialisation in both, so the two methods' maps are the same.
+    assert_eq!(v(&pred.segment(&x).unwrap()), v(&gt.segment(&x).unwrap()));
+    let (logits, sig) = pred.eval_batch(&x, &y).unwrap();
+    assert_eq!(v(&logits), v(&pred.segment(&x).unwrap()));
+    let cam = sig.cam_scores.expect("eader reports the thresholded CAM");
+    assert_eq!(v(&cam), v(&gt.segment_labeled(&x, &y).unwrap()));
+    let (gt_logits, gt_sig) = gt.eval_batch(&x, &y).unwrap();
+    assert_eq!(v(&gt_logits), v(&cam));
+    assert_eq!(v(&gt_sig.cam_scores.unwrap()), v(&cam));
+}

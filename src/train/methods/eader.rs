@@ -506,22 +506,30 @@ impl Method for Eader {
 
     /// The thresholded CAM is §5.4's seed: the GT classes' maps zeroed below
     /// `seed_threshold` against a 1e-5 background, which is what `segment_labeled` scores
-    /// when `eval_classes = "gt"`.
-    fn eval_signals(&self, x: &Tensor, y: &Tensor, logits: &Tensor) -> Result<EvalSignals> {
-        let cam_scores = if self.cfg.eval_classes == "gt" {
-            logits.clone()
+    /// when `eval_classes = "gt"`. With `predicted`, the logits keep the predicted classes'
+    /// maps and the signal the GT classes' maps of the same attention maps, computed once.
+    fn eval_batch(&self, x: &Tensor, image_labels: &Tensor) -> Result<(Tensor, EvalSignals)> {
+        let (logits, cam_scores) = if self.cfg.eval_classes == "gt" {
+            let logits = self.segment_labeled(x, image_labels)?;
+            (logits.clone(), logits)
         } else {
-            let (maps, _) = self.all_maps(x)?;
-            no_grad(|| {
+            let (maps, cls) = self.all_maps(x)?;
+            no_grad(|| -> crate::Result<(Tensor, Tensor)> {
+                let p = ops::sigmoid(&cls)?;
+                let thr = Tensor::full(x.gpu(), &[1], self.cfg.cls_threshold)?;
+                let predicted = seed_scores(&maps, &ops::gt(&p, &thr)?, self.cfg.seed_threshold)?;
                 let k = self.classes - 1;
-                let fg = ops::concat::split(y, &[1, k], 1)?.pop().expect("two parts");
-                seed_scores(&maps, &fg, self.cfg.seed_threshold)
+                let fg = ops::concat::split(image_labels, &[1, k], 1)?
+                    .pop()
+                    .expect("two parts");
+                Ok((predicted, seed_scores(&maps, &fg, self.cfg.seed_threshold)?))
             })?
         };
-        Ok(EvalSignals {
+        let sig = EvalSignals {
             cam_scores: Some(cam_scores),
             ..EvalSignals::default()
-        })
+        };
+        Ok((logits, sig))
     }
 
     /// Pseudo-label "probabilities" (softmax of the seed scores, for the palette and
