@@ -115,7 +115,7 @@ fn softmax_any(x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
     if x.ndim() == 4 && super::split_grad::over(x, x.shape()) {
         // Pixel bands fit where one image does not, but record no backward; batch chunks do.
         if crate::autograd::is_grad_enabled() && x.requires_grad() {
-            return super::split_grad::per_image(op, x, |b| softmax_any(b, 1, log));
+            return super::split_grad::per_image(op, x, x.shape(), |b| softmax_any(b, 1, log));
         }
         return super::split_act::by_pixels(op, x, |b| softmax_raw(b, log));
     }

@@ -262,23 +262,21 @@ pub(crate) fn per_channel(
     )
 }
 
-/// A shape-preserving op `f` that is independent per image (softmax over channels), by batch
-/// chunks: exact.
+/// An op `f` that is independent per image (softmax over channels, pooling) from `x` to an
+/// output of `out_shape`, by batch chunks: exact.
 pub(crate) fn per_image(
     op: &'static str,
     x: &Tensor,
+    out_shape: &[usize],
     f: impl Fn(&Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
     let s = x.shape();
-    let per = s[1..].iter().product::<usize>() * 4;
-    let bs = groups(op, x, s[0], per, || {
-        format!("one image of {s:?} with gradients")
-    })?;
-    run(
-        op,
-        &[(x, Cut::Along(0))],
-        &bs,
-        Join::Along(0, s.to_vec()),
-        |t, _| f(&t[0]),
-    )
+    let per = s[1..]
+        .iter()
+        .product::<usize>()
+        .max(out_shape[1..].iter().product())
+        * 4;
+    let bs = groups(op, x, s[0], per, || format!("one image of {s:?}"))?;
+    let join = Join::Along(0, out_shape.to_vec());
+    run(op, &[(x, Cut::Along(0))], &bs, join, |t, _| f(&t[0]))
 }

@@ -3,8 +3,11 @@
 //! gradients, and every value and gradient is compared with the shared context's unsplit run.
 //!
 //! Tolerances (relative to the largest magnitude of the unsplit result):
-//! - per-channel and per-image ops (batch norm in both modes, resizes, softmax, log-softmax)
-//!   and the losses' element gradients: bit-for-bit, the same float operations per element;
+//! - per-channel and per-image ops (batch norm in both modes, resizes, softmax, log-softmax,
+//!   pooling, concat, broadcasting elementwise ops), the losses' element gradients: bit-for-bit,
+//!   the same float operations per element;
+//! - the gradient of an operand broadcast over the batch (a per-channel bias): 1e-6, a sum
+//!   over chunks;
 //! - conv2d by batch chunks: 1e-5, a chunk's GEMM may pick another split-K than the whole
 //!   batch's, and the weight gradient is a sum over chunks;
 //! - a loss's value: 1e-6, it is the sum of the chunks' partial means;
@@ -171,6 +174,45 @@ fn per_channel_and_per_image_ops_split_exactly_with_gradients() {
             ops::mul(&y.unwrap(), &t[0]).unwrap()
         });
         assert_eq!(s, u, "softmax log={log}");
+    }
+}
+
+#[test]
+fn pooling_concat_and_broadcasts_split_by_batch_with_gradients() {
+    // [2, 6, 10, 10]: 4800 bytes, an image 2400.
+    let x = inp(&[2, 6, 10, 10], 14);
+    let one = std::slice::from_ref(&x);
+    let (s, u) = fwd_bwd(one, |t| {
+        ops::max_pool2d(&t[0], [3, 3], [2, 2], [1, 1], true).unwrap()
+    });
+    assert_eq!(s, u, "max_pool2d");
+    let (s, u) = fwd_bwd(one, |t| {
+        ops::avg_pool2d(&t[0], [2, 2], [2, 2], [1, 1], false, true).unwrap()
+    });
+    assert_eq!(s, u, "avg_pool2d");
+    let (s, u) = fwd_bwd(one, |t| ops::adaptive_avg_pool2d(&t[0], [3, 3]).unwrap());
+    assert_eq!(s, u, "adaptive_avg_pool2d");
+    let two = [x.clone(), inp(&[2, 3, 10, 10], 15)];
+    let (s, u) = fwd_bwd(&two, |t| ops::concat::concat(&[&t[0], &t[1]], 1).unwrap());
+    assert_eq!(s, u, "concat");
+    // A per-pixel mask and a per-channel bias broadcast against [2, 6, 10, 10]: the mask is
+    // cut with the batch (exact), the bias is whole and its gradient sums over chunks.
+    for (shape, seed) in [([2, 1, 10, 10], 16), ([1, 6, 1, 1], 17)] {
+        let ins = [x.clone(), inp(&shape, seed)];
+        let (s, u) = fwd_bwd(&ins, |t| {
+            ops::add(&ops::mul(&t[0], &t[1]).unwrap(), &t[1]).unwrap()
+        });
+        assert_eq!(
+            s[..2],
+            u[..2],
+            "mul/add by {shape:?}: output and x's gradient"
+        );
+        close(
+            &format!("mul/add by {shape:?}: its gradient"),
+            &s[2],
+            &u[2],
+            1e-6,
+        );
     }
 }
 
