@@ -11,8 +11,9 @@
 //! - conv2d by batch chunks: 1e-5, a chunk's GEMM may pick another split-K than the whole
 //!   batch's, and the weight gradient is a sum over chunks;
 //! - a loss's value: 1e-6, it is the sum of the chunks' partial means;
-//! - the tiny training step and the discriminator: 1e-4 on losses, gradients and updated
-//!   parameters, where the conv reassociations above compound through the layers.
+//! - the tiny training step and the discriminator: 1e-5 on losses, gradients, updated
+//!   parameters and running statistics, where the conv reassociations above compound through
+//!   the layers (measured: at most 5.4e-7).
 
 use advseg::nn::{arch, disc::FcDiscriminator, BnMode, ParamStore};
 use advseg::ops::{self, Conv2dParams};
@@ -349,7 +350,7 @@ fn tiny_training_step_with_a_small_binding_limit_matches_unsplit() {
     let (s, u) = (run(&small16()), run(&big()));
     assert_eq!(s.len(), u.len());
     for ((name, a), (_, b)) in s.iter().zip(&u) {
-        close(name, a, b, 1e-4);
+        close(name, a, b, 1e-5);
     }
 }
 
@@ -381,6 +382,28 @@ fn fc_discriminator_forward_backward_with_a_small_binding_limit_matches_unsplit(
     let (s, u) = (run(&small16()), run(&big()));
     assert_eq!(s.len(), u.len());
     for ((name, a), (_, b)) in s.iter().zip(&u) {
-        close(name, a, b, 1e-4);
+        close(name, a, b, 1e-5);
+    }
+}
+
+/// The pieces' sub-graphs are retained with the outer graph: a second backward after
+/// `backward_retain` doubles the gradients (as unsplit), and a third one names the freed graph.
+#[test]
+fn split_graph_backward_retain_runs_twice() {
+    let (xs, ws) = (inp(&[3, 4, 9, 10], 60), inp(&[5, 4, 3, 3], 61));
+    let run = |g: &Arc<Gpu>| {
+        let x = on(g, &xs.0, &xs.1).into_param();
+        let w = on(g, &ws.0, &ws.1).into_param();
+        let y = ops::conv2d(&x, &w, None, &Conv2dParams::new(1, 1, 1)).unwrap();
+        let l = ops::sum(&ops::mul(&y, &y).unwrap()).unwrap();
+        l.backward_retain().unwrap();
+        l.backward().unwrap();
+        let e = l.backward().unwrap_err().to_string();
+        assert!(e.contains("already freed"), "{e}");
+        [host(&x.grad().unwrap()), host(&w.grad().unwrap())]
+    };
+    let (s, u) = (run(&small()), run(&big()));
+    for (k, (a, b)) in s.iter().zip(&u).enumerate() {
+        close(&format!("twice-accumulated gradient {k}"), a, b, 1e-5);
     }
 }
