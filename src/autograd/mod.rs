@@ -368,6 +368,26 @@ pub fn grad(
     inputs: &[&Tensor],
     retain_graph: bool,
 ) -> Result<Vec<Option<Tensor>>> {
+    grad_of(output, None, inputs, retain_graph)
+}
+
+/// [`grad`] of a non-scalar `output` with the upstream gradient `seed` (its shape): the
+/// vector-Jacobian product a split op needs to backpropagate one piece's sub-graph.
+pub(crate) fn grad_seeded(
+    output: &Tensor,
+    seed: Tensor,
+    inputs: &[&Tensor],
+    retain_graph: bool,
+) -> Result<Vec<Option<Tensor>>> {
+    grad_of(output, Some(seed), inputs, retain_graph)
+}
+
+fn grad_of(
+    output: &Tensor,
+    seed: Option<Tensor>,
+    inputs: &[&Tensor],
+    retain_graph: bool,
+) -> Result<Vec<Option<Tensor>>> {
     let mut nodes = HashMap::new();
     let mut leaves = HashMap::new();
     for (i, t) in inputs.iter().enumerate() {
@@ -386,7 +406,7 @@ pub fn grad(
             }
         }
     }
-    let mut out = run(output, None, retain_graph, &Target::Only { nodes, leaves })?;
+    let mut out = run(output, seed, retain_graph, &Target::Only { nodes, leaves })?;
     out.resize(inputs.len(), None);
     // An input listed twice gets its gradient in every slot it occupies.
     for i in 0..inputs.len() {

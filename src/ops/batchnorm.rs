@@ -95,6 +95,55 @@ fn table_row(table: &GpuBuffer, row: usize, c: usize, gpu: &Arc<crate::Gpu>) -> 
     Ok(t)
 }
 
+/// [`batch_norm2d`] on `x` over one binding, by channel groups (both modes, with or without
+/// gradients): every statistic is per channel, so each group is the unsplit op on its channels.
+/// A group's running statistics are gathered copies, so training's update is copied back into
+/// the originals' channel range.
+#[allow(clippy::too_many_arguments)]
+fn by_channels(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<Tensor> {
+    use super::split_grad::{groups, put, run, take, Cut, Join};
+    let s = x.shape();
+    let cs = groups(OP, x, s[1], s[0] * s[2] * s[3] * 4, || {
+        format!("one channel of {s:?}")
+    })?;
+    let mut ins = vec![(x, Cut::Along(1))];
+    let wi = weight.map(|t| {
+        ins.push((t, Cut::Along(0)));
+        ins.len() - 1
+    });
+    let bi = bias.map(|t| {
+        ins.push((t, Cut::Along(0)));
+        ins.len() - 1
+    });
+    run(OP, &ins, &cs, Join::Along(1, s.to_vec()), |t, r| {
+        let (rm, rv) = (take(running_mean, 0, r)?, take(running_var, 0, r)?);
+        let y = batch_norm2d(
+            &t[0],
+            wi.map(|i| &t[i]),
+            bi.map(|i| &t[i]),
+            &rm,
+            &rv,
+            training,
+            momentum,
+            eps,
+        )?;
+        if training {
+            put(&rm, running_mean, 0, r.start);
+            put(&rv, running_var, 0, r.start);
+        }
+        Ok(y)
+    })
+}
+
 /// `F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)` for NCHW
 /// `x`. In training mode the running statistics are updated in place on the GPU
 /// (`running = (1 − m)·running + m·batch`, unbiased variance for `running_var`); they never
@@ -131,27 +180,17 @@ pub fn batch_norm2d(
     if x.numel() == 0 {
         return Err(Error::invalid(OP, format!("empty input of shape {s:?}")));
     }
-    if !training && super::split_act::over(x, &s) {
-        // Eval mode is a per-channel affine map: exact by channel groups.
-        let ins: Vec<&Tensor> = [Some(x), weight, bias].into_iter().flatten().collect();
-        super::split_act::inference_only(OP, &ins)?;
-        let part = |t: &Tensor, cs: &std::ops::Range<usize>| super::split_act::channels_of(t, cs);
-        return super::split_act::by_channels(OP, x, [s[2], s[3]], |xg, cs| {
-            let (w, b) = (
-                weight.map(|t| part(t, cs)).transpose()?,
-                bias.map(|t| part(t, cs)).transpose()?,
-            );
-            batch_norm2d(
-                xg,
-                w.as_ref(),
-                b.as_ref(),
-                &part(running_mean, cs)?,
-                &part(running_var, cs)?,
-                false,
-                momentum,
-                eps,
-            )
-        });
+    if super::split_grad::over(x, &s) {
+        return by_channels(
+            x,
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            training,
+            momentum,
+            eps,
+        );
     }
     let gpu = x.gpu();
     let mut flags = 0;

@@ -123,6 +123,9 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     }
     let gpu = first.gpu();
     let out_shape = with_channels(first.shape(), total_c);
+    if super::split_grad::over(first, &out_shape) {
+        return by_batch(xs, &out_shape);
+    }
     let out = Tensor::empty(gpu, OP, &out_shape, DType::F32)?;
     let mut offsets = Vec::with_capacity(xs.len());
     let mut off = 0;
@@ -163,6 +166,21 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
                 .collect()
         })
     }))
+}
+
+/// [`concat`] with an output over one binding, by batch chunks: exact, images are
+/// concatenated on their own.
+fn by_batch(xs: &[&Tensor], out_shape: &[usize]) -> Result<Tensor> {
+    use super::split_grad::{groups, run, Cut, Join};
+    let per = 4 * out_shape[1..].iter().product::<usize>();
+    let chunks = groups("concat", xs[0], out_shape[0], per, || {
+        format!("one image of the output {out_shape:?}")
+    })?;
+    let ins: Vec<(&Tensor, Cut)> = xs.iter().map(|t| (*t, Cut::Along(0))).collect();
+    let join = Join::Along(0, out_shape.to_vec());
+    run("concat", &ins, &chunks, join, |t, _| {
+        concat(&t.iter().collect::<Vec<_>>(), 1)
+    })
 }
 
 /// Channels `start..start + len` of `x` (like `x.narrow(1, start, len)`, but a copy).

@@ -72,7 +72,7 @@ fn gemm(
     let tiles_m = m.div_ceil(tile.tm as usize);
     let tiles_n = n.div_ceil(tile.tn as usize);
     let tiles = tiles_m * tiles_n;
-    let limit = gpu.summary.max_storage_buffer_binding_size as usize;
+    let limit = gpu.binding_limit() as usize;
     let max_splits = (limit / (m * n * 4).max(1)).max(1);
     let splits = cfg
         .splits
@@ -363,9 +363,15 @@ pub fn conv2d_with(
 ) -> Result<Tensor> {
     let g = ConvGeom::new(x.shape(), wt.shape(), p)?;
     check_inputs("conv2d", x, wt, bias, g.co)?;
-    let act = super::split_act::over(x, x.shape()) || super::split_act::over(x, &g.out_shape());
+    let act = super::split_grad::over(x, x.shape()) || super::split_grad::over(x, &g.out_shape());
+    let grads = [Some(x), Some(wt), bias]
+        .into_iter()
+        .flatten()
+        .any(|t| t.requires_grad());
+    if act && crate::autograd::is_grad_enabled() && grads {
+        return by_batch(x, wt, bias, p, &g, cfg);
+    }
     if act {
-        super::split_act::inference_only("conv2d", &[x, wt])?;
         return super::split_act::conv(x, wt, bias, &g, cfg);
     }
     if super::split::needed(wt) {
@@ -373,6 +379,37 @@ pub fn conv2d_with(
     }
     let out = conv2d_forward_raw(x, wt, bias, &g, cfg)?;
     Ok(with_backward(out, "conv2d", x, wt, bias, g, *cfg))
+}
+
+/// conv2d with gradients on an input or output over one binding: batch chunks of as many
+/// images as fit (the weight and bias whole, their gradients summed over chunks). A single
+/// image over a binding is refused: the channel groups of inference record no backward.
+fn by_batch(
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    p: &Conv2dParams,
+    g: &ConvGeom,
+    cfg: &GemmConfig,
+) -> Result<Tensor> {
+    use super::split_grad::{groups, run, Cut, Join};
+    let per = 4 * (g.ci * g.h * g.w).max(g.co * g.oh * g.ow);
+    let chunks = groups("conv2d", x, g.batch, per, || {
+        format!(
+            "one image of input {:?} / output {:?} with gradients",
+            x.shape(),
+            g.out_shape()
+        )
+    })?;
+    let mut ins = vec![(x, Cut::Along(0)), (wt, Cut::Whole)];
+    ins.extend(bias.map(|b| (b, Cut::Whole)));
+    run(
+        "conv2d",
+        &ins,
+        &chunks,
+        Join::Along(0, g.out_shape().to_vec()),
+        |t, _| conv2d_with(&t[0], &t[1], t.get(2), p, cfg),
+    )
 }
 
 /// Fully connected layer: x [N, in], w [out, in], b [out] → x·wᵀ + b, [N, out].

@@ -389,6 +389,12 @@ fn piece_of<'a>(
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     a.expect_f32(op.name())?;
     b.expect_f32(op.name())?;
+    let shape = broadcast_shape(op.name(), a.shape(), b.shape())?;
+    let n = shape.iter().product::<usize>();
+    let flat = [a, b].iter().all(|t| t.numel() == n || t.numel() == 1);
+    if shape.len() == 4 && !flat && super::split_grad::over(a, &shape) {
+        return binary_by_batch(a, b, op, &shape);
+    }
     let out = binary_raw(a, b, op)?;
     if matches!(op, BinaryOp::Gt) {
         return Ok(out); // a mask: no gradient
@@ -457,6 +463,33 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
             Ok([ga, gb])
         }
     }))
+}
+
+/// A broadcasting [`binary`] whose NCHW output is over one binding (a mask or a per-channel
+/// scale times activations), by batch chunks: operands with the output's batch are cut, the
+/// others (broadcast over the batch) passed whole, their gradients summed over chunks.
+fn binary_by_batch(a: &Tensor, b: &Tensor, op: BinaryOp, shape: &[usize]) -> Result<Tensor> {
+    use super::split_grad::{groups, run, Cut, Join};
+    let per = 4 * shape[1..].iter().product::<usize>();
+    let chunks = groups(op.name(), a, shape[0], per, || {
+        format!("one image of the output {shape:?}")
+    })?;
+    let cut = |t: &Tensor| match t.ndim() == 4 && t.shape()[0] == shape[0] {
+        true => Cut::Along(0),
+        false => Cut::Whole,
+    };
+    let ins = [(a, cut(a)), (b, cut(b))];
+    let join = Join::Along(0, shape.to_vec());
+    let go = || {
+        run(op.name(), &ins, &chunks, join.clone(), |t, _| {
+            binary(&t[0], &t[1], op)
+        })
+    };
+    match op {
+        // A mask: no gradient, as unsplit.
+        BinaryOp::Gt => crate::autograd::no_grad(go),
+        _ => go(),
+    }
 }
 
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {

@@ -10,6 +10,8 @@
 use super::cases::{CaseArgs, Cases, Outputs};
 use super::reduce::sum_dims;
 use super::softmax::nc_inner;
+use super::split_grad::{groups, over, run, take, Cut, Join};
+use crate::autograd::no_grad;
 use crate::error::{Error, Result};
 use crate::gpu::{r, w, Gpu};
 use crate::tensor::{DType, Tensor};
@@ -44,8 +46,18 @@ fn params(n: usize, c: usize, inner: usize, ignore: i32, has_w: bool) -> Params 
 
 /// Sums the two rows [terms | counts] of `stats` and divides them on the GPU.
 /// Returns (loss [], sums [2, 1]).
-fn finish(gpu: &Arc<Gpu>, op: &'static str, stats: &Tensor) -> Result<(Tensor, Tensor)> {
+/// With `count` (a [1] tensor), that count replaces the stats' own as divisor, forward and
+/// backward: how a piece of a split loss divides by the whole loss's count.
+fn finish(
+    gpu: &Arc<Gpu>,
+    op: &'static str,
+    stats: &Tensor,
+    count: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
     let sums = sum_dims(stats, &[1])?;
+    if let Some(c) = count {
+        gpu.copy(c.buffer(), 0, sums.buffer(), 4, 4);
+    }
     let loss = Tensor::empty(gpu, op, &[], DType::F32)?;
     gpu.dispatch(
         SHADER,
@@ -116,6 +128,29 @@ pub fn cross_entropy(
             ));
         }
     }
+    let pix = n * inner;
+    if over(logits, &[n * c * inner]) || over(logits, &[2, pix]) {
+        let ins: Vec<&Tensor> = [Some(logits), Some(target), pixel_weight]
+            .into_iter()
+            .flatten()
+            .collect();
+        return by_batch(OP, &ins, 4 * inner * c.max(2), |t, count| {
+            ce_core(&t[0], &t[1], ignore_index, t.get(2), count)
+        });
+    }
+    Ok(ce_core(logits, target, ignore_index, pixel_weight, None)?.0)
+}
+
+/// Cross-entropy on validated inputs, divided by `count` when given; returns (loss, sums).
+fn ce_core(
+    logits: &Tensor,
+    target: &Tensor,
+    ignore_index: i32,
+    pixel_weight: Option<&Tensor>,
+    count: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "cross_entropy";
+    let (n, c, inner) = nc_inner(OP, logits.shape())?;
     let gpu = logits.gpu();
     let pix = n * inner;
     let stats = Tensor::empty(gpu, OP, &[2, pix], DType::F32)?;
@@ -138,13 +173,14 @@ pub fn cross_entropy(
         ],
         gpu.grid_1d(pix as u64, 256),
     )?;
-    let (loss, sums) = finish(gpu, OP, &stats)?;
+    let (loss, sums) = finish(gpu, OP, &stats, count)?;
+    let sums_out = sums.clone();
     let (xd, td, wd) = (
         logits.detach(),
         target.detach(),
         pixel_weight.map(|t| t.detach()),
     );
-    Ok(Tensor::from_op_opt(
+    let loss = Tensor::from_op_opt(
         loss,
         OP,
         [Some(logits), Some(target), pixel_weight],
@@ -201,7 +237,8 @@ pub fn cross_entropy(
                 Ok(grads)
             }
         },
-    ))
+    );
+    Ok((loss, sums_out))
 }
 
 /// Binary cross-entropy with logits, `Σ mask·bce / Σ mask` (the plain mean without a mask),
@@ -231,6 +268,28 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor, mask: Option<&Tensor>) 
             ));
         }
     }
+    let n = logits.numel();
+    if logits.ndim() > 0 && over(logits, &[2, n]) {
+        let ins: Vec<&Tensor> = [Some(logits), Some(target), mask]
+            .into_iter()
+            .flatten()
+            .collect();
+        let per = 2 * 4 * (n / logits.shape()[0].max(1));
+        return by_batch(OP, &ins, per, |t, count| {
+            bce_core(&t[0], &t[1], t.get(2), count)
+        });
+    }
+    Ok(bce_core(logits, target, mask, None)?.0)
+}
+
+/// BCE with logits on validated inputs, divided by `count` when given; returns (loss, sums).
+fn bce_core(
+    logits: &Tensor,
+    target: &Tensor,
+    mask: Option<&Tensor>,
+    count: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "bce_with_logits";
     let gpu = logits.gpu();
     let n = logits.numel();
     let stats = Tensor::empty(gpu, OP, &[2, n], DType::F32)?;
@@ -251,38 +310,68 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor, mask: Option<&Tensor>) 
         ],
         gpu.grid_1d(n as u64, 256),
     )?;
-    let (loss, sums) = finish(gpu, OP, &stats)?;
+    let (loss, sums) = finish(gpu, OP, &stats, count)?;
+    let sums_out = sums.clone();
     let (xd, td, md) = (logits.detach(), target.detach(), mask.map(|t| t.detach()));
-    Ok(Tensor::from_op_opt(
-        loss,
-        OP,
-        [Some(logits), Some(target), mask],
-        move |_| {
-            move |g: &Tensor, needs: [bool; 3]| {
-                let gpu = xd.gpu();
-                let gx = Tensor::empty(gpu, OP, xd.shape(), DType::F32)?;
-                let gt = Tensor::empty(gpu, OP, xd.shape(), DType::F32)?;
-                gpu.dispatch(
-                    SHADER,
-                    "bce_bwd",
-                    &[("HAS_W", md.is_some() as u32)],
-                    &params(n, 0, 0, 0, md.is_some()),
-                    &[
-                        r(xd.buffer()),
-                        gpu.unused(),
-                        r(td.buffer()),
-                        md.as_ref().map_or_else(|| gpu.unused(), |t| r(t.buffer())),
-                        r(sums.buffer()),
-                        r(g.buffer()),
-                        w(gx.buffer()),
-                        w(gt.buffer()),
-                    ],
-                    gpu.grid_1d(n as u64, 256),
-                )?;
-                Ok([needs[0].then_some(gx), needs[1].then_some(gt), None])
-            }
-        },
-    ))
+    let loss = Tensor::from_op_opt(loss, OP, [Some(logits), Some(target), mask], move |_| {
+        move |g: &Tensor, needs: [bool; 3]| {
+            let gpu = xd.gpu();
+            let gx = Tensor::empty(gpu, OP, xd.shape(), DType::F32)?;
+            let gt = Tensor::empty(gpu, OP, xd.shape(), DType::F32)?;
+            gpu.dispatch(
+                SHADER,
+                "bce_bwd",
+                &[("HAS_W", md.is_some() as u32)],
+                &params(n, 0, 0, 0, md.is_some()),
+                &[
+                    r(xd.buffer()),
+                    gpu.unused(),
+                    r(td.buffer()),
+                    md.as_ref().map_or_else(|| gpu.unused(), |t| r(t.buffer())),
+                    r(sums.buffer()),
+                    r(g.buffer()),
+                    w(gx.buffer()),
+                    w(gt.buffer()),
+                ],
+                gpu.grid_1d(n as u64, 256),
+            )?;
+            Ok([needs[0].then_some(gx), needs[1].then_some(gt), None])
+        }
+    });
+    Ok((loss, sums_out))
+}
+
+/// A loss on inputs over one binding, by batch chunks (every input is cut along dim 0). The
+/// loss is a mean over the counted elements of the whole batch, so a first pass (no gradient)
+/// sums the chunks' counts, and every chunk's loss and gradient divide by that count: the
+/// chunks' losses then sum to the whole loss and each element's gradient is the unsplit one.
+fn by_batch(
+    op: &'static str,
+    ins: &[&Tensor],
+    per_image: usize,
+    core: impl Fn(&[Tensor], Option<&Tensor>) -> Result<(Tensor, Tensor)>,
+) -> Result<Tensor> {
+    let x = ins[0];
+    let chunks = groups(op, x, x.shape()[0], per_image, || {
+        format!("one image of {:?}", x.shape())
+    })?;
+    let count = no_grad(|| -> Result<Tensor> {
+        let mut acc: Option<Tensor> = None;
+        for r in &chunks {
+            let t: Vec<Tensor> = ins.iter().map(|t| take(t, 0, r)).collect::<Result<_>>()?;
+            let sums = core(&t, None)?.1.reshape(&[2])?;
+            let c = take(&sums, 0, &(1..2))?;
+            acc = Some(match acc {
+                None => c,
+                Some(a) => crate::tensor::kernels::accumulate(&a, &c)?,
+            });
+        }
+        acc.ok_or_else(|| Error::Internal(format!("{op}: split into no chunks")))
+    })?;
+    let cut: Vec<(&Tensor, Cut)> = ins.iter().map(|t| (*t, Cut::Along(0))).collect();
+    run(op, &cut, &chunks, Join::Sum, |t, _| {
+        Ok(core(t, Some(&count))?.0)
+    })
 }
 
 /// PyTorch's `multilabel_soft_margin_loss` (mean reduction) for logits and targets [N, C]:

@@ -24,6 +24,7 @@ pub mod signals;
 pub mod softmax;
 pub mod split;
 pub mod split_act;
+pub(crate) mod split_grad;
 pub mod tune;
 
 pub use batchnorm::batch_norm2d;

@@ -166,8 +166,29 @@ pub fn max_pool2d(
     padding: [usize; 2],
     ceil_mode: bool,
 ) -> Result<Tensor> {
+    let geo = Pool2d {
+        kernel,
+        stride,
+        padding,
+        ceil_mode,
+    };
+    let o = geometry("max_pool2d", x, geo)?;
+    if let Some(out) = big(x, o) {
+        return super::split_grad::per_image("max_pool2d", x, &out, |t| {
+            max_pool2d(t, kernel, stride, padding, ceil_mode)
+        });
+    }
     let (y, _) = max_pool2d_with_indices(x, kernel, stride, padding, ceil_mode)?;
     Ok(y)
+}
+
+/// The output shape of pooling `x` to planes `o` when it or `x` is over one binding (pooling
+/// then runs by batch chunks, exact: images are pooled on their own).
+fn big(x: &Tensor, o: [usize; 2]) -> Option<Vec<usize>> {
+    let s = x.shape();
+    let out = vec![s[0], s[1], o[0], o[1]];
+    let over = super::split_grad::over(x, s) || super::split_grad::over(x, &out);
+    over.then_some(out)
 }
 
 /// Max pooling that also returns the argmax as an I32 tensor of flat indices into each input
@@ -229,6 +250,11 @@ pub fn avg_pool2d(
         ceil_mode,
     };
     let o = geometry(OP, x, geo)?;
+    if let Some(out) = big(x, o) {
+        return super::split_grad::per_image(OP, x, &out, |t| {
+            avg_pool2d(t, kernel, stride, padding, ceil_mode, count_include_pad)
+        });
+    }
     let gpu = x.gpu();
     let s = x.shape();
     let y = Tensor::empty(gpu, OP, &[s[0], s[1], o[0], o[1]], DType::F32)?;
@@ -262,6 +288,9 @@ pub fn adaptive_avg_pool2d(x: &Tensor, output: [usize; 2]) -> Result<Tensor> {
             &output,
             "input plane and output size must be non-empty",
         ));
+    }
+    if let Some(out) = big(x, output) {
+        return super::split_grad::per_image(OP, x, &out, |t| adaptive_avg_pool2d(t, output));
     }
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, OP, &[s[0], s[1], output[0], output[1]], DType::F32)?;

@@ -103,8 +103,7 @@ pub fn upsample_bilinear2d(x: &Tensor, size: [usize; 2], align_corners: bool) ->
         scale_w: bilinear_scale(s[3], size[1], align_corners),
     };
     if big(x, size) {
-        super::split_act::inference_only(OP, &[x])?;
-        return super::split_act::by_channels(OP, x, size, |xg, _| {
+        return super::split_grad::per_channel(OP, x, size, |xg| {
             upsample_bilinear2d(xg, size, align_corners)
         });
     }
@@ -112,10 +111,11 @@ pub fn upsample_bilinear2d(x: &Tensor, size: [usize; 2], align_corners: bool) ->
 }
 
 /// Whether the input or output of a resize of `x` to `size` is larger than one binding
-/// (then it runs by channel groups, which is exact: each channel is resized on its own).
+/// (then it runs by channel groups, forward and backward, which is exact: each channel is
+/// resized on its own).
 fn big(x: &Tensor, size: [usize; 2]) -> bool {
     let s = x.shape();
-    super::split_act::over(x, s) || super::split_act::over(x, &[s[0], s[1], size[0], size[1]])
+    super::split_grad::over(x, s) || super::split_grad::over(x, &[s[0], s[1], size[0], size[1]])
 }
 
 /// Nearest resize of NCHW `x` to `size`, like `F.interpolate(x, size, mode="nearest")`.
@@ -135,8 +135,7 @@ pub fn upsample_nearest2d(x: &Tensor, size: [usize; 2]) -> Result<Tensor> {
         scale_w: s[3] as f32 / size[1] as f32,
     };
     if big(x, size) {
-        super::split_act::inference_only(OP, &[x])?;
-        return super::split_act::by_channels(OP, x, size, |xg, _| upsample_nearest2d(xg, size));
+        return super::split_grad::per_channel(OP, x, size, |xg| upsample_nearest2d(xg, size));
     }
     resize(OP, "nearest_fwd", "nearest_bwd", x, size, p)
 }

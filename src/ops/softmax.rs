@@ -112,8 +112,11 @@ fn softmax_any(x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
     let op = if log { "log_softmax" } else { "softmax" };
     x.expect_f32(op)?;
     check_dim(op, dim)?;
-    if x.ndim() == 4 && super::split_act::over(x, x.shape()) {
-        super::split_act::inference_only(op, &[x])?;
+    if x.ndim() == 4 && super::split_grad::over(x, x.shape()) {
+        // Pixel bands fit where one image does not, but record no backward; batch chunks do.
+        if crate::autograd::is_grad_enabled() && x.requires_grad() {
+            return super::split_grad::per_image(op, x, x.shape(), |b| softmax_any(b, 1, log));
+        }
         return super::split_act::by_pixels(op, x, |b| softmax_raw(b, log));
     }
     let y = softmax_raw(x, log)?;

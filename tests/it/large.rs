@@ -263,7 +263,8 @@ fn model_over_the_limit_saves_loads_and_checks_finite() {
     assert_eq!(a, b);
 }
 
-/// Runs `f` on both contexts without gradients (the activation split paths are forward-only).
+/// Runs `f` on both contexts without gradients (the inference splits; `large_train.rs` has the
+/// training ones).
 fn both(f: impl Fn(&Arc<Gpu>) -> Tensor) -> (Vec<f32>, Vec<f32>) {
     let run = |g: &Arc<Gpu>| advseg::autograd::no_grad(|| f(g).to_vec_f32().unwrap());
     (run(&small()), run(&big()))
@@ -332,20 +333,6 @@ fn activations_over_the_limit_run_by_channel_groups_and_pixel_bands() {
         .unwrap()
     });
     close("conv2d 128 channels", &a, &b, 1e-5);
-}
-
-#[test]
-fn activation_splits_refuse_gradients() {
-    let g = small();
-    let x = on(&g, &values(6 * 600, 30), &[1, 6, 20, 30]).into_param();
-    let w = on(&g, &values(8 * 6 * 9, 31), &[8, 6, 3, 3]);
-    let e = ops::conv2d(&x, &w, None, &Conv2dParams::new(1, 1, 1))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("conv2d: input [1, 6, 20, 30] is 14400 bytes") && e.contains("inference only"),
-        "{e}"
-    );
 }
 
 /// The whole `predict` path (tiny: conv, batch norm, relu, ASPP, bilinear upsampling, softmax)

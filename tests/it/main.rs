@@ -27,6 +27,7 @@ mod fd_minmax;
 mod fd_spatial;
 mod kernel_iface;
 mod large;
+mod large_train;
 mod layers;
 mod metrics;
 mod nn_archs;

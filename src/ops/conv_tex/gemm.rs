@@ -95,7 +95,7 @@ pub(super) fn run_gemm(
     } else {
         65536
     };
-    let limit = gpu.summary.max_storage_buffer_binding_size as usize;
+    let limit = gpu.binding_limit() as usize;
     let mn = p.m as usize * p.nn as usize;
     let max_splits = (limit / (mn * 4).max(1)).max(1);
     let splits = cfg
