@@ -9,7 +9,7 @@ struct Params {
     seed_hi: u32,
     threshold: u32,  // drop when the 24-bit hash is below this (p * 2^24)
     scale: f32,      // 1 / (1 - p) for kept elements
-    _pad0: u32,
+    base: u32,       // index of this dispatch's first element (tensors bound in pieces)
     _pad1: u32,
 };
 
@@ -38,5 +38,5 @@ fn keep(unit: u32) -> bool {
 fn apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
     if (i >= p.n) { return; }
-    out[i] = select(0.0, x[i] * p.scale, keep(i / p.group));
+    out[i] = select(0.0, x[i] * p.scale, keep((p.base + i) / p.group));
 }

@@ -124,7 +124,7 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     let gpu = first.gpu();
     let out_shape = with_channels(first.shape(), total_c);
     if super::split_grad::over(first, &out_shape) {
-        return by_batch(xs, &out_shape);
+        return by_copies(xs, &out_shape);
     }
     let out = Tensor::empty(gpu, OP, &out_shape, DType::F32)?;
     let mut offsets = Vec::with_capacity(xs.len());
@@ -168,19 +168,28 @@ pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     }))
 }
 
-/// [`concat`] with an output over one binding, by batch chunks: exact, images are
-/// concatenated on their own.
-fn by_batch(xs: &[&Tensor], out_shape: &[usize]) -> Result<Tensor> {
-    use super::split_grad::{groups, run, Cut, Join};
-    let per = 4 * out_shape[1..].iter().product::<usize>();
-    let chunks = groups("concat", xs[0], out_shape[0], per, || {
-        format!("one image of the output {out_shape:?}")
-    })?;
-    let ins: Vec<(&Tensor, Cut)> = xs.iter().map(|t| (*t, Cut::Along(0))).collect();
-    let join = Join::Along(0, out_shape.to_vec());
-    run("concat", &ins, &chunks, join, |t, _| {
-        concat(&t.iter().collect::<Vec<_>>(), 1)
-    })
+/// [`concat`] with an output over one binding: buffer copies per image and input, which bind
+/// nothing (so even one image over a binding concatenates), and the same copies back for the
+/// inputs' gradients. Exact: concatenation only moves values.
+fn by_copies(xs: &[&Tensor], out_shape: &[usize]) -> Result<Tensor> {
+    use super::split_grad::{put, take};
+    let out = Tensor::empty(xs[0].gpu(), "concat", out_shape, DType::F32)?;
+    let mut ranges = Vec::with_capacity(xs.len());
+    let mut off = 0;
+    for x in xs {
+        put(x, &out, 1, off);
+        ranges.push(off..off + x.shape()[1]);
+        off += x.shape()[1];
+    }
+    Ok(Tensor::from_op_dyn(out, "concat", xs, move || {
+        Box::new(move |g: &Tensor, needs: &[bool]| {
+            ranges
+                .iter()
+                .zip(needs)
+                .map(|(cs, &need)| need.then(|| take(g, 1, cs)).transpose())
+                .collect()
+        })
+    }))
 }
 
 /// Channels `start..start + len` of `x` (like `x.narrow(1, start, len)`, but a copy).
@@ -197,6 +206,18 @@ pub fn narrow_channels(x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
                 x.shape()
             ),
         ));
+    }
+    if super::split_grad::over(x, x.shape()) {
+        // A pure copy: buffer copies per image, which bind nothing, both ways.
+        let (cs, shape) = (start..start + len, x.shape().to_vec());
+        let out = super::split_grad::take(x, 1, &cs)?;
+        return Ok(Tensor::from_op(out, OP, [x], move |_| {
+            move |g: &Tensor, _: [bool; 1]| {
+                let dx = Tensor::zeros(g.gpu(), &shape, DType::F32)?;
+                super::split_grad::put(g, &dx, 1, start);
+                Ok([Some(dx)])
+            }
+        }));
     }
     let out = narrow_raw(x, start, len)?;
     Ok(Tensor::from_op(out, OP, [x], move |_| {

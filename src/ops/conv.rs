@@ -368,10 +368,14 @@ pub fn conv2d_with(
         .into_iter()
         .flatten()
         .any(|t| t.requires_grad());
-    if act && crate::autograd::is_grad_enabled() && grads {
-        return by_batch(x, wt, bias, p, &g, cfg);
-    }
     if act {
+        // Batch chunks are exact (each image's GEMM is the unsplit one's); the channel groups
+        // of inference reassociate the sum over input channels but fit a single huge image.
+        let image = (4 * (g.ci * g.h * g.w).max(g.co * g.oh * g.ow)) as u64;
+        let grad = crate::autograd::is_grad_enabled() && grads;
+        if grad || image <= x.gpu().binding_limit() || g.batch > 1 {
+            return by_batch(x, wt, bias, p, &g, cfg, grad);
+        }
         return super::split_act::conv(x, wt, bias, &g, cfg);
     }
     if super::split::needed(wt) {
@@ -381,9 +385,10 @@ pub fn conv2d_with(
     Ok(with_backward(out, "conv2d", x, wt, bias, g, *cfg))
 }
 
-/// conv2d with gradients on an input or output over one binding: batch chunks of as many
+/// conv2d on an input or output over one binding: batch chunks of as many
 /// images as fit (the weight and bias whole, their gradients summed over chunks). A single
-/// image over a binding is refused: the channel groups of inference record no backward.
+/// image over a binding is refused with gradients (the channel groups of inference record no
+/// backward); without, it goes alone and by channel groups.
 fn by_batch(
     x: &Tensor,
     wt: &Tensor,
@@ -391,16 +396,22 @@ fn by_batch(
     p: &Conv2dParams,
     g: &ConvGeom,
     cfg: &GemmConfig,
+    grad: bool,
 ) -> Result<Tensor> {
     use super::split_grad::{groups, run, Cut, Join};
     let per = 4 * (g.ci * g.h * g.w).max(g.co * g.oh * g.ow);
-    let chunks = groups("conv2d", x, g.batch, per, || {
-        format!(
-            "one image of input {:?} / output {:?} with gradients",
-            x.shape(),
-            g.out_shape()
-        )
-    })?;
+    let chunks = if !grad && per as u64 > x.gpu().binding_limit() {
+        // One image per chunk, each then convolved by channel groups (inference only).
+        (0..g.batch).map(|i| i..i + 1).collect()
+    } else {
+        groups("conv2d", x, g.batch, per, || {
+            format!(
+                "one image of input {:?} / output {:?} with gradients",
+                x.shape(),
+                g.out_shape()
+            )
+        })?
+    };
     let mut ins = vec![(x, Cut::Along(0)), (wt, Cut::Whole)];
     ins.extend(bias.map(|b| (b, Cut::Whole)));
     run(

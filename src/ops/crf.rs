@@ -262,8 +262,15 @@ pub fn dense_crf_stacks(stacks: &[&Tensor], image: &Tensor, cfg: &CrfCfg) -> Res
             format!("clip must be in (0, 1), got {:?}", cfg.clip),
         ));
     }
+    let (n, limit) = (first.shape()[0], image.gpu().binding_limit());
+    // Both paths bind the G stacks of all images as one tensor: over a binding, images go in
+    // chunks (exact: each image's CRF is its own).
+    let per_image = stacks.len() * first.numel() / n.max(1) * 4;
+    if n > 1 && (n * per_image) as u64 > limit {
+        return by_images(stacks, image, cfg, per_image);
+    }
     autograd::no_grad(|| {
-        if crf_matrix::fits(cfg, h * wd, image.gpu().binding_limit()) {
+        if crf_matrix::fits(cfg, h * wd, limit) {
             return crf_matrix::run(stacks, image, cfg);
         }
         if stacks.len() == 1 {
@@ -286,6 +293,37 @@ pub fn dense_crf_stacks(stacks: &[&Tensor], image: &Tensor, cfg: &CrfCfg) -> Res
             .map(|t| t.reshape(first.shape()))
             .collect()
     })
+}
+
+/// [`dense_crf_stacks`] by chunks of as many images as keep their `per_image` bytes of stacks
+/// within one binding (at least one image per chunk: a single image's own limits are checked
+/// by the paths it then takes).
+fn by_images(
+    stacks: &[&Tensor],
+    image: &Tensor,
+    cfg: &CrfCfg,
+    per_image: usize,
+) -> Result<Vec<Tensor>> {
+    use super::split_grad::{put, take};
+    let n = image.shape()[0];
+    let k = ((image.gpu().binding_limit() as usize / per_image.max(1)).max(1)).min(n);
+    let outs = stacks
+        .iter()
+        .map(|t| Tensor::empty(t.gpu(), "dense_crf", t.shape(), DType::F32))
+        .collect::<Result<Vec<_>>>()?;
+    for s0 in (0..n).step_by(k) {
+        let r = s0..(s0 + k).min(n);
+        let parts = stacks
+            .iter()
+            .map(|t| take(t, 0, &r))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&Tensor> = parts.iter().collect();
+        let q = dense_crf_stacks(&refs, &take(image, 0, &r)?, cfg)?;
+        for (qi, out) in q.iter().zip(&outs) {
+            put(qi, out, 0, r.start);
+        }
+    }
+    Ok(outs)
 }
 
 /// The gather path: every iteration filters `Q` with both kernels (`ops::bilateral`).

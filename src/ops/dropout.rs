@@ -3,7 +3,7 @@
 //! Shader: `shaders/dropout.wgsl`.
 
 use crate::error::{Error, Result};
-use crate::gpu::{r, w};
+use crate::gpu::{r_elems, w_elems};
 use crate::tensor::{DType, Tensor};
 
 const SHADER: &str = "dropout";
@@ -18,22 +18,32 @@ struct Params {
     seed_hi: u32,
     threshold: u32,
     scale: f32,
-    _pad: [u32; 2],
+    base: u32,
+    _pad: u32,
 }
 
-crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "dropout", Params { n, group, seed_lo, seed_hi, threshold, scale, _pad });
+crate::gpu::layout::params_layout!(pub(crate) fn params_layout, "dropout", Params { n, group, seed_lo, seed_hi, threshold, scale, base, _pad });
 
+/// One dispatch per binding-sized piece (`Gpu::chunks`): `base` keeps each element's RNG
+/// index global, so the mask is the same however the tensor is bound.
 fn apply(src: &Tensor, p: Params) -> Result<Tensor> {
     let gpu = src.gpu();
     let out = Tensor::empty(gpu, "dropout", src.shape(), DType::F32)?;
-    gpu.dispatch(
-        SHADER,
-        "apply",
-        &[],
-        &p,
-        &[r(src.buffer()), w(out.buffer())],
-        gpu.grid_1d(src.numel() as u64, 256),
-    )?;
+    for c in gpu.chunks(src.numel(), 4) {
+        let p = Params {
+            n: c.len() as u32,
+            base: c.start as u32,
+            ..p
+        };
+        gpu.dispatch(
+            SHADER,
+            "apply",
+            &[],
+            &p,
+            &[r_elems(src.buffer(), &c, 4), w_elems(out.buffer(), &c, 4)],
+            gpu.grid_1d(c.len() as u64, 256),
+        )?;
+    }
     Ok(out)
 }
 
@@ -63,7 +73,8 @@ fn dropout_impl(
         // 24-bit resolution; p = 1 drops everything.
         threshold: (prob as f64 * (1u64 << 24) as f64).round() as u32,
         scale: if prob < 1.0 { 1.0 / (1.0 - prob) } else { 0.0 },
-        _pad: [0; 2],
+        base: 0,
+        _pad: 0,
     };
     let y = apply(x, p)?;
     Ok(Tensor::from_op(y, op, [x], move |_| {

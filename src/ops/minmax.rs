@@ -31,6 +31,10 @@ fn extreme(x: &Tensor, is_max: bool) -> Result<Tensor> {
     if hw == 0 {
         return Err(Error::invalid(op, format!("empty planes in input {s:?}")));
     }
+    if super::split_grad::over(x, &s) {
+        // Planes are reduced on their own: exact by batch chunks.
+        return super::split_grad::per_image(op, x, &[s[0], s[1], 1, 1], |t| extreme(t, is_max));
+    }
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, op, &[s[0], s[1], 1, 1], DType::F32)?;
     let arg = Tensor::empty(gpu, op, &[planes], DType::I32)?;

@@ -38,8 +38,12 @@ const TARGET_GROUPS: usize = 1024;
 fn reduce_raw(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> Result<Tensor> {
     let gpu = x.gpu();
     let whole = out_shape.iter().product::<usize>() == 1;
-    if whole && (x.numel() * 4) as u64 > gpu.binding_limit() {
+    let big = (x.numel() * 4) as u64 > gpu.binding_limit();
+    if whole && big {
         return sum_all_pieces(x, out_shape, scale);
+    }
+    if big && x.ndim() == 4 && x.shape()[0] > 1 {
+        return by_batch(x, keep, out_shape, scale);
     }
     let d = dims4("sum", x.shape())?;
     let n_out: usize = (0..4).filter(|&k| keep[k]).map(|k| d[k]).product();
@@ -131,7 +135,7 @@ fn reduce_raw(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> R
 /// The sum of every element of a tensor larger than one storage binding: each binding-sized
 /// piece is copied out and summed by the ordinary kernels, then the pieces' sums are summed.
 /// (Deterministic, but grouped differently from a one-binding sum.) Reductions that keep some
-/// dims have no split path: their kernels refuse the binding, naming themselves.
+/// dims go by batch chunks ([`by_batch`]).
 fn sum_all_pieces(x: &Tensor, out_shape: &[usize], scale: f32) -> Result<Tensor> {
     let gpu = x.gpu();
     let pieces = gpu.chunks(x.numel(), 4);
@@ -149,6 +153,38 @@ fn sum_all_pieces(x: &Tensor, out_shape: &[usize], scale: f32) -> Result<Tensor>
         gpu.copy(s.buffer(), 0, sums.buffer(), (k * 4) as u64, 4);
     }
     reduce_raw(&sums, [false; 4], out_shape, scale)
+}
+
+/// A reduction of NCHW `x` over a binding that keeps some dims, by chunks of images: where
+/// the batch is kept each chunk's result is copied into its rows (exact), where it is reduced
+/// the chunks' sums are added (grouped differently from a one-binding sum, deterministic).
+fn by_batch(x: &Tensor, keep: [bool; 4], out_shape: &[usize], scale: f32) -> Result<Tensor> {
+    use super::split_grad::{groups, put, take};
+    let s = x.shape();
+    let per = 4 * s[1..].iter().product::<usize>();
+    let bs = groups("sum", x, s[0], per, || format!("one image of {s:?}"))?;
+    let mut acc: Option<Tensor> = None;
+    for r in &bs {
+        let part = take(x, 0, r)?;
+        let mut shape = out_shape.to_vec();
+        if keep[0] {
+            shape[0] = r.len();
+        }
+        let y = reduce_raw(&part, keep, &shape, scale)?;
+        acc = Some(match (keep[0], acc) {
+            (true, acc) => {
+                let out = match acc {
+                    Some(o) => o,
+                    None => Tensor::empty(x.gpu(), "sum", out_shape, DType::F32)?,
+                };
+                put(&y, &out, 0, r.start);
+                out
+            }
+            (false, None) => y,
+            (false, Some(a)) => crate::tensor::kernels::accumulate(&a, &y)?,
+        });
+    }
+    acc.ok_or_else(|| Error::Internal("sum: a batch split into no chunks".into()))
 }
 
 /// Smallest reduction (elements) a `sum_rows` workgroup takes before it is split into chunks:

@@ -103,7 +103,7 @@ pub fn upsample_bilinear2d(x: &Tensor, size: [usize; 2], align_corners: bool) ->
         scale_w: bilinear_scale(s[3], size[1], align_corners),
     };
     if big(x, size) {
-        return super::split_grad::per_channel(OP, x, size, |xg| {
+        return super::split_grad::per_channel_or_image(OP, x, size, |xg| {
             upsample_bilinear2d(xg, size, align_corners)
         });
     }
@@ -111,8 +111,9 @@ pub fn upsample_bilinear2d(x: &Tensor, size: [usize; 2], align_corners: bool) ->
 }
 
 /// Whether the input or output of a resize of `x` to `size` is larger than one binding
-/// (then it runs by channel groups, forward and backward, which is exact: each channel is
-/// resized on its own).
+/// (then it runs by channel groups, within batch chunks where one channel of the batch is
+/// over a binding; forward and backward, exact: each channel of each image is resized on its
+/// own).
 fn big(x: &Tensor, size: [usize; 2]) -> bool {
     let s = x.shape();
     super::split_grad::over(x, s) || super::split_grad::over(x, &[s[0], s[1], size[0], size[1]])
@@ -135,7 +136,9 @@ pub fn upsample_nearest2d(x: &Tensor, size: [usize; 2]) -> Result<Tensor> {
         scale_w: s[3] as f32 / size[1] as f32,
     };
     if big(x, size) {
-        return super::split_grad::per_channel(OP, x, size, |xg| upsample_nearest2d(xg, size));
+        return super::split_grad::per_channel_or_image(OP, x, size, |xg| {
+            upsample_nearest2d(xg, size)
+        });
     }
     resize(OP, "nearest_fwd", "nearest_bwd", x, size, p)
 }

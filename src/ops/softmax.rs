@@ -150,6 +150,9 @@ pub fn argmax_channels(x: &Tensor) -> Result<Tensor> {
     } else {
         vec![n, s[2], s[3]]
     };
+    if s.len() == 4 && super::split_grad::over(x, s) {
+        return super::split_grad::per_image("argmax_channels", x, &out_shape, argmax_channels);
+    }
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, "argmax_channels", &out_shape, DType::I32)?;
     gpu.dispatch(
@@ -191,6 +194,11 @@ pub fn one_hot(labels: &Tensor, classes: usize, ignore_index: i32) -> Result<Ten
             ))
         }
     };
+    if out_shape.len() == 4 && super::split_grad::over(labels, &out_shape) {
+        return super::split_grad::per_image("one_hot", labels, &out_shape, |t| {
+            one_hot(t, classes, ignore_index)
+        });
+    }
     let gpu = labels.gpu();
     let out = Tensor::empty(gpu, "one_hot", &out_shape, DType::F32)?;
     let total = n * classes * inner;

@@ -138,10 +138,8 @@ pub(crate) fn run(
         .0;
     let gpu = first.gpu().clone();
     let grad = is_grad_enabled() && inputs.iter().any(|(t, _)| t.requires_grad());
-    let mut out = match &join {
-        Join::Along(_, shape) => Some(Tensor::empty(&gpu, op, shape, DType::F32)?),
-        Join::Sum => None,
-    };
+    // Allocated at the first piece, with its dtype (argmax and one-hot split too).
+    let mut out: Option<Tensor> = None;
     let mut pieces = Vec::with_capacity(if grad { ranges.len() } else { 0 });
     for r in ranges {
         let ins: Vec<Tensor> = inputs
@@ -161,11 +159,15 @@ pub(crate) fn run(
             .collect::<Result<_>>()?;
         let y = f(&ins, r)?;
         out = Some(match (&join, out) {
-            (Join::Along(d, _), Some(o)) => {
+            (Join::Along(d, shape), o) => {
+                let o = match o {
+                    Some(o) => o,
+                    None => Tensor::empty(&gpu, op, shape, y.dtype())?,
+                };
                 put(&y, &o, *d, r.start);
                 o
             }
-            (_, None) => y.detach(),
+            (Join::Sum, None) => y.detach(),
             (Join::Sum, Some(acc)) => no_grad(|| crate::tensor::kernels::accumulate(&acc, &y))?,
         });
         if grad {
@@ -258,6 +260,35 @@ pub(crate) fn per_channel(
         &[(x, Cut::Along(1))],
         &cs,
         Join::Along(1, shape),
+        |t, _| f(&t[0]),
+    )
+}
+
+/// A per-channel op that is also independent per image (resizes): channel groups while one
+/// channel of the whole batch fits a binding, else batch chunks, in which `f` (called on the
+/// chunk) splits again by channels. So only one channel of one image must fit.
+pub(crate) fn per_channel_or_image(
+    op: &'static str,
+    x: &Tensor,
+    out_hw: [usize; 2],
+    f: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let s = x.shape();
+    let plane = (s[2] * s[3]).max(out_hw[0] * out_hw[1]);
+    if (s[0] * plane * 4) as u64 <= x.gpu().binding_limit() {
+        return per_channel(op, x, out_hw, f);
+    }
+    let bs = groups(op, x, s[0], plane * 4, || {
+        format!("one channel of one image of {s:?} (output planes {out_hw:?})")
+    })?;
+    // A chunk holds as many images as keep one channel of the chunk within a binding, so
+    // `f` on it takes the channel-group path.
+    let shape = vec![s[0], s[1], out_hw[0], out_hw[1]];
+    run(
+        op,
+        &[(x, Cut::Along(0))],
+        &bs,
+        Join::Along(0, shape),
         |t, _| f(&t[0]),
     )
 }

@@ -477,3 +477,86 @@ fn bad_binding_limit_setting_is_named() {
         );
     }
 }
+
+/// The ops a real training step, evaluation and probe also meet over a binding (found by
+/// running every method at a forced limit): dropout (bound in pieces, RNG index kept global),
+/// argmax and one-hot (batch chunks, I32 in or out), per-plane max / min and reductions that
+/// keep the batch (batch chunks), channel narrow and concat (buffer copies), a conv without
+/// gradients whose single image is over the limit (one image per chunk, then channel groups)
+/// and the dense CRF (chunks of images). All exact against the unsplit context except the
+/// reduction over the batch (chunks' sums added: 1e-6) and the conv (channel groups
+/// reassociate: 1e-5).
+#[test]
+fn step_eval_and_probe_ops_over_the_limit_match_unsplit() {
+    let s = [4, 3, 10, 12]; // 5760 bytes, 1440 per image
+    let xv = values(s.iter().product(), 40);
+    let (a, b) = both(|g| ops::dropout(&on(g, &xv, &s), 0.3, true, 7).unwrap());
+    assert_eq!(a, b, "dropout");
+    let (a, b) = both(|g| ops::dropout2d(&on(g, &xv, &s), 0.5, true, 9).unwrap());
+    assert_eq!(a, b, "dropout2d");
+    let (a, b) = both(|g| {
+        let i = ops::softmax::argmax_channels(&on(g, &xv, &s)).unwrap();
+        let v: Vec<f32> = i.to_vec_i32().unwrap().iter().map(|&c| c as f32).collect();
+        on(g, &v, &[v.len()])
+    });
+    assert_eq!(a, b, "argmax_channels");
+    let labels: Vec<i32> = (0..4 * 10 * 12).map(|i| (i * 7 % 5) - 1).collect();
+    let (a, b) = both(|g| {
+        let l = Tensor::from_i32(g, &labels, &[4, 10, 12]).unwrap();
+        ops::softmax::one_hot(&l, 4, -1).unwrap()
+    });
+    assert_eq!(a, b, "one_hot");
+    let (a, b) = both(|g| ops::minmax::max_spatial(&on(g, &xv, &s)).unwrap());
+    assert_eq!(a, b, "max_spatial");
+    let (a, b) = both(|g| ops::sum_dims(&on(g, &xv, &s), &[2, 3]).unwrap());
+    assert_eq!(a, b, "sum over planes, batch kept");
+    let (a, b) = both(|g| ops::sum_dims(&on(g, &xv, &s), &[0, 2, 3]).unwrap());
+    close("sum over batch and planes", &a, &b, 1e-6);
+    let (a, b) = both(|g| ops::concat::narrow_channels(&on(g, &xv, &s), 1, 2).unwrap());
+    assert_eq!(a, b, "narrow_channels");
+    let (a, b) = both(|g| {
+        let x = on(g, &xv, &s);
+        ops::concat::concat(&[&x, &x], 1).unwrap()
+    });
+    assert_eq!(a, b, "concat");
+    // narrow's and concat's backward (buffer copies too).
+    let grads = |g: &Arc<Gpu>| {
+        let x = on(g, &xv, &s).into_param();
+        let y = ops::concat::concat(&[&ops::concat::narrow_channels(&x, 1, 2).unwrap(), &x], 1);
+        let w = on(g, &values(4 * 5 * 10 * 12, 41), &[4, 5, 10, 12]);
+        ops::sum(&ops::mul(&y.unwrap(), &w).unwrap())
+            .unwrap()
+            .backward()
+            .unwrap();
+        x.grad().unwrap().to_vec_f32().unwrap()
+    };
+    assert_eq!(grads(&small()), grads(&big()), "narrow + concat backward");
+    // A conv without gradients whose one image (input 1440 B, output 12 × 120 × 4 = 5760 B)
+    // fits only by channel groups.
+    let wv = values(12 * 3 * 9, 42);
+    let (a, b) = both(|g| {
+        let p = Conv2dParams {
+            padding: [1, 1],
+            ..Default::default()
+        };
+        ops::conv2d(&on(g, &xv, &s), &on(g, &wv, &[12, 3, 3, 3]), None, &p).unwrap()
+    });
+    close("conv2d one image per chunk", &a, &b, 1e-5);
+    // The dense CRF on 4 images: 2 stacks × 3 classes × 120 px = 2880 B per image.
+    let img: Vec<f32> = (0..4 * 3 * 120).map(|i| (i * 37 % 256) as f32).collect();
+    let pv: Vec<f32> = values(4 * 3 * 120, 43)
+        .iter()
+        .map(|v| v.abs() + 0.05)
+        .collect();
+    let crf = |g: &Arc<Gpu>| -> Vec<Vec<f32>> {
+        let p = on(g, &pv, &[4, 3, 10, 12]);
+        let q = ops::sqrt(&p).unwrap();
+        let cfg = ops::CrfCfg::rrm_labels().with_matrix(false);
+        ops::crf::dense_crf_stacks(&[&p, &q], &on(g, &img, &[4, 3, 10, 12]), &cfg)
+            .unwrap()
+            .iter()
+            .map(|t| t.to_vec_f32().unwrap())
+            .collect()
+    };
+    assert_eq!(crf(&small()), crf(&big()), "dense_crf by images");
+}

@@ -407,3 +407,93 @@ fn split_graph_backward_retain_runs_twice() {
         close(&format!("twice-accumulated gradient {k}"), a, b, 1e-5);
     }
 }
+
+/// Every method's real training step, evaluation and probes through the CLI at a 128 KiB
+/// binding limit (batch 8 at 48²: every activation of `tiny` is over it, one channel of the
+/// batch is not) give the unsplit run's losses and metrics. Tolerance 1e-4 relative: the
+/// chunked convs and reductions reassociate sums (measured: the logged values agree to the
+/// printed digits). rrm runs its label CRF on the gather path in both runs, since the matrix
+/// path's [HW, HW] operator does not fit the small limit (the two paths agree to 2.3e-5, which
+/// can flip a reliable-pixel decision). Smaller still, where one image of the first conv's
+/// output is over the limit, training is refused, naming the op and the setting.
+#[test]
+fn every_method_trains_at_a_small_binding_limit_like_unsplit() {
+    use crate::common::{lines, tmp};
+    let methods: &[(&str, &[&str])] = &[
+        ("supervised", &[]),
+        ("advsemi", &["--set", "semi_start=1", "--ndf", "8"]),
+        ("gan-cegu", &["--ndf", "8"]),
+        ("ssgan", &["--ndf", "8"]),
+        (
+            "eader",
+            &["--arch", "tiny-cls", "--set", "adversary=tiny-cls"],
+        ),
+        (
+            "rrm",
+            &[
+                "--arch",
+                "rrm-tiny",
+                "--set",
+                "cls_only_steps=1",
+                "--set",
+                "crf_iters=2",
+                "--set",
+                "crf_matrix_max_px=0",
+            ],
+        ),
+    ];
+    let run = |method: &str, extra: &[&str], limit: Option<&str>| {
+        let dir = tmp(
+            "large_train",
+            &format!("{method}-{}", limit.unwrap_or("whole")),
+        );
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_advseg"));
+        c.args(["train", "--method", method, "--data", "synthetic:size=48"])
+            .args(["--iters", "2", "--batch", "8", "--labeled-fraction", "1/8"])
+            .args(["--eval-every", "2", "--seed", "3", "--set", "probes=1"])
+            .args(extra)
+            .arg("--out")
+            .arg(&dir)
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .env("ADVSEG_TUNE", "off");
+        if let Some(l) = limit {
+            c.env("ADVSEG_MAX_BINDING_BYTES", l);
+        }
+        let o = c.output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+            dir,
+        )
+    };
+    for (m, extra) in methods {
+        let (ok_w, err_w, whole) = run(m, extra, None);
+        assert!(ok_w, "{m} unsplit: {err_w}");
+        let (ok_s, err_s, split) = run(m, extra, Some("131072"));
+        assert!(ok_s, "{m} at 128 KiB: {err_s}");
+        let (a, b) = (lines(&whole), lines(&split));
+        assert_eq!(a.len(), b.len(), "{m}: metrics lines");
+        let mut compared = 0;
+        for (la, lb) in a.iter().zip(&b) {
+            for (k, va) in la.as_object().unwrap() {
+                // Speeds and wall times differ; everything else is a value of the run.
+                if k.contains("per_s") || k.ends_with("_s") || k == "seconds" {
+                    continue;
+                }
+                let Some(x) = va.as_f64() else { continue };
+                let y = lb[k].as_f64().unwrap_or_else(|| panic!("{m}: {k} missing"));
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                    "{m}: {k} = {x} unsplit, {y} at 128 KiB"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared >= 5, "{m}: only {compared} values compared");
+    }
+    let (ok, err, _) = run("supervised", &[], Some("32768"));
+    assert!(
+        !ok && err.contains("conv2d: one image") && err.contains("--batch"),
+        "{err}"
+    );
+}
