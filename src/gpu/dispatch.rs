@@ -106,16 +106,7 @@ impl Gpu {
         } else {
             (self.module(key.shader)?, used, None)
         };
-        let mut entries = vec![wgpu::BindGroupLayoutEntry {
-            binding: 0,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        }];
+        let mut entries = vec![uniform_entry(0)];
         for (i, a) in key.access.iter().enumerate() {
             let ty = match a {
                 Access::Read | Access::ReadWrite => wgpu::BindingType::Buffer {
@@ -144,16 +135,7 @@ impl Gpu {
             });
         }
         if merge.is_some() {
-            entries.push(wgpu::BindGroupLayoutEntry {
-                binding: merge::MOFF_BINDING,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            });
+            entries.push(uniform_entry(merge::MOFF_BINDING));
         }
         entries.retain(|e| used.contains(&e.binding));
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -497,5 +479,20 @@ impl Gpu {
             timeout: Some(std::time::Duration::from_secs(5)),
         });
         let _ = self.device.poll(wgpu::PollType::Poll);
+    }
+}
+
+/// A compute-stage uniform buffer at `binding`: the per-dispatch params (0) and the merge
+/// fallback's offsets.
+fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
     }
 }

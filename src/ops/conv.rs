@@ -371,9 +371,8 @@ pub fn conv2d_with(
     if act {
         // Batch chunks are exact (each image's GEMM is the unsplit one's); the channel groups
         // of inference reassociate the sum over input channels but fit a single huge image.
-        let image = (4 * (g.ci * g.h * g.w).max(g.co * g.oh * g.ow)) as u64;
         let grad = crate::autograd::is_grad_enabled() && grads;
-        if grad || image <= x.gpu().binding_limit() || g.batch > 1 {
+        if grad || g.image_bytes() <= x.gpu().binding_limit() || g.batch > 1 {
             return by_batch(x, wt, bias, p, &g, cfg, grad);
         }
         return super::split_act::conv(x, wt, bias, &g, cfg);
@@ -399,12 +398,12 @@ fn by_batch(
     grad: bool,
 ) -> Result<Tensor> {
     use super::split_grad::{groups, run, Cut, Join};
-    let per = 4 * (g.ci * g.h * g.w).max(g.co * g.oh * g.ow);
-    let chunks = if !grad && per as u64 > x.gpu().binding_limit() {
+    let per = g.image_bytes();
+    let chunks = if !grad && per > x.gpu().binding_limit() {
         // One image per chunk, each then convolved by channel groups (inference only).
         (0..g.batch).map(|i| i..i + 1).collect()
     } else {
-        groups("conv2d", x, g.batch, per, || {
+        groups("conv2d", x, g.batch, per as usize, || {
             format!(
                 "one image of input {:?} / output {:?} with gradients",
                 x.shape(),

@@ -158,4 +158,10 @@ impl ConvGeom {
     pub fn out_shape(&self) -> [usize; 4] {
         [self.batch, self.co, self.oh, self.ow]
     }
+
+    /// Bytes of one image's input or output, whichever is larger: what must fit one binding
+    /// for the conv to run by batch chunks.
+    pub fn image_bytes(&self) -> u64 {
+        (4 * (self.ci * self.h * self.w).max(self.co * self.oh * self.ow)) as u64
+    }
 }

@@ -254,14 +254,7 @@ pub(crate) fn per_channel(
     let cs = groups(op, x, s[1], per, || {
         format!("one channel of {s:?} (output planes {out_hw:?})")
     })?;
-    let shape = vec![s[0], s[1], out_hw[0], out_hw[1]];
-    run(
-        op,
-        &[(x, Cut::Along(1))],
-        &cs,
-        Join::Along(1, shape),
-        |t, _| f(&t[0]),
-    )
+    planes_along(op, x, 1, &cs, out_hw, f)
 }
 
 /// A per-channel op that is also independent per image (resizes): channel groups while one
@@ -283,12 +276,26 @@ pub(crate) fn per_channel_or_image(
     })?;
     // A chunk holds as many images as keep one channel of the chunk within a binding, so
     // `f` on it takes the channel-group path.
+    planes_along(op, x, 0, &bs, out_hw, f)
+}
+
+/// `f` on the pieces of `x` cut along `axis` (0 batch, 1 channels) into `pieces`, joined into
+/// `[N, C, out_hw]`.
+fn planes_along(
+    op: &'static str,
+    x: &Tensor,
+    axis: usize,
+    pieces: &[Range<usize>],
+    out_hw: [usize; 2],
+    f: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let s = x.shape();
     let shape = vec![s[0], s[1], out_hw[0], out_hw[1]];
     run(
         op,
-        &[(x, Cut::Along(0))],
-        &bs,
-        Join::Along(0, shape),
+        &[(x, Cut::Along(axis))],
+        pieces,
+        Join::Along(axis, shape),
         |t, _| f(&t[0]),
     )
 }

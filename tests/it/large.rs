@@ -9,6 +9,7 @@
 //! to 1e-5 relative to the largest magnitude, and the forward also against an f64 host
 //! reference.
 
+use crate::common::{close, on};
 use advseg::ops::{self, Conv2dParams};
 use advseg::optim::{Adam, AdamConfig, Optimizer, ParamGroup, Sgd, SgdConfig};
 use advseg::{Gpu, Tensor};
@@ -39,21 +40,6 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
             }
         })
         .collect()
-}
-
-fn on(gpu: &Arc<Gpu>, v: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_f32(gpu, v, shape).unwrap()
-}
-
-fn close(what: &str, a: &[f32], b: &[f32], rel: f32) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= rel * scale,
-            "{what}[{i}]: split {x} vs unsplit {y} (scale {scale})"
-        );
-    }
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //!   parameters and running statistics, where the conv reassociations above compound through
 //!   the layers (measured: at most 5.4e-7).
 
+use crate::common::{close, on};
 use advseg::nn::{arch, disc::FcDiscriminator, BnMode, ParamStore};
 use advseg::ops::{self, Conv2dParams};
 use advseg::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
@@ -44,23 +45,8 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.range(-1.0, 1.0)).collect()
 }
 
-fn on(gpu: &Arc<Gpu>, v: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_f32(gpu, v, shape).unwrap()
-}
-
 fn host(t: &Tensor) -> Vec<f32> {
     t.to_vec_f32().unwrap()
-}
-
-fn close(what: &str, a: &[f32], b: &[f32], rel: f32) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= rel * scale,
-            "{what}[{i}]: split {x} vs unsplit {y} (scale {scale})"
-        );
-    }
 }
 
 /// `f` of parameters made from `inputs` on both contexts, backpropagated from Σ y²/2 (so the

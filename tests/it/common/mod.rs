@@ -271,3 +271,20 @@ pub fn predict_probe(dir: &Path, step: u64, ckpt: &str) -> (PathBuf, String) {
     let stem = one.file_stem().unwrap().to_string_lossy().to_string();
     (pred, stem)
 }
+
+/// A tensor with `v` on `gpu` (the split tests hold two contexts with different limits).
+pub fn on(gpu: &std::sync::Arc<advseg::Gpu>, v: &[f32], shape: &[usize]) -> advseg::Tensor {
+    advseg::Tensor::from_f32(gpu, v, shape).unwrap()
+}
+
+/// `a` (split) within `rel` × max|b| of `b` (unsplit), element by element.
+pub fn close(what: &str, a: &[f32], b: &[f32], rel: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= rel * scale,
+            "{what}[{i}]: split {x} vs unsplit {y} (scale {scale})"
+        );
+    }
+}
