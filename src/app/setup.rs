@@ -124,7 +124,7 @@ pub fn check_data_dir(spec: &DataSpec) -> Result<(), String> {
     use crate::data::DataSpec::*;
     let dir = match spec {
         Synthetic(_) => return Ok(()),
-        CamVid(p) | Voc(p) | Cityscapes(p) | Folder(p) => p,
+        CamVid(p) | CamVidThings(p) | Voc(p) | Cityscapes(p) | Folder(p) => p,
     };
     if dir.is_dir() {
         Ok(())

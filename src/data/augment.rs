@@ -81,6 +81,9 @@ pub struct AugConfig {
     pub jitter: Option<Jitter>,
     pub pad_image: PadImage,
     pub normalise: Normalise,
+    /// Image-level labels of the crop (the classes of its labelled pixels) instead of the
+    /// whole source image's.
+    pub crop_image_labels: bool,
 }
 
 impl Default for AugConfig {
@@ -93,6 +96,7 @@ impl Default for AugConfig {
             jitter: None,
             pad_image: PadImage::Zero,
             normalise: Normalise::BgrMean,
+            crop_image_labels: false,
         }
     }
 }
@@ -108,7 +112,8 @@ pub struct Augmented {
     pub label: Vec<u8>,
     /// HxW: 1 inside the (scaled) image, 0 in crop padding (RRM's crop-validity mask).
     pub roi: Vec<u8>,
-    /// Image-level labels of the whole source image (not of the crop).
+    /// Image-level labels: of the whole source image, or of the crop with
+    /// [`AugConfig::crop_image_labels`].
     pub image_labels: Vec<bool>,
     pub name: String,
 }
@@ -243,13 +248,18 @@ pub fn augment(sample: &Sample, cfg: &AugConfig, ignore: u8, rng: &mut Rng) -> A
             }
         }
     }
+    let image_labels = if cfg.crop_image_labels {
+        super::image_labels(&out_lab, sample.image_labels.len())
+    } else {
+        sample.image_labels.clone()
+    };
     Augmented {
         h: oh,
         w: ow,
         image: out,
         label: out_lab,
         roi,
-        image_labels: sample.image_labels.clone(),
+        image_labels,
         name: sample.name.clone(),
     }
 }

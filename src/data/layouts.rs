@@ -29,8 +29,29 @@ fn need_dir(path: &Path, what: &str) -> DataResult<()> {
 
 /// `train.txt`/`val.txt` + `{split}/images/NAME.jpg` + `{split}/labels/NAME.png` (raw void 11).
 pub fn camvid(root: &Path, split: &str) -> DataResult<FileDataset> {
+    let (list, items) = camvid_items(root, split, "camvid")?;
+    let mut table = identity_table(CAMVID_NAMES.len(), 255);
+    table[CAMVID_VOID as usize] = Some(255);
+    let classes = ClassInfo::new(&CAMVID_NAMES, &CAMVID_COLOURS, 255);
+    FileDataset::new("camvid", split, &list, items, classes, table)
+}
+
+/// The CamVid files with its stuff classes merged into background ([`CAMVID_THINGS_OF_RAW`]).
+pub fn camvid_things(root: &Path, split: &str) -> DataResult<FileDataset> {
+    let (list, items) = camvid_items(root, split, "camvid-things")?;
+    let mut table: LabelTable = [None; 256];
+    for (raw, &class) in CAMVID_THINGS_OF_RAW.iter().enumerate() {
+        table[raw] = Some(class);
+    }
+    table[CAMVID_VOID as usize] = Some(255);
+    table[255] = Some(255);
+    let classes = ClassInfo::new(&CAMVID_THINGS_NAMES, &CAMVID_THINGS_COLOURS, 255);
+    FileDataset::new("camvid-things", split, &list, items, classes, table)
+}
+
+fn camvid_items(root: &Path, split: &str, kind: &str) -> DataResult<(PathBuf, Vec<Item>)> {
     if !["train", "val", "test"].contains(&split) {
-        return Err(unknown_split("camvid", split, &["train", "val", "test"]));
+        return Err(unknown_split(kind, split, &["train", "val", "test"]));
     }
     need_dir(root, "camvid root")?;
     let list = root.join(format!("{split}.txt"));
@@ -42,10 +63,7 @@ pub fn camvid(root: &Path, split: &str) -> DataResult<FileDataset> {
             name: n,
         })
         .collect();
-    let mut table = identity_table(CAMVID_NAMES.len(), 255);
-    table[CAMVID_VOID as usize] = Some(255);
-    let classes = ClassInfo::new(&CAMVID_NAMES, &CAMVID_COLOURS, 255);
-    FileDataset::new("camvid", split, &list, items, classes, table)
+    Ok((list, items))
 }
 
 /// `ImageSets/Segmentation/{split}.txt` + `JPEGImages/` + `SegmentationClass/` palette PNGs;

@@ -69,6 +69,31 @@ pub const CAMVID_COLOURS: [[u8; 3]; 11] = [
 /// CamVid's raw void index, mapped to the ignore index on read.
 pub const CAMVID_VOID: u8 = 11;
 
+/// `camvid-things`: CamVid's object ("thing") classes with every "stuff" class merged into a
+/// background class 0, the VOC-style layout weakly-supervised methods need (CAMs localise
+/// objects; pixels no object covers are background).
+pub const CAMVID_THINGS_NAMES: [&str; 6] = [
+    "background",
+    "Pole",
+    "SignSymbol",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+];
+
+pub const CAMVID_THINGS_COLOURS: [[u8; 3]; 6] = [
+    [0, 0, 0],
+    [192, 192, 128],
+    [192, 128, 128],
+    [64, 0, 128],
+    [64, 64, 0],
+    [0, 128, 192],
+];
+
+/// Raw CamVid index 0..=10 → `camvid-things` class: Sky, Building, Road, Pavement, Tree and
+/// Fence (stuff) → background; Pole, SignSymbol, Car, Pedestrian, Bicyclist → 1..=5.
+pub const CAMVID_THINGS_OF_RAW: [u8; 11] = [0, 0, 1, 0, 0, 0, 2, 0, 3, 4, 5];
+
 pub const CITYSCAPES_NAMES: [&str; 19] = [
     "road",
     "sidewalk",

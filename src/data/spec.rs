@@ -1,5 +1,5 @@
-//! The `--data` spec: `synthetic[:k=v,...]`, `camvid:PATH`, `voc:PATH`, `cityscapes:PATH`,
-//! `folder:PATH`.
+//! The `--data` spec: `synthetic[:k=v,...]`, `camvid:PATH`, `camvid-things:PATH`, `voc:PATH`,
+//! `cityscapes:PATH`, `folder:PATH`.
 
 use super::error::{DataError, DataResult};
 use super::synthetic::{Synthetic, SyntheticConfig};
@@ -11,12 +11,14 @@ use std::sync::Arc;
 pub enum DataSpec {
     Synthetic(SyntheticConfig),
     CamVid(PathBuf),
+    /// CamVid's files, stuff classes merged into background (for the weak methods).
+    CamVidThings(PathBuf),
     Voc(PathBuf),
     Cityscapes(PathBuf),
     Folder(PathBuf),
 }
 
-const KINDS: &str = "synthetic, camvid, voc, cityscapes, folder";
+const KINDS: &str = "synthetic, camvid, camvid-things, voc, cityscapes, folder";
 
 impl std::str::FromStr for DataSpec {
     type Err = DataError;
@@ -40,6 +42,7 @@ impl std::str::FromStr for DataSpec {
                 rest.unwrap_or(""),
             )?)),
             "camvid" => Ok(DataSpec::CamVid(path()?)),
+            "camvid-things" => Ok(DataSpec::CamVidThings(path()?)),
             "voc" => Ok(DataSpec::Voc(path()?)),
             "cityscapes" => Ok(DataSpec::Cityscapes(path()?)),
             "folder" => Ok(DataSpec::Folder(path()?)),
@@ -106,6 +109,7 @@ impl std::fmt::Display for DataSpec {
                 c.h, c.w, c.n_train, c.n_val, c.seed, c.classes, c.noise
             ),
             DataSpec::CamVid(p) => write!(f, "camvid:{}", p.display()),
+            DataSpec::CamVidThings(p) => write!(f, "camvid-things:{}", p.display()),
             DataSpec::Voc(p) => write!(f, "voc:{}", p.display()),
             DataSpec::Cityscapes(p) => write!(f, "cityscapes:{}", p.display()),
             DataSpec::Folder(p) => write!(f, "folder:{}", p.display()),
@@ -132,6 +136,7 @@ pub fn open(spec: &DataSpec, split: &str) -> DataResult<Arc<dyn Dataset>> {
     Ok(match spec {
         DataSpec::Synthetic(c) => Arc::new(Synthetic::new(c.clone(), split)?),
         DataSpec::CamVid(p) => Arc::new(layouts::camvid(p, split)?),
+        DataSpec::CamVidThings(p) => Arc::new(layouts::camvid_things(p, split)?),
         DataSpec::Voc(p) => Arc::new(layouts::voc(p, split)?),
         DataSpec::Cityscapes(p) => Arc::new(layouts::cityscapes(p, split)?),
         DataSpec::Folder(p) => Arc::new(layouts::folder(p, split)?),

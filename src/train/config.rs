@@ -70,6 +70,27 @@ pub struct TrainConfig {
     /// `rgb-imagenet` (torchvision: 0..1, ImageNet mean and std) or `none` (raw 0..255).
     /// Kept in checkpoints: eval, predict and the Inference tab use the checkpoint's.
     pub normalise: Normalisation,
+    /// What the image-level labels of the weak methods (eader, rrm) describe. Kept here, not in
+    /// each method, because the data loader applies it.
+    pub image_labels: ImageLabels,
+}
+
+/// The `image_labels` setting's values.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageLabels {
+    /// The classes of the whole source image, as the papers use on VOC, whose crops show most
+    /// of an image.
+    #[default]
+    Image,
+    /// The classes inside the training crop. For crops that show a small part of a large
+    /// image (128² of CamVid's 360×480), where the whole image's labels would name classes
+    /// the network cannot see. Still image-level: the presence of each class, no positions.
+    Crop,
+}
+
+impl ImageLabels {
+    pub const NAMES: &'static [&'static str] = &["image", "crop"];
 }
 
 /// The `normalise` setting's values (`data::Normalise` is the arithmetic; this is the name
@@ -131,6 +152,7 @@ impl Default for TrainConfig {
             best_metric: "miou".into(),
             on_bad_sample: "stop".into(),
             normalise: Normalisation::default(),
+            image_labels: ImageLabels::default(),
         }
     }
 }
@@ -213,6 +235,7 @@ impl RunConfig {
                 // serde names the allowed variants only for a string; a number would not.
                 let why = match name {
                     "normalise" => format!("use one of {}", Normalisation::NAMES.join(", ")),
+                    "image_labels" => format!("use one of {}", ImageLabels::NAMES.join(", ")),
                     _ => e.message().to_string(),
                 };
                 TrainError::bad_value(key, format!("{value} does not fit: {why}"))

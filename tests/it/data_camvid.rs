@@ -73,6 +73,50 @@ fn camvid_counts_sizes_and_labels() {
     }
 }
 
+/// `camvid-things`: the same files, stuff merged into background 0 and the five object classes
+/// renumbered 1..=5, void still ignored; image labels follow the merged map.
+#[test]
+fn camvid_things_merges_stuff_into_background() {
+    let Some(root) = camvid_root() else { return };
+    let raw = open(&DataSpec::CamVid(root.clone()), "val").unwrap();
+    let spec: DataSpec = format!("camvid-things:{}", root.display()).parse().unwrap();
+    assert_eq!(spec, DataSpec::CamVidThings(root.clone()));
+    assert_eq!(spec.to_string().parse::<DataSpec>().unwrap(), spec);
+    let things = open(&spec, "val").unwrap();
+    assert_eq!(things.len(), raw.len());
+    assert_eq!(things.num_classes(), 6);
+    assert_eq!(things.class_names()[0], "background");
+    assert_eq!(things.class_names()[3], "Car");
+    let want = |v: u8| match v {
+        0 | 1 | 3 | 4 | 5 | 7 => 0,
+        2 => 1,
+        6 => 2,
+        8 => 3,
+        9 => 4,
+        10 => 5,
+        _ => 255,
+    };
+    let mut seen = [0u64; 6];
+    for i in (0..raw.len()).step_by(20) {
+        let (a, b) = (raw.get(i).unwrap(), things.get(i).unwrap());
+        assert_eq!(a.name, b.name);
+        assert_eq!(a.image.data, b.image.data);
+        for (&r, &t) in a.label.data.iter().zip(&b.label.data) {
+            assert_eq!(t, want(r), "{}: raw class {r}", a.name);
+            if t < 6 {
+                seen[t as usize] += 1;
+            }
+        }
+        let present: Vec<bool> = (0..6).map(|c| b.label.data.contains(&c)).collect();
+        assert_eq!(b.image_labels, present, "{}", b.name);
+    }
+    assert!(seen.iter().all(|&n| n > 0), "every class occurs: {seen:?}");
+    assert!(
+        seen[0] > seen[1..].iter().sum::<u64>(),
+        "background dominates: {seen:?}"
+    );
+}
+
 #[test]
 fn camvid_val_walks_clean() {
     let Some(val) = camvid("val") else { return };

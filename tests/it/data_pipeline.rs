@@ -235,6 +235,7 @@ fn augmentation_keeps_image_and_label_aligned() {
             jitter: None,
             pad_image: PadImage::Zero,
             normalise: Normalise::None,
+            crop_image_labels: false,
         };
         let a = augment(&s, &cfg, 255, &mut Rng::new(seed));
         assert_eq!(
@@ -288,6 +289,65 @@ fn augmentation_keeps_image_and_label_aligned() {
         // Width 70 > 64: six padded columns of ignore per row.
         assert_eq!(a.label.iter().filter(|&&l| l == 255).count(), 6 * 32);
     }
+}
+
+/// `crop_image_labels`: the classes of the crop's pixels, padding (ignore) excluded; off, the
+/// whole image's labels pass through unchanged.
+#[test]
+fn crop_image_labels_name_only_the_classes_in_the_crop() {
+    // Left half class 1, right half class 2, 8x16; the sample's own labels also claim class 3.
+    let (h, w) = (8, 16);
+    let lab: Vec<u8> = (0..h * w)
+        .map(|i| if i % w < w / 2 { 1 } else { 2 })
+        .collect();
+    let s = Sample {
+        image: RgbImage {
+            w,
+            h,
+            data: vec![0; h * w * 3],
+        },
+        label: LabelMap { w, h, data: lab },
+        name: "halves".into(),
+        image_labels: vec![false, true, true, true],
+    };
+    let (mut left, mut right, mut both) = (0, 0, 0);
+    for seed in 0..60 {
+        let cfg = AugConfig {
+            crop: Some((8, 6)),
+            crop_image_labels: true,
+            ..AugConfig::default()
+        };
+        let a = augment(&s, &cfg, 255, &mut Rng::new(seed));
+        let want: Vec<bool> = (0..4u8).map(|c| a.label.contains(&c)).collect();
+        assert_eq!(a.image_labels, want, "seed {seed}");
+        match (a.image_labels[1], a.image_labels[2]) {
+            (true, false) => left += 1,
+            (false, true) => right += 1,
+            (true, true) => both += 1,
+            _ => panic!("seed {seed}: empty crop labels"),
+        }
+        let whole = augment(
+            &s,
+            &AugConfig {
+                crop_image_labels: false,
+                ..cfg
+            },
+            255,
+            &mut Rng::new(seed),
+        );
+        assert_eq!(whole.image_labels, s.image_labels);
+    }
+    assert!(left > 0 && right > 0 && both > 0, "{left} {right} {both}");
+
+    // A crop larger than the image: padding is ignore and names no class.
+    let cfg = AugConfig {
+        crop: Some((12, 8)),
+        crop_image_labels: true,
+        ..AugConfig::default()
+    };
+    let a = augment(&s, &cfg, 255, &mut Rng::new(0));
+    assert!(a.label.contains(&255));
+    assert!(!a.image_labels[0] && !a.image_labels[3]);
 }
 
 #[test]

@@ -179,6 +179,70 @@ fn set_resolves_keys_per_method() {
     ));
 }
 
+/// `image_labels = "crop"` reaches the loader: each batch row's image labels are the classes
+/// of its own crop. The setting round-trips through TOML and a bad value names the choices.
+#[test]
+fn crop_image_labels_through_config_and_loader() {
+    use advseg::data::{open, AugConfig, Loader, LoaderConfig};
+    use advseg::train::config::ImageLabels;
+    let mut cfg = RunConfig::new("eader").unwrap();
+    assert_eq!(cfg.common.image_labels, ImageLabels::Image);
+    cfg.set("image_labels", toml::Value::String("crop".into()))
+        .unwrap();
+    assert_eq!(cfg.common.image_labels, ImageLabels::Crop);
+    let back = RunConfig::from_toml(&cfg.to_toml(), std::path::Path::new("x")).unwrap();
+    assert_eq!(back, cfg);
+    let e = cfg
+        .set("image_labels", toml::Value::String("pixels".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("image_labels") && e.contains("image, crop"),
+        "{e}"
+    );
+
+    let ds = open(&"synthetic:size=32,n=6".parse().unwrap(), "train").unwrap();
+    let c = ds.num_classes();
+    let batches = |crop_image_labels| {
+        let cfg = LoaderConfig {
+            batch: 3,
+            workers: 2,
+            shuffle: true,
+            infinite: true,
+            seed: 2,
+            aug: AugConfig {
+                crop: Some((8, 8)),
+                crop_image_labels,
+                ..AugConfig::default()
+            },
+            ..LoaderConfig::default()
+        };
+        Loader::new(ds.clone(), None, cfg)
+            .unwrap()
+            .take(4)
+            .map(|b| b.unwrap())
+            .collect::<Vec<_>>()
+    };
+    let mut narrower = 0;
+    for (crop, whole) in batches(true).iter().zip(&batches(false)) {
+        assert_eq!(crop.labels, whole.labels);
+        for n in 0..3 {
+            let lab = &crop.labels[n * 64..(n + 1) * 64];
+            let want: Vec<f32> = (0..c)
+                .map(|k| if lab.contains(&(k as i32)) { 1.0 } else { 0.0 })
+                .collect();
+            assert_eq!(crop.image_labels[n * c..(n + 1) * c], want[..]);
+            let full = &whole.image_labels[n * c..(n + 1) * c];
+            assert!(want.iter().zip(full).all(|(a, b)| a <= b), "crop ⊆ image");
+            narrower += (want[..] != full[..]) as usize;
+        }
+    }
+    assert!(
+        narrower > 0,
+        "some 8x8 crop of a 32x32 image misses a class"
+    );
+}
+
 /// A loader started at item k serves exactly what an uninterrupted one serves from k on.
 #[test]
 fn loader_new_at_continues_the_stream() {

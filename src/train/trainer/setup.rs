@@ -186,6 +186,7 @@ impl Trainer {
             crop: Some((crop[0], crop[1])),
             flip: c.random_mirror,
             normalise: cfg.normalise(),
+            crop_image_labels: c.image_labels == crate::train::config::ImageLabels::Crop,
             ..AugConfig::default()
         };
         let streams = Streams::open(
