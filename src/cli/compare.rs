@@ -30,6 +30,10 @@ pub struct CompareArgs {
     /// e.g. `runs/advsemi-dlr3e5`), each group paired against the supervised runs given.
     #[arg(long)]
     variants: bool,
+    /// Leave a class out of every mIoU (repeatable), e.g. `background` on camvid-things,
+    /// where predicting background everywhere already scores 15.6.
+    #[arg(long = "exclude-class", value_name = "NAME")]
+    exclude_class: Vec<String>,
 }
 
 pub fn run(a: CompareArgs) -> Result<()> {
@@ -40,7 +44,10 @@ pub fn run(a: CompareArgs) -> Result<()> {
     let mut unfinished = Vec::new();
     for d in find_runs(&a.runs)? {
         match read_run(&d)? {
-            Ok(r) => runs.push(r),
+            Ok(mut r) => {
+                r.exclude_classes(&a.exclude_class)?;
+                runs.push(r)
+            }
             Err(u) => unfinished.push(u),
         }
     }
@@ -53,7 +60,8 @@ pub fn run(a: CompareArgs) -> Result<()> {
     if a.variants {
         name_variants_by_dir(&mut runs);
     }
-    let c = compare(&runs, unfinished, a.resamples, a.bootstrap_seed)?;
+    let mut c = compare(&runs, unfinished, a.resamples, a.bootstrap_seed)?;
+    c.excluded_classes = a.exclude_class;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&c)?);
     } else {
@@ -75,6 +83,16 @@ fn signed_pm(s: &Summary) -> String {
         Some(sd) => format!("{:+.2} ± {:.2}", 100.0 * s.mean, 100.0 * sd),
         None => format!("{:+.2}", 100.0 * s.mean),
     }
+}
+
+/// A ratio in percent with its interval: `34.1 ± 5.2 [28.0, 40.3]`.
+fn percent(s: &Option<Summary>, i: &Option<Interval>) -> String {
+    let Some(s) = s else { return "—".into() };
+    let mut t = pm(s);
+    if let Some(i) = i {
+        t += &format!(" [{:.2}, {:.2}]", 100.0 * i.lo, 100.0 * i.hi);
+    }
+    t
 }
 
 fn ci(i: &Option<Interval>) -> String {
@@ -126,18 +144,20 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
         "95% CI",
         "Δ best vs supervised",
         "95% CI",
+        "final as % of supervised [95% CI]",
     ]
     .map(String::from)
     .to_vec()];
     for g in &c.groups {
-        let (d, dci, b, bci) = match &g.vs_supervised {
+        let (d, dci, b, bci, ratio) = match &g.vs_supervised {
             Some(p) => (
                 format!("{} (n={})", signed_pm(&p.summary), p.seeds.len()),
                 ci(&p.ci),
                 signed_pm(&p.best_summary),
                 ci(&p.best_ci),
+                percent(&p.ratio_summary, &p.ratio_ci),
             ),
-            None => ("—".into(), "—".into(), "—".into(), "—".into()),
+            None => ("—".into(), "—".into(), "—".into(), "—".into(), "—".into()),
         };
         rows.push(vec![
             g.label(),
@@ -149,12 +169,19 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
             dci,
             b,
             bci,
+            ratio,
         ]);
     }
+    let over = if c.excluded_classes.is_empty() {
+        String::new()
+    } else {
+        format!(" over every class but {}", c.excluded_classes.join(", "))
+    };
     let mut s = format!(
-        "Validation mIoU (%), mean ± sample std over seeds; Δ: paired by seed against \
+        "Validation mIoU (%){over}, mean ± sample std over seeds; Δ: paired by seed against \
          supervised at the same fraction, 95% percentile bootstrap of the mean difference \
-         ({} resamples, seed {}).\n\n",
+         ({} resamples, seed {}); % of supervised: the paired ratio of final mIoUs, bootstrapped \
+         alike.\n\n",
         c.resamples, c.bootstrap_seed
     );
     s += &table(&rows, markdown);

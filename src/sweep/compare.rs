@@ -37,6 +37,64 @@ pub struct Run {
     /// the run sits in); runs of one method with different variants are grouped apart.
     /// Always empty for the baseline, which every variant is paired against.
     pub variant: String,
+    /// Per-class IoU at every evaluation after step 0, in step order (for
+    /// [`Run::exclude_classes`], which recomputes the best mIoU).
+    pub evals: Vec<(u64, BTreeMap<String, f64>)>,
+}
+
+impl Run {
+    /// Restates the run's mIoU over its classes other than `excluded`: final and best mIoU are
+    /// recomputed from the per-class IoU (mean over the classes an evaluation scored, as the
+    /// evaluation's own mIoU), and the excluded classes leave the per-class table. For the weak
+    /// methods on a background-dominated dataset, where predicting background everywhere
+    /// already scores `IoU_bg / C` (15.6% on camvid-things), the object classes alone say what
+    /// the method localised.
+    pub fn exclude_classes(&mut self, excluded: &[String]) -> Result<(), SweepError> {
+        if excluded.is_empty() {
+            return Ok(());
+        }
+        let bad = |why: String| SweepError::Run {
+            path: self.dir.clone(),
+            why,
+        };
+        let known: Vec<&String> = if self.class_order.is_empty() {
+            self.final_iou.keys().collect()
+        } else {
+            self.class_order.iter().collect()
+        };
+        if let Some(x) = excluded.iter().find(|x| !known.contains(x)) {
+            let names: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
+            return Err(bad(format!(
+                "--exclude-class {x:?}: the run has no such class (classes: {})",
+                names.join(", ")
+            )));
+        }
+        let kept_mean = |iou: &BTreeMap<String, f64>| {
+            let v: Vec<f64> = iou
+                .iter()
+                .filter(|(k, _)| !excluded.contains(k))
+                .map(|(_, &x)| x)
+                .collect();
+            super::stats::mean(&v)
+        };
+        self.final_miou = kept_mean(&self.final_iou)
+            .ok_or_else(|| bad("no class left to average after --exclude-class".to_string()))?;
+        let best = self
+            .evals
+            .iter()
+            .filter_map(|(step, iou)| kept_mean(iou).map(|m| (m, *step)))
+            .fold(None, |b: Option<(f64, u64)>, x| match b {
+                Some(b) if b.0 >= x.0 => Some(b),
+                _ => Some(x),
+            });
+        (self.best_miou, self.best_step) = best.unwrap_or((self.final_miou, self.iters as u64));
+        self.final_iou.retain(|k, _| !excluded.contains(k));
+        self.class_order.retain(|k| !excluded.contains(k));
+        for (_, iou) in &mut self.evals {
+            iou.retain(|k, _| !excluded.contains(k));
+        }
+        Ok(())
+    }
 }
 
 /// The evaluation's signal metrics `compare` summarises, as metrics.jsonl names them.
@@ -96,6 +154,7 @@ pub fn read_run(dir: &Path) -> Result<Result<Run, Unfinished>, SweepError> {
         }
     };
     let mut final_eval = None;
+    let mut evals = Vec::new();
     let mut best: Option<(f64, u64)> = None;
     let mut last_step = 0;
     for (i, line) in text.lines().enumerate() {
@@ -122,14 +181,20 @@ pub fn read_run(dir: &Path) -> Result<Result<Run, Unfinished>, SweepError> {
                 best = Some((m, step));
             }
         }
-        if step == iters as u64 {
-            let miou = miou.ok_or_else(|| bad("of the last step has no mIoU"))?;
-            let iou = v["iou"]
+        let iou = || -> Result<BTreeMap<String, f64>, SweepError> {
+            Ok(v["iou"]
                 .as_object()
                 .ok_or_else(|| bad("without an `iou` object"))?
                 .iter()
                 .filter_map(|(k, x)| x.as_f64().map(|x| (k.clone(), x)))
-                .collect();
+                .collect())
+        };
+        if step > 0 && miou.is_some() {
+            evals.push((step, iou()?));
+        }
+        if step == iters as u64 {
+            let miou = miou.ok_or_else(|| bad("of the last step has no mIoU"))?;
+            let iou = iou()?;
             let signals = SIGNALS
                 .iter()
                 .filter_map(|k| v[*k].as_f64().map(|x| (k.to_string(), x)))
@@ -164,6 +229,7 @@ pub fn read_run(dir: &Path) -> Result<Result<Run, Unfinished>, SweepError> {
         class_order,
         final_signals,
         variant: String::new(),
+        evals,
     }))
 }
 
@@ -222,6 +288,11 @@ pub struct Paired {
     pub best_differences: Vec<f64>,
     pub best_summary: Summary,
     pub best_ci: Option<Interval>,
+    /// Final mIoU of the group over the baseline's, per seed (seeds whose baseline mIoU is
+    /// above 0): the weak methods' goals are stated as a share of the supervised mIoU.
+    pub ratios: Vec<f64>,
+    pub ratio_summary: Option<Summary>,
+    pub ratio_ci: Option<Interval>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -256,6 +327,8 @@ impl Group {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Comparison {
     pub classes: Vec<String>,
+    /// Classes left out of every mIoU ([`Run::exclude_classes`]), for the table's caption.
+    pub excluded_classes: Vec<String>,
     pub groups: Vec<Group>,
     pub unfinished: Vec<Unfinished>,
     pub resamples: usize,
@@ -358,6 +431,7 @@ pub fn compare(
     });
     Ok(Comparison {
         classes,
+        excluded_classes: Vec::new(),
         groups,
         unfinished,
         resamples,
@@ -379,9 +453,18 @@ fn paired(rs: &[&Run], base: &[&Run], level: f64, resamples: usize, seed: u64) -
     };
     let (a, b) = col(|r| r.final_miou);
     let differences = paired_differences(&a, &b);
+    let ratios: Vec<f64> = a
+        .iter()
+        .zip(&b)
+        .filter(|(_, b)| **b > 0.0)
+        .map(|(a, b)| a / b)
+        .collect();
     let (a, b) = col(|r| r.best_miou);
     let best_differences = paired_differences(&a, &b);
     Some(Paired {
+        ratio_summary: Summary::of(&ratios),
+        ratio_ci: bootstrap_mean_ci(&ratios, level, resamples, seed),
+        ratios,
         seeds: pairs.iter().map(|(r, _)| r.seed).collect(),
         summary: Summary::of(&differences)?,
         ci: bootstrap_mean_ci(&differences, level, resamples, seed),

@@ -337,3 +337,138 @@ fn committed_protocol_grid_lists() {
     assert!(text.contains("eader-f1-s2\tnew") && text.contains("rrm-f1-s1\tnew"));
     assert!(!out.exists());
 }
+
+/// Hand-written runs with known IoUs: the paired ratio against supervised, and
+/// `--exclude-class` restating final and best mIoU over the remaining classes.
+#[test]
+fn compare_ratio_and_exclude_class() {
+    let out = tmp("sweep", "ratio");
+    let classes = r#"{"classes":[{"id":0,"name":"background","colour":[0,0,0]},
+        {"id":1,"name":"car","colour":[1,1,1]},{"id":2,"name":"person","colour":[2,2,2]}]}"#;
+    // (method, seed, [(step, [bg, car, person])]); person unscored (null) at one evaluation.
+    type Evals = [(u64, [Option<f64>; 3]); 2];
+    let runs: [(&str, u64, Evals); 4] = [
+        (
+            "supervised",
+            1,
+            [
+                (5, [Some(0.9), Some(0.3), Some(0.3)]),
+                (10, [Some(0.9), Some(0.4), Some(0.2)]),
+            ],
+        ),
+        (
+            "supervised",
+            2,
+            [
+                (5, [Some(0.8), Some(0.2), None]),
+                (10, [Some(0.9), Some(0.5), Some(0.1)]),
+            ],
+        ),
+        (
+            "eader",
+            1,
+            [
+                (5, [Some(0.9), Some(0.2), Some(0.2)]),
+                (10, [Some(0.6), Some(0.1), Some(0.0)]),
+            ],
+        ),
+        (
+            "eader",
+            2,
+            [
+                (5, [Some(0.9), Some(0.0), Some(0.0)]),
+                (10, [Some(0.9), Some(0.3), Some(0.0)]),
+            ],
+        ),
+    ];
+    let names = ["background", "car", "person"];
+    let mean = |v: &[Option<f64>]| {
+        let s: Vec<f64> = v.iter().flatten().copied().collect();
+        s.iter().sum::<f64>() / s.len() as f64
+    };
+    for (m, seed, evals) in &runs {
+        let dir = out.join(format!("{m}-s{seed}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!("method = \"{m}\"\nseed = {seed}\niters = 10\nlabeled_fraction = 1.0\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("classes.json"), classes).unwrap();
+        let mut text = String::new();
+        for (step, iou) in evals {
+            let map: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .zip(iou)
+                .map(|(n, x)| (n.to_string(), serde_json::json!(x)))
+                .collect();
+            let line = serde_json::json!({"type": "eval", "step": step, "miou": mean(iou),
+                "iou": map});
+            text += &format!("{line}\n");
+        }
+        std::fs::write(dir.join("metrics.jsonl"), text).unwrap();
+    }
+    let o = out.to_str().unwrap();
+    let group = |json: &str, m: &str| -> serde_json::Value {
+        let c: serde_json::Value = serde_json::from_str(json).unwrap();
+        c["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["method"] == m)
+            .unwrap()
+            .clone()
+    };
+    let close = |a: &serde_json::Value, b: f64| {
+        assert!((a.as_f64().unwrap() - b).abs() < 1e-12, "{a} vs {b}")
+    };
+
+    // All classes: final mIoU eader (0.7/3, 1.2/3), supervised (1.5/3, 1.5/3).
+    let json = ok(&["compare", o, "--json", "--resamples", "200"]);
+    let p = &group(&json, "eader")["vs_supervised"];
+    close(&p["ratios"][0], 0.7 / 1.5);
+    close(&p["ratios"][1], 1.2 / 1.5);
+    close(&p["ratio_summary"]["mean"], (0.7 + 1.2) / 3.0);
+    let (lo, hi) = (
+        p["ratio_ci"]["lo"].as_f64().unwrap(),
+        p["ratio_ci"]["hi"].as_f64().unwrap(),
+    );
+    assert!(0.7 / 1.5 - 1e-12 <= lo && lo <= hi && hi <= 1.2 / 1.5 + 1e-12);
+    let md = ok(&["compare", o, "--markdown", "--resamples", "200"]);
+    assert!(md.contains("final as % of supervised"), "{md}");
+    assert!(md.contains("63.33 ± "), "{md}");
+
+    // Without background: means over car and person, person unscored at supervised s2 step 5.
+    let json = ok(&[
+        "compare",
+        o,
+        "--json",
+        "--resamples",
+        "200",
+        "--exclude-class",
+        "background",
+    ]);
+    let c: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(c["classes"], serde_json::json!(["car", "person"]));
+    assert_eq!(c["excluded_classes"], serde_json::json!(["background"]));
+    let e = group(&json, "eader");
+    close(&e["final_miou"]["mean"], (0.05 + 0.15) / 2.0);
+    // Best over the kept classes: eader s1 at step 5 (0.2 against 0.05), s2 at step 10
+    // (0.15 against 0.0).
+    close(&e["best_miou"]["mean"], (0.2 + 0.15) / 2.0);
+    let s = group(&json, "supervised");
+    close(&s["final_miou"]["mean"], (0.3 + 0.3) / 2.0);
+    // supervised s2 at step 5 scored car only: 0.2 < 0.3 at step 10.
+    close(&s["best_miou"]["mean"], (0.3 + 0.3) / 2.0);
+    let p = &e["vs_supervised"];
+    close(&p["ratios"][0], 0.05 / 0.3);
+    close(&p["ratios"][1], 0.15 / 0.3);
+    assert_eq!(e["iou"].as_array().unwrap().len(), 2);
+    let text = ok(&["compare", o, "--exclude-class", "background"]);
+    assert!(text.contains("over every class but background"), "{text}");
+    fails(
+        &["compare", o, "--exclude-class", "sky"],
+        "--exclude-class \"sky\": the run has no such class (classes: background, car, person)",
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
