@@ -294,11 +294,20 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Change one of the method's settings for this evaluation (repeatable), e.g.
+    /// `eader.seed_threshold=0.5`; also `eval_batch`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 pub fn run_eval(a: EvalArgs) -> Result<()> {
     let gpu = Gpu::shared()?;
-    let (method, cfg, meta) = checkpoint::load_method(&gpu, &a.checkpoint)?;
+    let sets = a
+        .set
+        .iter()
+        .map(|kv| parse_set(kv))
+        .collect::<Result<Vec<_>>>()?;
+    let (method, cfg, meta) = checkpoint::load_method_with(&gpu, &a.checkpoint, &sets)?;
     let spec: DataSpec = match &a.data {
         Some(s) => s.parse()?,
         None => cfg.common.data.clone(),

@@ -204,8 +204,35 @@ pub fn load_method(
     gpu: &Arc<Gpu>,
     path: &Path,
 ) -> Result<(Box<dyn Method>, super::config::RunConfig, CkptMeta)> {
+    load_method_with(gpu, path, &[])
+}
+
+/// [`load_method`] with some of the method's own settings changed first (`advseg eval --set`:
+/// e.g. eader's `seed_threshold`, chosen on val after training). Shared settings other than
+/// `eval_batch` are refused: the networks and data come from the checkpoint.
+pub fn load_method_with(
+    gpu: &Arc<Gpu>,
+    path: &Path,
+    overrides: &[(String, toml::Value)],
+) -> Result<(Box<dyn Method>, super::config::RunConfig, CkptMeta)> {
     let ck = Checkpoint::read(path)?;
-    let cfg = super::config::RunConfig::from_toml(&ck.meta.config_toml, path)?;
+    let mut cfg = super::config::RunConfig::from_toml(&ck.meta.config_toml, path)?;
+    for (k, v) in overrides {
+        let name = k.split_once('.').map_or(k.as_str(), |(_, n)| n);
+        if k != "eval_batch" && !cfg.method.contains_key(name) {
+            return Err(TrainError::bad_value(
+                k.clone(),
+                format!(
+                    "not a setting of method {} that evaluation can change; the checkpoint \
+                     fixes the networks and data (its method's settings: {})",
+                    cfg.method_name(),
+                    cfg.method.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .into());
+        }
+        cfg.set(k, v.clone())?;
+    }
     let init = |name: &str, m: &crate::nn::arch::Model| load_model(gpu, m, &ck.model(name), path);
     let method = (super::methods::find(&ck.meta.method)?.build)(&super::methods::BuildEnv {
         gpu,

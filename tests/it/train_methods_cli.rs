@@ -175,6 +175,39 @@ fn eader_learns() {
     for later in &e[1..] {
         assert!(later.1 > first.1 + 0.02, "{first:?} -> {later:?} in {e:?}");
     }
+
+    // `eval --set` changes an evaluation setting of the trained method: the run's own
+    // threshold reproduces the last evaluation; 0.99 keeps almost no seed, so background wins
+    // nearly everywhere and the seeds' mIoU changes.
+    let ckpt = dir.join("last.safetensors");
+    let c = ckpt.to_str().unwrap();
+    let at = |t: &str| -> serde_json::Value {
+        let s = ok(&[
+            "eval",
+            "--checkpoint",
+            c,
+            "--json",
+            "--set",
+            &format!("eader.seed_threshold={t}"),
+        ]);
+        serde_json::from_str(s.lines().last().unwrap()).unwrap()
+    };
+    assert_eq!(at("0.3")["miou"], eval_json(&ckpt)["miou"]);
+    assert!((at("0.3")["miou"].as_f64().unwrap() - last.1).abs() < 1e-9);
+    let strict = at("0.99");
+    let bg_pixels = |j: &serde_json::Value| {
+        j["confusion"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row[0].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert!(bg_pixels(&strict) > bg_pixels(&at("0.3")), "{strict}");
+    fails(
+        &["eval", "--checkpoint", c, "--set", "arch=tiny"],
+        "\"arch\": not a setting of method eader that evaluation can change",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
