@@ -228,8 +228,7 @@ pub fn load_method_with(
                     cfg.method_name(),
                     cfg.method.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
-            )
-            .into());
+            ));
         }
         cfg.set(k, v.clone())?;
     }
