@@ -85,12 +85,16 @@ fn signed_pm(s: &Summary) -> String {
     }
 }
 
-/// A ratio in percent with its interval: `34.1 ± 5.2 [28.0, 40.3]`.
-fn percent(s: &Option<Summary>, i: &Option<Interval>) -> String {
+/// A ratio in percent with its interval: `34.1 ± 5.2 [28.0, 40.3]`, and how many seeds it
+/// rests on when a baseline of 0 left some out of `paired` seeds.
+fn percent(s: &Option<Summary>, i: &Option<Interval>, paired: usize) -> String {
     let Some(s) = s else { return "—".into() };
     let mut t = pm(s);
     if let Some(i) = i {
         t += &format!(" [{:.2}, {:.2}]", 100.0 * i.lo, 100.0 * i.hi);
+    }
+    if s.n < paired {
+        t += &format!(" (n={}; supervised 0 elsewhere)", s.n);
     }
     t
 }
@@ -155,7 +159,7 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
                 ci(&p.ci),
                 signed_pm(&p.best_summary),
                 ci(&p.best_ci),
-                percent(&p.ratio_summary, &p.ratio_ci),
+                percent(&p.ratio_summary, &p.ratio_ci, p.seeds.len()),
             ),
             None => ("—".into(), "—".into(), "—".into(), "—".into(), "—".into()),
         };
