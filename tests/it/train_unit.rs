@@ -1,8 +1,9 @@
 //! Training unit tests: AdvSemiSeg loss pieces on hand-made tensors, config rules, resumable
 //! data streams.
 
-use advseg::train::methods::advsemi::{d_bce, semi_gate, semi_loss, AdvSemiConfig};
+use advseg::train::methods::advsemi::{semi_gate, semi_loss, AdvSemiConfig};
 use advseg::train::methods::common::{cat_batch, masked_mean, valid_mask};
+use advseg::train::methods::gan::adv_bce;
 use advseg::train::{RunConfig, TrainError};
 use advseg::{Gpu, Tensor};
 
@@ -89,12 +90,12 @@ fn d_targets_and_ignore_mask() {
     let mask = t(&[1.0, 0.0, 1.0, 1.0], &[1, 1, 2, 2]);
     // Real (target 1) over the three valid pixels.
     close(
-        d_bce(&d, true, Some(&mask)).unwrap().item().unwrap(),
+        adv_bce(&d, true, Some(&mask)).unwrap().item().unwrap(),
         (bce(x[0], 1.0) + bce(x[2], 1.0) + bce(x[3], 1.0)) / 3.0,
     );
     // Fake (target 0), no mask: all four.
     close(
-        d_bce(&d, false, None).unwrap().item().unwrap(),
+        adv_bce(&d, false, None).unwrap().item().unwrap(),
         x.iter().map(|&v| bce(v, 0.0)).sum::<f32>() / 4.0,
     );
     close(
@@ -295,7 +296,7 @@ fn frozen_discriminator_passes_gradients_through() {
     .into_param();
     let adv = |d: &advseg::nn::arch::Model| {
         let s = advseg::ops::softmax::softmax(&pred, 1).unwrap();
-        d_bce(&d.forward(&s, BnMode::Train).unwrap(), true, None).unwrap()
+        adv_bce(&d.forward(&s, BnMode::Train).unwrap(), true, None).unwrap()
     };
     let params: Vec<Tensor> = d
         .store

@@ -2,8 +2,9 @@
 
 use advseg::nn::imgdisc::Encoding;
 use advseg::train::methods::common::{correct_mask, encode_maps};
+use advseg::train::methods::gan::adv_bce;
 use advseg::train::methods::gan_cegu::{cegu_loss, cegu_weights, uncertainty, WeightForm};
-use advseg::train::methods::ssgan::{adv_bce, scale_gt};
+use advseg::train::methods::ssgan::scale_gt;
 use advseg::{Gpu, Tensor};
 
 fn t(data: &[f32], shape: &[usize]) -> Tensor {
@@ -84,12 +85,21 @@ fn encodings_basic_product_concat() {
 fn adversarial_targets() {
     let d = t(&[0.0, 0.0], &[1, 1, 1, 2]);
     let ln2 = 2f32.ln();
-    close_all(&adv_bce(&d, true).unwrap().to_vec_f32().unwrap(), &[ln2]);
+    close_all(
+        &adv_bce(&d, true, None).unwrap().to_vec_f32().unwrap(),
+        &[ln2],
+    );
     let d = t(&[3.0, -1.0], &[1, 1, 1, 2]);
     let real = ((1.0 + (-3f32).exp()).ln() + (1.0 + 1f32.exp()).ln()) / 2.0;
     let fake = ((1.0 + 3f32.exp()).ln() + (1.0 + (-1f32).exp()).ln()) / 2.0;
-    close_all(&adv_bce(&d, true).unwrap().to_vec_f32().unwrap(), &[real]);
-    close_all(&adv_bce(&d, false).unwrap().to_vec_f32().unwrap(), &[fake]);
+    close_all(
+        &adv_bce(&d, true, None).unwrap().to_vec_f32().unwrap(),
+        &[real],
+    );
+    close_all(
+        &adv_bce(&d, false, None).unwrap().to_vec_f32().unwrap(),
+        &[fake],
+    );
 }
 
 #[test]

@@ -13,12 +13,12 @@
 //! back.
 
 use super::common::{cat_batch, masked_mean, seg_logits, valid_mask};
-use super::gan::{DAdam, GanPair};
-use super::{check, table, BuildEnv};
+use super::gan::{adv_bce, DAdam, GanPair};
+use super::{adam_betas, check, non_negative, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::nn::arch::Model;
 use crate::nn::BnMode;
-use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
+use crate::ops::{self, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 use crate::train::error::Result;
@@ -79,25 +79,16 @@ pub fn defaults() -> toml::Table {
 
 pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
     let c = check::<AdvSemiConfig>(t)?;
-    for (k, v) in [
+    non_negative(&[
         ("lambda_adv", c.lambda_adv),
         ("lambda_semi", c.lambda_semi),
         ("lambda_semi_adv", c.lambda_semi_adv),
         ("d_lr", c.d_lr),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(format!("{k} = {v} must be finite and >= 0"));
-        }
-    }
+    ])?;
     if !(0.0..=1.0).contains(&c.mask_t) {
         return Err(format!("mask_t = {} must be within [0, 1]", c.mask_t));
     }
-    for (k, v) in [("d_beta1", c.d_beta1), ("d_beta2", c.d_beta2)] {
-        if !(0.0..1.0).contains(&v) {
-            return Err(format!("{k} = {v} must be within [0, 1)"));
-        }
-    }
-    Ok(())
+    adam_betas(c.d_beta1, c.d_beta2)
 }
 
 /// The confidence gate: 1 where `conf ≥ t` (the official code ignores `conf < t`), else 0.
@@ -123,12 +114,6 @@ pub fn semi_loss(pred: &Tensor, conf: &Tensor, t: f32) -> Result<(Tensor, Tensor
         &ops::maximum(&count, &one)?,
     )?;
     Ok((loss, mask, count))
-}
-
-/// D's per-pixel BCE against a constant target (1 = real) over `mask` (all pixels if `None`).
-pub fn d_bce(d_out: &Tensor, real: bool, mask: Option<&Tensor>) -> crate::Result<Tensor> {
-    let target = Tensor::full(d_out.gpu(), d_out.shape(), if real { 1.0 } else { 0.0 })?;
-    bce_with_logits(d_out, &target, mask)
 }
 
 pub struct AdvSemi {
@@ -212,7 +197,7 @@ impl Method for AdvSemi {
             let pred = seg_logits(&self.gan.g, &ub.images, self.gan.bn)?;
             remain = Some(pred.detach());
             let d_out = self.d_forward(&softmax(&pred, 1)?)?;
-            let l_semi_adv = d_bce(&d_out, true, None)?;
+            let l_semi_adv = adv_bce(&d_out, true, None)?;
             out.push(("loss_semi_adv".into(), l_semi_adv.detach()));
             let adv = ops::mul_scalar(&l_semi_adv, c.lambda_semi_adv)?;
             if c.lambda_semi > 0.0 && ctx.step >= c.semi_start {
@@ -242,7 +227,7 @@ impl Method for AdvSemi {
         let l_seg = cross_entropy(&pred, &lb.labels, self.ignore, None)?;
         let valid = valid_mask(&lb.labels, self.classes, self.ignore)?;
         let d_out = self.d_forward(&softmax(&pred, 1)?)?;
-        let l_adv = d_bce(&d_out, true, Some(&valid))?;
+        let l_adv = adv_bce(&d_out, true, Some(&valid))?;
         ops::add(&l_seg, &ops::mul_scalar(&l_adv, c.lambda_adv)?)?.backward()?;
         out.push(("loss_seg".into(), l_seg.detach()));
         out.push(("loss_adv".into(), l_adv.detach()));
@@ -258,13 +243,13 @@ impl Method for AdvSemi {
             _ => (pred, valid),
         };
         let d_fake = self.d_forward(&softmax(&fake, 1)?)?;
-        let l_d_fake = d_bce(&d_fake, false, Some(&fake_mask))?;
+        let l_d_fake = adv_bce(&d_fake, false, Some(&fake_mask))?;
         ops::mul_scalar(&l_d_fake, 0.5)?.backward()?;
         let gb = ctx.next("gt")?;
         let real = ops::softmax::one_hot(&gb.labels, self.classes, self.ignore)?;
         let real_mask = valid_mask(&gb.labels, self.classes, self.ignore)?;
         let d_real = self.d_forward(&real)?;
-        let l_d_real = d_bce(&d_real, true, Some(&real_mask))?;
+        let l_d_real = adv_bce(&d_real, true, Some(&real_mask))?;
         ops::mul_scalar(&l_d_real, 0.5)?.backward()?;
 
         self.gan.opt_g.step()?;

@@ -24,7 +24,7 @@
 //! constant background channel 1e-5, argmax. The reported mIoU is therefore the seed quality of
 //! the localizer's maps.
 
-use super::{check, table, BuildEnv};
+use super::{check, non_negative, table, BuildEnv};
 use crate::autograd::{self, no_grad};
 use crate::error::Error;
 use crate::nn::arch::{ArchOpts, Model};
@@ -135,19 +135,14 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
     if c.loc_steps == 0 {
         return Err("loc_steps must be at least 1".into());
     }
-    for (k, v) in [
+    non_negative(&[
         ("alpha", c.alpha),
         ("beta", c.beta),
         ("omega", c.omega),
         ("sigma_t", c.sigma_t),
         ("seed_threshold", c.seed_threshold),
         ("cls_threshold", c.cls_threshold),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(format!("{k} = {v} must be finite and >= 0"));
-        }
-    }
-    Ok(())
+    ])
 }
 
 /// Soft erasing mask `σ(ω (A − σ_t))`.

@@ -5,7 +5,9 @@ use super::supervised::generator_and_sgd;
 use super::BuildEnv;
 use crate::nn::arch::Model;
 use crate::nn::BnMode;
+use crate::ops::loss::bce_with_logits;
 use crate::optim::{Adam, AdamConfig, Optimizer, ParamGroup, Sgd};
+use crate::tensor::Tensor;
 use crate::train::error::Result;
 use crate::train::method::OptSlot;
 
@@ -78,4 +80,11 @@ impl GanPair {
         self.opt_g.zero_grad();
         self.opt_d.zero_grad();
     }
+}
+
+/// An adversary's BCE against a constant target (1 = real, 0 = fake), the mean over `mask`'s
+/// pixels (all positions if `None`).
+pub fn adv_bce(d_out: &Tensor, real: bool, mask: Option<&Tensor>) -> crate::Result<Tensor> {
+    let target = Tensor::full(d_out.gpu(), d_out.shape(), if real { 1.0 } else { 0.0 })?;
+    bce_with_logits(d_out, &target, mask)
 }

@@ -20,8 +20,8 @@
 use super::common::{
     correct_mask, encode_maps, masked_mean, parse_encoding, seg_logits, valid_mask,
 };
-use super::gan::{DAdam, GanPair};
-use super::{check, table, BuildEnv};
+use super::gan::{adv_bce, DAdam, GanPair};
+use super::{adam_betas, check, non_negative, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::nn::arch::Model;
 use crate::nn::imgdisc::Encoding;
@@ -86,21 +86,12 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
             c.uncertainty
         ));
     }
-    for (k, v) in [
+    non_negative(&[
         ("lambda_u", c.lambda_u),
         ("lambda_adv", c.lambda_adv),
         ("d_lr", c.d_lr),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(format!("{k} = {v} must be finite and >= 0"));
-        }
-    }
-    for (k, v) in [("d_beta1", c.d_beta1), ("d_beta2", c.d_beta2)] {
-        if !(0.0..1.0).contains(&v) {
-            return Err(format!("{k} = {v} must be within [0, 1)"));
-        }
-    }
-    Ok(())
+    ])?;
+    adam_betas(c.d_beta1, c.d_beta2)
 }
 
 /// How the uncertainty becomes a CE pixel weight.
@@ -245,8 +236,7 @@ impl Method for GanCegu {
         let l_cegu = cegu_loss(&pred, &b.labels, self.ignore, &w)?;
         let l_ce = no_grad(|| cross_entropy(&pred.detach(), &b.labels, self.ignore, None))?;
         let loss_g = if self.cfg.lambda_adv > 0.0 {
-            let target = Tensor::full(x.gpu(), d_out.shape(), 1.0)?;
-            let l_adv = bce_with_logits(&d_out, &target, Some(&valid))?;
+            let l_adv = adv_bce(&d_out, true, Some(&valid))?;
             out.push(("loss_adv".into(), l_adv.detach()));
             ops::add(&l_cegu, &ops::mul_scalar(&l_adv, self.cfg.lambda_adv)?)?
         } else {
@@ -268,12 +258,10 @@ impl Method for GanCegu {
             out.push(("loss_d".into(), l_d.detach()));
             out.push(("acc_train".into(), masked_mean(&correct, &valid)?));
         } else {
-            let zeros = Tensor::full(x.gpu(), d_fake.shape(), 0.0)?;
-            let l_d_fake = bce_with_logits(&d_fake, &zeros, Some(&valid))?;
+            let l_d_fake = adv_bce(&d_fake, false, Some(&valid))?;
             let real = ops::softmax::one_hot(&b.labels, self.classes, self.ignore)?;
             let d_real = self.d_forward(&real, x)?;
-            let ones = Tensor::full(x.gpu(), d_real.shape(), 1.0)?;
-            let l_d_real = bce_with_logits(&d_real, &ones, Some(&valid))?;
+            let l_d_real = adv_bce(&d_real, true, Some(&valid))?;
             let l_d = ops::add(&l_d_fake, &l_d_real)?;
             l_d.backward()?;
             out.push(("loss_d".into(), l_d.detach()));

@@ -129,3 +129,23 @@ pub(crate) fn check<T: serde::de::DeserializeOwned>(
         .try_into()
         .map_err(|e: toml::de::Error| e.message().to_string())
 }
+
+/// Every named setting must be finite and ≥ 0 (weights, learning rates, thresholds).
+pub(crate) fn non_negative(settings: &[(&str, f32)]) -> std::result::Result<(), String> {
+    match settings.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+        Some((k, v)) => Err(format!("{k} = {v} must be finite and >= 0")),
+        None => Ok(()),
+    }
+}
+
+/// Adam's β₁ and β₂ must lie in [0, 1): at 1 the moment never forgets and the bias
+/// correction divides by zero.
+pub(crate) fn adam_betas(beta1: f32, beta2: f32) -> std::result::Result<(), String> {
+    match [("d_beta1", beta1), ("d_beta2", beta2)]
+        .into_iter()
+        .find(|(_, v)| !(0.0..1.0).contains(v))
+    {
+        Some((k, v)) => Err(format!("{k} = {v} must be within [0, 1)")),
+        None => Ok(()),
+    }
+}

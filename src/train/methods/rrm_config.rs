@@ -3,7 +3,7 @@
 //! comments as the panel's tooltips.
 
 use super::rrm_labels::LabelRules;
-use super::{check, table};
+use super::{check, non_negative, table};
 use crate::ops::crf::CrfCfg;
 use serde::{Deserialize, Serialize};
 
@@ -120,7 +120,7 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
             c.top_quantile
         ));
     }
-    for (k, v) in [
+    non_negative(&[
         ("dense_weight", c.dense_weight),
         ("sigma_rgb", c.sigma_rgb),
         ("sigma_xy", c.sigma_xy),
@@ -135,11 +135,7 @@ pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
         ("bg_conf", c.bg_conf),
         ("crf_conf", c.crf_conf),
         ("cls_threshold", c.cls_threshold),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(format!("{k} = {v} must be finite and >= 0"));
-        }
-    }
+    ])?;
     for (k, v) in [
         ("sigma_rgb", c.sigma_rgb),
         ("sigma_xy", c.sigma_xy),

@@ -18,13 +18,13 @@
 //! at the input size (G's logits upsampled bilinearly, as the CE sees them).
 
 use super::common::{channel_sum, parse_encoding, seg_logits};
-use super::gan::{DAdam, GanPair};
-use super::{check, table, BuildEnv};
+use super::gan::{adv_bce, DAdam, GanPair};
+use super::{adam_betas, check, non_negative, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::nn::arch::Model;
 use crate::nn::imgdisc::Encoding;
 use crate::nn::BnMode;
-use crate::ops::{self, loss::bce_with_logits, loss::cross_entropy, softmax::softmax};
+use crate::ops::{self, loss::cross_entropy, softmax::softmax};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 use crate::train::error::Result;
@@ -80,26 +80,11 @@ pub fn defaults() -> toml::Table {
 pub fn validate(t: &toml::Table) -> std::result::Result<(), String> {
     let c = check::<SsGanConfig>(t)?;
     parse_encoding(&c.encoding)?;
-    for (k, v) in [("lambda_adv", c.lambda_adv), ("d_lr", c.d_lr)] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(format!("{k} = {v} must be finite and >= 0"));
-        }
-    }
+    non_negative(&[("lambda_adv", c.lambda_adv), ("d_lr", c.d_lr)])?;
     if !(0.0..=1.0).contains(&c.tau) {
         return Err(format!("tau = {} must be within [0, 1]", c.tau));
     }
-    for (k, v) in [("d_beta1", c.d_beta1), ("d_beta2", c.d_beta2)] {
-        if !(0.0..1.0).contains(&v) {
-            return Err(format!("{k} = {v} must be within [0, 1)"));
-        }
-    }
-    Ok(())
-}
-
-/// BCE of adversary logits against a constant target (1 = real), mean over positions.
-pub fn adv_bce(d_out: &Tensor, real: bool) -> crate::Result<Tensor> {
-    let target = Tensor::full(d_out.gpu(), d_out.shape(), if real { 1.0 } else { 0.0 })?;
-    bce_with_logits(d_out, &target, None)
+    adam_betas(c.d_beta1, c.d_beta2)
 }
 
 /// Luc's softened ground truth: at a pixel with label l, `ȳ_l = max(τ, S_l)` and
@@ -194,18 +179,18 @@ impl Method for SsGan {
         };
         let l_seg = cross_entropy(&pred, &b.labels, self.ignore, None)?;
         let d_g = self.gan.d.discriminate(&probs, Some(x))?;
-        let l_adv = adv_bce(&d_g, true)?;
+        let l_adv = adv_bce(&d_g, true, None)?;
         ops::add(&l_seg, &ops::mul_scalar(&l_adv, self.cfg.lambda_adv)?)?.backward()?;
 
         models::set_trainable(&self.gan.d, true)?;
         let probs = probs.detach();
         let d_fake = self.gan.d.discriminate(&probs, Some(x))?;
-        let l_d_fake = adv_bce(&d_fake, false)?;
+        let l_d_fake = adv_bce(&d_fake, false, None)?;
         if self.cfg.gt_scaling {
             real = scale_gt(&real, &probs, self.cfg.tau)?;
         }
         let d_real = self.gan.d.discriminate(&real, Some(x))?;
-        let l_d_real = adv_bce(&d_real, true)?;
+        let l_d_real = adv_bce(&d_real, true, None)?;
         let l_d = ops::add(&l_d_fake, &l_d_real)?;
         l_d.backward()?;
 
