@@ -338,6 +338,36 @@ fn committed_protocol_grid_lists() {
     assert!(!out.exists());
 }
 
+/// Every committed grid parses, its settings pass each method's checks, and it lists its
+/// cells without running anything: a typo in a grid fails here, not hours into a sweep.
+#[test]
+fn every_committed_grid_lists() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sweeps");
+    let mut grids: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    grids.sort();
+    assert!(grids.len() >= 5, "{grids:?}");
+    let out = tmp("sweep", "grids");
+    for g in &grids {
+        let text = ok(&[
+            "sweep",
+            g.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--list",
+        ]);
+        assert!(
+            !text.is_empty() && text.lines().all(|l| l.ends_with("\tnew")),
+            "{}: {text}",
+            g.display()
+        );
+    }
+    assert!(!out.exists());
+}
+
 /// Hand-written runs with known IoUs: the paired ratio against supervised, and
 /// `--exclude-class` restating final and best mIoU over the remaining classes.
 #[test]
