@@ -64,9 +64,10 @@ pub struct Interval {
 /// replacement, their means sorted, and the `(1 − level)/2` and `(1 + level)/2` quantiles read
 /// with linear interpolation between order statistics (numpy's default `quantile`). With a few
 /// seeds the interval is coarse (n = 3 has only 10 distinct resample means): it says how far the
-/// seeds disagree, not more.
+/// seeds disagree, not more. With fewer than two values there is no disagreement to measure,
+/// and a point "interval" would read as certainty, so there is none.
 pub fn bootstrap_mean_ci(v: &[f64], level: f64, resamples: usize, seed: u64) -> Option<Interval> {
-    if v.is_empty() || resamples == 0 || !(level > 0.0 && level < 1.0) {
+    if v.len() < 2 || resamples == 0 || !(level > 0.0 && level < 1.0) {
         return None;
     }
     let mut rng = Rng::derive(seed, &[0xb007]);
@@ -157,6 +158,7 @@ mod tests {
         let i = bootstrap_mean_ci(&[0.5, 0.5, 0.5], 0.95, 100, 0).unwrap();
         assert_eq!((i.lo, i.hi), (0.5, 0.5));
         assert!(bootstrap_mean_ci(&[], 0.95, 100, 0).is_none());
+        assert!(bootstrap_mean_ci(&[1.0], 0.95, 100, 0).is_none(), "one seed");
         assert!(bootstrap_mean_ci(&[1.0], 1.0, 100, 0).is_none());
     }
 }
