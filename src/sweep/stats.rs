@@ -158,7 +158,10 @@ mod tests {
         let i = bootstrap_mean_ci(&[0.5, 0.5, 0.5], 0.95, 100, 0).unwrap();
         assert_eq!((i.lo, i.hi), (0.5, 0.5));
         assert!(bootstrap_mean_ci(&[], 0.95, 100, 0).is_none());
-        assert!(bootstrap_mean_ci(&[1.0], 0.95, 100, 0).is_none(), "one seed");
+        assert!(
+            bootstrap_mean_ci(&[1.0], 0.95, 100, 0).is_none(),
+            "one seed"
+        );
         assert!(bootstrap_mean_ci(&[1.0], 1.0, 100, 0).is_none());
     }
 }
