@@ -342,7 +342,7 @@ fn committed_protocol_grid_lists() {
 /// cells without running anything: a typo in a grid fails here, not hours into a sweep.
 #[test]
 fn every_committed_grid_lists() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sweeps");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sweeps");
     let mut grids: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

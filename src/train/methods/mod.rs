@@ -138,8 +138,8 @@ pub(crate) fn non_negative(settings: &[(&str, f32)]) -> std::result::Result<(), 
     }
 }
 
-/// Adam's β₁ and β₂ must lie in [0, 1): at 1 the moment never forgets and the bias
-/// correction divides by zero.
+/// D's Adam settings `d_beta1`, `d_beta2` must lie in [0, 1): at 1 the moment never forgets
+/// and the bias correction divides by zero.
 pub(crate) fn adam_betas(beta1: f32, beta2: f32) -> std::result::Result<(), String> {
     match [("d_beta1", beta1), ("d_beta2", beta2)]
         .into_iter()
