@@ -34,11 +34,19 @@ pub struct CompareArgs {
     /// where predicting background everywhere already scores 15.6.
     #[arg(long = "exclude-class", value_name = "NAME")]
     exclude_class: Vec<String>,
+    /// Take each run's final mIoU and per-class IoU as the mean of its last K evaluations
+    /// (the final one included), which damps the swing of single evaluations on a small
+    /// validation set. Best mIoU and the signals stay single evaluations.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    last_evals: usize,
 }
 
 pub fn run(a: CompareArgs) -> Result<()> {
     if a.resamples == 0 {
         bail!("--resamples must be at least 1");
+    }
+    if a.last_evals == 0 {
+        bail!("--last-evals must be at least 1");
     }
     let mut runs = Vec::new();
     let mut unfinished = Vec::new();
@@ -46,6 +54,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
         match read_run(&d)? {
             Ok(mut r) => {
                 r.exclude_classes(&a.exclude_class)?;
+                r.average_last_evals(a.last_evals)?;
                 runs.push(r)
             }
             Err(u) => unfinished.push(u),
@@ -62,6 +71,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     }
     let mut c = compare(&runs, unfinished, a.resamples, a.bootstrap_seed)?;
     c.excluded_classes = a.exclude_class;
+    c.last_evals = a.last_evals;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&c)?);
     } else {
@@ -181,8 +191,16 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
     } else {
         format!(" over every class but {}", c.excluded_classes.join(", "))
     };
+    let last = if c.last_evals > 1 {
+        format!(
+            "; final: each run's mean over its last {} evaluations",
+            c.last_evals
+        )
+    } else {
+        String::new()
+    };
     let mut s = format!(
-        "Validation mIoU (%){over}, mean ± sample std over seeds; Δ: paired by seed against \
+        "Validation mIoU (%){over}, mean ± sample std over seeds{last}; Δ: paired by seed against \
          supervised at the same fraction, 95% percentile bootstrap of the mean difference \
          ({} resamples, seed {}); % of supervised: the paired ratio of final mIoUs, bootstrapped \
          alike.\n\n",
@@ -206,7 +224,17 @@ pub fn render(c: &Comparison, markdown: bool) -> String {
         }
         rows.push(r);
     }
-    s += "\nFinal per-class IoU (%), mean ± std over seeds:\n\n";
+    s += &format!(
+        "\nFinal per-class IoU (%){}, mean ± std over seeds:\n\n",
+        if c.last_evals > 1 {
+            format!(
+                " (each run's mean over its last {} evaluations)",
+                c.last_evals
+            )
+        } else {
+            String::new()
+        }
+    );
     s += &table(&rows, markdown);
     if c.groups.iter().any(|g| !g.signals.is_empty()) {
         let names = [

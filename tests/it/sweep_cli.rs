@@ -500,5 +500,68 @@ fn compare_ratio_and_exclude_class() {
         &["compare", o, "--exclude-class", "sky"],
         "--exclude-class \"sky\": the run has no such class (classes: background, car, person)",
     );
+
+    // --last-evals 2: final values are the means over steps 5 and 10.
+    let json = ok(&[
+        "compare",
+        o,
+        "--json",
+        "--resamples",
+        "200",
+        "--last-evals",
+        "2",
+    ]);
+    let c: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(c["last_evals"], 2);
+    let e = group(&json, "eader");
+    close(
+        &e["final_miou"]["mean"],
+        ((1.3 + 0.7) / 6.0 + (0.9 + 1.2) / 6.0) / 2.0,
+    );
+    // Best stays a single evaluation.
+    close(&e["best_miou"]["mean"], (1.3 / 3.0 + 1.2 / 3.0) / 2.0);
+    let p = &e["vs_supervised"];
+    close(&p["differences"][0], 1.0 / 3.0 - 0.5);
+    close(&p["differences"][1], 1.05 / 3.0 - 0.5);
+    // With background left out, per class: supervised s2 scored person at step 10 only.
+    let json = ok(&[
+        "compare",
+        o,
+        "--json",
+        "--resamples",
+        "200",
+        "--exclude-class",
+        "background",
+        "--last-evals",
+        "2",
+    ]);
+    let s = group(&json, "supervised");
+    // Per-evaluation mIoUs over car and person: s1 0.3, 0.3; s2 0.2 (car only), 0.3.
+    close(&s["final_miou"]["mean"], (0.3 + 0.25) / 2.0);
+    let iou = |g: &serde_json::Value, class: &str| -> f64 {
+        g["iou"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x[0] == class)
+            .unwrap()[1]["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!((iou(&s, "car") - (0.35 + 0.35) / 2.0).abs() < 1e-12);
+    assert!((iou(&s, "person") - (0.25 + 0.1) / 2.0).abs() < 1e-12);
+    let text = ok(&["compare", o, "--last-evals", "2"]);
+    assert!(
+        text.contains("each run's mean over its last 2 evaluations"),
+        "{text}"
+    );
+    fails(
+        &["compare", o, "--last-evals", "3"],
+        "--last-evals 3: the run has 2 evaluation(s) after step 0",
+    );
+    fails(
+        &["compare", o, "--last-evals", "0"],
+        "--last-evals must be at least 1",
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
