@@ -152,23 +152,28 @@ fn key(n: &Arc<Node>) -> usize {
     Arc::as_ptr(n) as usize
 }
 
-/// Nodes reachable from `root` in reverse topological order (outputs before inputs).
-fn topo(root: &Arc<Node>) -> Vec<Arc<Node>> {
+/// Nodes reachable from `roots` in reverse topological order (outputs before inputs): the
+/// reversed post-order of one depth-first search over all roots.
+fn topo(roots: &[Arc<Node>]) -> Vec<Arc<Node>> {
     let mut order = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    // Iterative post-order DFS: deep nets would overflow the stack with recursion.
-    let mut stack: Vec<(Arc<Node>, usize)> = vec![(root.clone(), 0)];
-    seen.insert(key(root));
-    while let Some((node, i)) = stack.pop() {
-        if i < node.next.len() {
-            stack.push((node.clone(), i + 1));
-            if let Some(Edge::Op(child)) = &node.next[i] {
-                if seen.insert(key(child)) {
-                    stack.push((child.clone(), 0));
+    for root in roots {
+        if !seen.insert(key(root)) {
+            continue;
+        }
+        // Iterative post-order DFS: deep nets would overflow the stack with recursion.
+        let mut stack: Vec<(Arc<Node>, usize)> = vec![(root.clone(), 0)];
+        while let Some((node, i)) = stack.pop() {
+            if i < node.next.len() {
+                stack.push((node.clone(), i + 1));
+                if let Some(Edge::Op(child)) = &node.next[i] {
+                    if seen.insert(key(child)) {
+                        stack.push((child.clone(), 0));
+                    }
                 }
+            } else {
+                order.push(node);
             }
-        } else {
-            order.push(node);
         }
     }
     order.reverse();
@@ -178,6 +183,8 @@ fn topo(root: &Arc<Node>) -> Vec<Arc<Node>> {
 enum Target {
     /// Accumulate into every parameter that requires a gradient.
     Params,
+    /// Accumulate into these parameter cells only (those of them that require a gradient).
+    ParamsIn(std::collections::HashSet<usize>),
     /// Only compute gradients for these nodes / parameter cells; leave parameters untouched.
     Only {
         nodes: HashMap<usize, usize>,
@@ -185,14 +192,45 @@ enum Target {
     },
 }
 
+/// What a gradient `g` reaching parameter `cell` does under `target`.
+fn deliver(
+    cell: &Arc<LeafCell>,
+    g: Tensor,
+    target: &Target,
+    captured: &mut [Option<Tensor>],
+) -> Result<()> {
+    match target {
+        Target::Params => {
+            if cell.requires_grad() {
+                cell.accumulate(g)?;
+            }
+        }
+        Target::ParamsIn(set) => {
+            if cell.requires_grad() && set.contains(&(Arc::as_ptr(cell) as usize)) {
+                cell.accumulate(g)?;
+            }
+        }
+        Target::Only { leaves, .. } => {
+            if let Some(&i) = leaves.get(&(Arc::as_ptr(cell) as usize)) {
+                captured[i] = Some(match captured[i].take() {
+                    None => g,
+                    Some(old) => crate::tensor::kernels::accumulate(&old, &g)?,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Backpropagates from every `(root, seed)` at once (ones for a scalar root without a seed):
+/// one traversal of the union of their graphs, gradients meeting where the graphs do.
 fn run(
-    root: &Tensor,
-    grad: Option<Tensor>,
+    roots: &[(&Tensor, Option<Tensor>)],
     retain: bool,
     target: &Target,
 ) -> Result<Vec<Option<Tensor>>> {
     let n_targets = match target {
-        Target::Params => 0,
+        Target::Params | Target::ParamsIn(_) => 0,
         Target::Only { nodes, leaves } => nodes
             .values()
             .chain(leaves.values())
@@ -201,56 +239,56 @@ fn run(
             .unwrap_or(0),
     };
     let mut captured: Vec<Option<Tensor>> = vec![None; n_targets];
-    let seed = match grad {
-        Some(g) => {
-            if g.shape() != root.shape() {
-                return Err(Error::shape(
-                    "backward",
-                    root.shape(),
-                    g.shape(),
-                    "gradient must match the output's shape",
-                ));
+    let mut grads: HashMap<usize, Tensor> = HashMap::new();
+    let mut root_nodes = Vec::new();
+    for (root, grad) in roots {
+        let seed = match grad {
+            Some(g) => {
+                if g.shape() != root.shape() {
+                    return Err(Error::shape(
+                        "backward",
+                        root.shape(),
+                        g.shape(),
+                        "gradient must match the output's shape",
+                    ));
+                }
+                g.clone()
             }
-            g
-        }
-        None => {
-            if root.numel() != 1 {
+            None => {
+                if root.numel() != 1 {
+                    return Err(Error::invalid(
+                        "backward",
+                        format!(
+                            "backward() without a gradient needs a scalar output, got shape {:?}",
+                            root.shape()
+                        ),
+                    ));
+                }
+                Tensor::full(root.gpu(), root.shape(), 1.0)?
+            }
+        };
+        let _ng = NoGradGuard::new();
+        match root.edge() {
+            None => {
                 return Err(Error::invalid(
                     "backward",
-                    format!(
-                        "backward() without a gradient needs a scalar output, got shape {:?}",
-                        root.shape()
-                    ),
-                ));
+                    "the output does not require grad (no parameter or input needing a gradient took part, or it was computed under no_grad)",
+                ))
             }
-            Tensor::full(root.gpu(), root.shape(), 1.0)?
+            Some(Edge::Leaf(cell)) => deliver(&cell, seed, target, &mut captured)?,
+            Some(Edge::Op(n)) => {
+                let k = key(&n);
+                let acc = match grads.remove(&k) {
+                    None => seed,
+                    Some(old) => crate::tensor::kernels::accumulate(&old, &seed)?,
+                };
+                grads.insert(k, acc);
+                root_nodes.push(n);
+            }
         }
-    };
+    }
     let _ng = NoGradGuard::new();
-    let root_edge = match root.edge() {
-        Some(e) => e,
-        None => {
-            return Err(Error::invalid(
-                "backward",
-                "the output does not require grad (no parameter or input needing a gradient took part, or it was computed under no_grad)",
-            ))
-        }
-    };
-    let root_node = match root_edge {
-        Edge::Leaf(cell) => {
-            match target {
-                Target::Params => cell.accumulate(seed)?,
-                Target::Only { leaves, .. } => {
-                    if let Some(&i) = leaves.get(&(Arc::as_ptr(&cell) as usize)) {
-                        captured[i] = Some(seed);
-                    }
-                }
-            }
-            return Ok(captured);
-        }
-        Edge::Op(n) => n,
-    };
-    let order = topo(&root_node);
+    let order = topo(&root_nodes);
     // Which nodes lead to something we want a gradient for; prunes work (e.g. weight grads
     // when only d(logit)/d(features) is asked for Grad-CAM).
     let mut useful: HashMap<usize, bool> = HashMap::new();
@@ -264,8 +302,6 @@ fn run(
         }
         useful.insert(key(n), u);
     }
-    let mut grads: HashMap<usize, Tensor> = HashMap::new();
-    grads.insert(key(&root_node), seed);
     for node in &order {
         let Some(g) = grads.remove(&key(node)) else {
             continue;
@@ -316,21 +352,7 @@ fn run(
                 continue;
             };
             match edge {
-                Edge::Leaf(cell) => match target {
-                    Target::Params => {
-                        if cell.requires_grad() {
-                            cell.accumulate(gi)?;
-                        }
-                    }
-                    Target::Only { leaves, .. } => {
-                        if let Some(&i) = leaves.get(&(Arc::as_ptr(cell) as usize)) {
-                            captured[i] = Some(match captured[i].take() {
-                                None => gi,
-                                Some(old) => crate::tensor::kernels::accumulate(&old, &gi)?,
-                            });
-                        }
-                    }
-                },
+                Edge::Leaf(cell) => deliver(cell, gi, target, &mut captured)?,
                 Edge::Op(child) => {
                     let k = key(child);
                     let acc = match grads.remove(&k) {
@@ -349,6 +371,9 @@ fn edge_useful(e: &Edge, target: &Target, useful: &HashMap<usize, bool>) -> bool
     match e {
         Edge::Leaf(cell) => match target {
             Target::Params => cell.requires_grad(),
+            Target::ParamsIn(set) => {
+                cell.requires_grad() && set.contains(&(Arc::as_ptr(cell) as usize))
+            }
             Target::Only { leaves, .. } => leaves.contains_key(&(Arc::as_ptr(cell) as usize)),
         },
         Edge::Op(n) => useful.get(&key(n)).copied().unwrap_or(false),
@@ -357,7 +382,40 @@ fn edge_useful(e: &Edge, target: &Target, useful: &HashMap<usize, bool>) -> bool
 
 /// Backpropagates `grad` (ones for a scalar when `None`) from `root` into parameter gradients.
 pub fn backward(root: &Tensor, grad: Option<Tensor>, retain_graph: bool) -> Result<()> {
-    run(root, grad, retain_graph, &Target::Params).map(|_| ())
+    run(&[(root, grad)], retain_graph, &Target::Params).map(|_| ())
+}
+
+/// [`backward`] into `params` only: every other parameter's gradient is left untouched and
+/// nothing is computed for it. With one forward of a shared sub-network feeding two losses,
+/// this backpropagates each loss into its own model (a GAN's G loss into G, D's loss into D)
+/// without recomputing the shared forward. A tensor of `params` that is not a parameter is an
+/// error.
+pub fn backward_into(root: &Tensor, params: &[Tensor], retain_graph: bool) -> Result<()> {
+    backward_many_into(&[(root, None)], params, retain_graph)
+}
+
+/// [`backward_into`] from several roots in one pass, each with its upstream gradient (`None`:
+/// ones, for a scalar), like `torch.autograd.backward(tensors, grad_tensors)`: a loss and the
+/// gradient another graph passed back to an intermediate tensor reach the parameters together.
+pub fn backward_many_into(
+    roots: &[(&Tensor, Option<Tensor>)],
+    params: &[Tensor],
+    retain_graph: bool,
+) -> Result<()> {
+    let mut set = std::collections::HashSet::new();
+    for (i, p) in params.iter().enumerate() {
+        let k = p.leaf_key().ok_or_else(|| {
+            Error::invalid(
+                "backward_into",
+                format!(
+                    "params[{i}] of shape {:?} is not a parameter (a computed or detached tensor)",
+                    p.shape()
+                ),
+            )
+        })?;
+        set.insert(k);
+    }
+    run(roots, retain_graph, &Target::ParamsIn(set)).map(|_| ())
 }
 
 /// Gradients of scalar `output` w.r.t. `inputs` (intermediate tensors or parameters), like
@@ -406,7 +464,11 @@ fn grad_of(
             }
         }
     }
-    let mut out = run(output, seed, retain_graph, &Target::Only { nodes, leaves })?;
+    let mut out = run(
+        &[(output, seed)],
+        retain_graph,
+        &Target::Only { nodes, leaves },
+    )?;
     out.resize(inputs.len(), None);
     // An input listed twice gets its gradient in every slot it occupies.
     for i in 0..inputs.len() {

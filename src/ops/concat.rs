@@ -93,14 +93,45 @@ fn place_raw(g: &Tensor, c_full: usize, start: usize) -> Result<Tensor> {
     Ok(out)
 }
 
-/// Concatenates tensors along channels (`dim` must be 1). All inputs are [N, C_i, H, W] (or
-/// [N, C_i]) with equal N, H, W.
+/// Batch concatenation: contiguous [N_i, …] tensors laid end to end are the channel
+/// concatenation of their [1, numel] views, so it reuses that kernel and its backward.
+fn concat_batch(xs: &[&Tensor]) -> Result<Tensor> {
+    const OP: &str = "concat";
+    let first = xs.first().ok_or_else(|| Error::invalid(OP, "no inputs"))?;
+    if first.ndim() == 0 {
+        return Err(Error::invalid(OP, "dim=0 of a 0-d tensor"));
+    }
+    let mut n = 0;
+    let mut flat = Vec::with_capacity(xs.len());
+    for x in xs {
+        if x.ndim() != first.ndim() || x.shape()[1..] != first.shape()[1..] {
+            return Err(Error::shape(
+                OP,
+                first.shape(),
+                x.shape(),
+                "inputs must agree in every dim but 0",
+            ));
+        }
+        n += x.shape()[0];
+        flat.push(x.reshape(&[1, x.numel()])?);
+    }
+    let refs: Vec<&Tensor> = flat.iter().collect();
+    let mut shape = first.shape().to_vec();
+    shape[0] = n;
+    concat(&refs, 1)?.reshape(&shape)
+}
+
+/// Concatenates tensors along channels (`dim` 1: inputs [N, C_i, H, W] or [N, C_i] with equal
+/// N, H, W) or along the batch (`dim` 0: inputs [N_i, …] equal in every other dim).
 pub fn concat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     const OP: &str = "concat";
+    if dim == 0 {
+        return concat_batch(xs);
+    }
     if dim != 1 {
         return Err(Error::invalid(
             OP,
-            format!("only dim=1 (channels) is supported, got dim={dim}"),
+            format!("only dim=0 (batch) and dim=1 (channels) are supported, got dim={dim}"),
         ));
     }
     let first = xs.first().ok_or_else(|| Error::invalid(OP, "no inputs"))?;

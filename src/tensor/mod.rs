@@ -200,6 +200,14 @@ impl Tensor {
         }
     }
 
+    /// The identity of a parameter's gradient cell (`None` for any other tensor).
+    pub(crate) fn leaf_key(&self) -> Option<usize> {
+        match &self.0.meta {
+            Meta::Leaf(c) => Some(Arc::as_ptr(c) as usize),
+            _ => None,
+        }
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.0.shape
     }
@@ -289,6 +297,11 @@ impl Tensor {
     /// Like [`Tensor::backward`] but keeps the graph for another backward pass.
     pub fn backward_retain(&self) -> Result<()> {
         autograd::backward(self, None, true)
+    }
+
+    /// [`Tensor::backward`] into `params` only (see [`autograd::backward_into`]).
+    pub fn backward_into(&self, params: &[Tensor], retain_graph: bool) -> Result<()> {
+        autograd::backward_into(self, params, retain_graph)
     }
 
     /// Downloads f32 data.

@@ -188,6 +188,121 @@ fn grad_wrt_intermediate_leaves_params_untouched() {
     let _ = (dp, bp);
 }
 
+/// `backward_into`: one forward shared by two losses, each backpropagated into its own
+/// parameters (a GAN's G step and D step), gives each parameter exactly the gradient that a
+/// full backward of its own loss gives it, and leaves every other parameter untouched.
+#[test]
+fn backward_into_splits_one_forward_between_two_losses() {
+    let (_serial, g) = gpu();
+    let net = Net::new(&g);
+    let (gp, dp, bp) = params(&g);
+    let grads = |ps: [&Tensor; 3]| -> Vec<Option<Vec<f32>>> {
+        ps.iter()
+            .map(|p| p.grad().map(|x| x.to_vec_f32().unwrap()))
+            .collect()
+    };
+    // Reference: each loss through a full backward, parameters zeroed in between.
+    let second = |l: &Tensor| ew::mul_scalar(&reduce::sum(&ew::mul(l, l).unwrap()).unwrap(), 0.5);
+    net.loss(&gp, &dp, &bp).backward().unwrap();
+    let first_ref = grads([&gp, &dp, &bp]);
+    for p in [&gp, &dp, &bp] {
+        p.zero_grad();
+    }
+    second(&net.logits(&gp, &dp, &bp))
+        .unwrap()
+        .backward()
+        .unwrap();
+    let second_ref = grads([&gp, &dp, &bp]);
+    for p in [&gp, &dp, &bp] {
+        p.zero_grad();
+    }
+
+    // One forward: the first loss into G only (graph kept), the second into D and B only.
+    let logits = net.logits(&gp, &dp, &bp);
+    let l1 = loss::cross_entropy(&logits, &net.target, 255, None).unwrap();
+    l1.backward_into(std::slice::from_ref(&gp), true).unwrap();
+    let after_first = grads([&gp, &dp, &bp]);
+    assert_eq!(after_first[1], None, "D got a gradient from the G pass");
+    assert_eq!(after_first[2], None, "B got a gradient from the G pass");
+    close(
+        after_first[0].as_ref().unwrap(),
+        first_ref[0].as_ref().unwrap(),
+        1e-6,
+        "G grad",
+    );
+    second(&logits)
+        .unwrap()
+        .backward_into(&[dp.clone(), bp.clone()], false)
+        .unwrap();
+    let after = grads([&gp, &dp, &bp]);
+    assert_eq!(
+        after[0], after_first[0],
+        "G's gradient changed in the D pass"
+    );
+    for i in 1..3 {
+        close(
+            after[i].as_ref().unwrap(),
+            second_ref[i].as_ref().unwrap(),
+            1e-6,
+            "D/B grad",
+        );
+    }
+    // A frozen parameter among `params` stays without gradient; a non-parameter is an error.
+    dp.zero_grad();
+    dp.set_requires_grad(false).unwrap();
+    second(&net.logits(&gp, &dp, &bp))
+        .unwrap()
+        .backward_into(std::slice::from_ref(&dp), false)
+        .unwrap();
+    assert!(dp.grad().is_none(), "frozen parameter got a gradient");
+    dp.set_requires_grad(true).unwrap();
+    let e = net
+        .loss(&gp, &dp, &bp)
+        .backward_into(&[logits.detach()], false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("params[0]") && e.contains("not a parameter"),
+        "{e}"
+    );
+}
+
+/// `backward_many_into` from a loss and a seeded intermediate in one pass equals the backward of
+/// `loss + Σ h·u` (whose gradient w.r.t. h is u), and rejects a seed of the wrong shape.
+#[test]
+fn backward_from_several_roots_sums_their_gradients() {
+    let (_serial, g) = gpu();
+    let net = Net::new(&g);
+    let (gp, dp, bp) = params(&g);
+    let u = t(&g, &vals(2 * 2 * 9, 7.0), &[2, 2, 3, 3]);
+    let h = ew::mul(&net.x, &gp).unwrap();
+    let l = net.loss(&gp, &dp, &bp);
+    let surrogate = reduce::sum(&ew::mul(&h, &u).unwrap()).unwrap();
+    ew::add(&l, &surrogate).unwrap().backward().unwrap();
+    let want = [&gp, &dp, &bp].map(|p| p.grad().unwrap().to_vec_f32().unwrap());
+    for p in [&gp, &dp, &bp] {
+        p.zero_grad();
+    }
+    let h = ew::mul(&net.x, &gp).unwrap();
+    let l = net.loss(&gp, &dp, &bp);
+    let all = [gp.clone(), dp.clone(), bp.clone()];
+    autograd::backward_many_into(&[(&l, None), (&h, Some(u.clone()))], &all, false).unwrap();
+    for (p, w) in all.iter().zip(&want) {
+        close(
+            &p.grad().unwrap().to_vec_f32().unwrap(),
+            w,
+            1e-5,
+            "two roots",
+        );
+    }
+    let bad = t(&g, &[1.0], &[1]);
+    let h = ew::mul(&net.x, &gp).unwrap();
+    let e = autograd::backward_many_into(&[(&h, Some(bad))], &all, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("must match the output's shape"), "{e}");
+}
+
 #[test]
 fn backward_retain_then_backward_then_error() {
     let (_serial, g) = gpu();

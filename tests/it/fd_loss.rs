@@ -486,6 +486,56 @@ fn concat_and_split_fd() {
     assert!(concat::narrow_channels(&a, 2, 2).is_err());
 }
 
+/// Concat along the batch (dim 0, as a GAN's D loss joins its labelled and unlabelled fakes):
+/// the inputs laid end to end, and each input's gradient its slice of the upstream.
+#[test]
+fn concat_batch_forward_and_gradient() {
+    let g = gpu();
+    let mut rng = Rng(7);
+    for rest in [vec![1usize, 2, 3], vec![4], vec![2, 5]] {
+        let row: usize = rest.iter().product();
+        let ns = [2usize, 1, 3];
+        let xs0: Vec<Vec<f64>> = ns.iter().map(|&n| rng.normal(n * row, 1.0)).collect();
+        let shape =
+            |n: usize| -> Vec<usize> { [n].into_iter().chain(rest.iter().copied()).collect() };
+        let xs: Vec<Tensor> = xs0
+            .iter()
+            .zip(ns)
+            .map(|(v, n)| param(&g, v, &shape(n)))
+            .collect();
+        let refs: Vec<&Tensor> = xs.iter().collect();
+        let y = concat::concat(&refs, 0).unwrap();
+        assert_eq!(y.shape(), shape(6).as_slice());
+        let want: Vec<f64> = xs0.concat();
+        assert_close(
+            "concat dim 0",
+            &f64s(&y.to_vec_f32().unwrap()),
+            &want,
+            1e-12,
+            1e-7,
+        );
+        let up = rng.normal(6 * row, 1.0);
+        let got = grads(&y, &up, &refs);
+        let mut off = 0;
+        for (i, n) in ns.iter().enumerate() {
+            let slice = &up[off..off + n * row];
+            assert_close(
+                &format!("concat dim 0 grad {i}"),
+                &got[i],
+                slice,
+                1e-7,
+                1e-6,
+            );
+            off += n * row;
+        }
+    }
+    let a = Tensor::zeros(&g, &[2, 3, 2], advseg::DType::F32).unwrap();
+    let b = Tensor::zeros(&g, &[2, 2, 2], advseg::DType::F32).unwrap();
+    let e = concat::concat(&[&a, &b], 0).unwrap_err().to_string();
+    assert!(e.contains("every dim but 0"), "{e}");
+    assert!(concat::concat(&[&a, &a], 2).is_err());
+}
+
 #[test]
 fn argmax_one_hot_and_label_check() {
     let g = gpu();

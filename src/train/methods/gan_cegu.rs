@@ -20,7 +20,7 @@
 use super::common::{
     correct_mask, encode_maps, masked_mean, parse_encoding, seg_logits, valid_mask,
 };
-use super::gan::{adv_bce, DAdam, GanPair};
+use super::gan::{adv_bce, DAdam, DOnG, GanPair};
 use super::{adam_betas, check, non_negative, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::nn::arch::Model;
@@ -225,45 +225,46 @@ impl Method for GanCegu {
         let b = ctx.next("labelled")?;
         let x = &b.images;
 
-        // G with D frozen: CEGU (+ optional adversarial term through D).
-        models::set_trainable(&self.gan.d, false)?;
+        // G: CEGU (+ optional adversarial term through D), into G's parameters only; D's one
+        // forward on the prediction also serves D's loss below (`DOnG`).
+        models::set_trainable(&self.gan.d, true)?;
+        let (g_params, d_params) = self.gan.params()?;
         let pred = seg_logits(&self.gan.g, x, self.gan.bn)?;
         let valid = valid_mask(&b.labels, self.classes, self.ignore)?;
         let probs = softmax(&pred, 1)?;
-        let d_out = self.d_forward(&probs, x)?;
-        let u = uncertainty(&d_out)?;
+        let shared = DOnG::new(&probs, |p| self.d_forward(p, x))?;
+        let d_out = &shared.out;
+        let u = uncertainty(d_out)?;
         let w = cegu_weights(&u, &valid, self.form)?;
         let l_cegu = cegu_loss(&pred, &b.labels, self.ignore, &w)?;
         let l_ce = no_grad(|| cross_entropy(&pred.detach(), &b.labels, self.ignore, None))?;
         let loss_g = if self.cfg.lambda_adv > 0.0 {
-            let l_adv = adv_bce(&d_out, true, Some(&valid))?;
+            let l_adv = adv_bce(d_out, true, Some(&valid))?;
             out.push(("loss_adv".into(), l_adv.detach()));
             ops::add(&l_cegu, &ops::mul_scalar(&l_adv, self.cfg.lambda_adv)?)?
         } else {
             l_cegu.clone()
         };
-        loss_g.backward()?;
+        shared.backward_g(&loss_g, &probs, &g_params)?;
         out.push(("loss_cegu".into(), l_cegu.detach()));
         out.push(("loss_ce".into(), l_ce));
         out.push(("uncertainty_mean".into(), masked_mean(&u, &valid)?));
 
-        // D on the detached prediction (and the ground truth).
-        models::set_trainable(&self.gan.d, true)?;
-        let probs = probs.detach();
-        let d_fake = self.d_forward(&probs, x)?;
+        // D on the prediction (the forward above) and the ground truth.
+        let d_fake = d_out;
         if self.cfg.uncertainty == "correctness" {
             let correct = correct_mask(&pred, &b.labels, self.ignore)?;
-            let l_d = bce_with_logits(&d_fake, &correct, Some(&valid))?;
-            l_d.backward()?;
+            let l_d = bce_with_logits(d_fake, &correct, Some(&valid))?;
+            l_d.backward_into(&d_params, false)?;
             out.push(("loss_d".into(), l_d.detach()));
             out.push(("acc_train".into(), masked_mean(&correct, &valid)?));
         } else {
-            let l_d_fake = adv_bce(&d_fake, false, Some(&valid))?;
+            let l_d_fake = adv_bce(d_fake, false, Some(&valid))?;
             let real = ops::softmax::one_hot(&b.labels, self.classes, self.ignore)?;
             let d_real = self.d_forward(&real, x)?;
             let l_d_real = adv_bce(&d_real, true, Some(&valid))?;
             let l_d = ops::add(&l_d_fake, &l_d_real)?;
-            l_d.backward()?;
+            l_d.backward_into(&d_params, false)?;
             out.push(("loss_d".into(), l_d.detach()));
             out.push(("loss_d_fake".into(), l_d_fake.detach()));
             out.push(("loss_d_real".into(), l_d_real.detach()));

@@ -18,7 +18,7 @@
 //! at the input size (G's logits upsampled bilinearly, as the CE sees them).
 
 use super::common::{channel_sum, parse_encoding, seg_logits};
-use super::gan::{adv_bce, DAdam, GanPair};
+use super::gan::{adv_bce, DAdam, DOnG, GanPair};
 use super::{adam_betas, check, non_negative, table, BuildEnv};
 use crate::autograd::no_grad;
 use crate::nn::arch::Model;
@@ -156,7 +156,10 @@ impl Method for SsGan {
         let b = ctx.next("labelled")?;
         let x = &b.images;
 
-        models::set_trainable(&self.gan.d, false)?;
+        // D's weights record: its forward on G's output serves G's loss (into G only) and
+        // D's loss on that fake (`DOnG`).
+        models::set_trainable(&self.gan.d, true)?;
+        let (g_params, d_params) = self.gan.params()?;
         let s = x.shape();
         let z = self.gan.g.forward(x, self.gan.bn)?;
         let pred = if z.shape()[2..] == s[2..] {
@@ -178,13 +181,13 @@ impl Method for SsGan {
             probs
         };
         let l_seg = cross_entropy(&pred, &b.labels, self.ignore, None)?;
-        let d_g = self.gan.d.discriminate(&probs, Some(x))?;
-        let l_adv = adv_bce(&d_g, true, None)?;
-        ops::add(&l_seg, &ops::mul_scalar(&l_adv, self.cfg.lambda_adv)?)?.backward()?;
+        let shared = DOnG::new(&probs, |p| Ok(self.gan.d.discriminate(p, Some(x))?))?;
+        let l_adv = adv_bce(&shared.out, true, None)?;
+        let loss_g = ops::add(&l_seg, &ops::mul_scalar(&l_adv, self.cfg.lambda_adv)?)?;
+        shared.backward_g(&loss_g, &probs, &g_params)?;
 
-        models::set_trainable(&self.gan.d, true)?;
         let probs = probs.detach();
-        let d_fake = self.gan.d.discriminate(&probs, Some(x))?;
+        let d_fake = shared.out;
         let l_d_fake = adv_bce(&d_fake, false, None)?;
         if self.cfg.gt_scaling {
             real = scale_gt(&real, &probs, self.cfg.tau)?;
@@ -192,7 +195,7 @@ impl Method for SsGan {
         let d_real = self.gan.d.discriminate(&real, Some(x))?;
         let l_d_real = adv_bce(&d_real, true, None)?;
         let l_d = ops::add(&l_d_fake, &l_d_real)?;
-        l_d.backward()?;
+        l_d.backward_into(&d_params, false)?;
 
         self.gan.opt_g.step()?;
         self.gan.opt_d.step()?;
