@@ -233,13 +233,13 @@ impl Method for GanCegu {
         let valid = valid_mask(&b.labels, self.classes, self.ignore)?;
         let probs = softmax(&pred, 1)?;
         let shared = DOnG::new(&probs, |p| self.d_forward(p, x))?;
-        let d_out = &shared.out;
-        let u = uncertainty(d_out)?;
+        let d_fake = &shared.out;
+        let u = uncertainty(d_fake)?;
         let w = cegu_weights(&u, &valid, self.form)?;
         let l_cegu = cegu_loss(&pred, &b.labels, self.ignore, &w)?;
         let l_ce = no_grad(|| cross_entropy(&pred.detach(), &b.labels, self.ignore, None))?;
         let loss_g = if self.cfg.lambda_adv > 0.0 {
-            let l_adv = adv_bce(d_out, true, Some(&valid))?;
+            let l_adv = adv_bce(d_fake, true, Some(&valid))?;
             out.push(("loss_adv".into(), l_adv.detach()));
             ops::add(&l_cegu, &ops::mul_scalar(&l_adv, self.cfg.lambda_adv)?)?
         } else {
@@ -251,7 +251,6 @@ impl Method for GanCegu {
         out.push(("uncertainty_mean".into(), masked_mean(&u, &valid)?));
 
         // D on the prediction (the forward above) and the ground truth.
-        let d_fake = d_out;
         if self.cfg.uncertainty == "correctness" {
             let correct = correct_mask(&pred, &b.labels, self.ignore)?;
             let l_d = bce_with_logits(d_fake, &correct, Some(&valid))?;
