@@ -193,6 +193,44 @@ fn ssgan_and_gan_cegu_log_d_signals_without_gate() {
     }
 }
 
+/// `uncertainty = "correctness"`: D is trained on where G's argmax is right (no ground-truth
+/// forward), so the step logs the batch accuracy D's target came from and none of the
+/// real-vs-fake terms; D's signals are logged as for the default reading.
+#[test]
+fn gan_cegu_correctness_trains_d_on_where_g_is_right() {
+    let (_, m, dir) = run(
+        "gan-cegu-correctness",
+        "gan-cegu",
+        DATA,
+        "2",
+        &[
+            "--batch",
+            "4",
+            "--ndf",
+            "4",
+            "--set",
+            "uncertainty=correctness",
+            "--set",
+            "weight=normalized",
+        ],
+    );
+    for e in eval_lines(&m) {
+        check_d_signals(e, false);
+    }
+    let steps: Vec<_> = m.iter().filter(|v| v.get("loss_d").is_some()).collect();
+    assert_eq!(steps.len(), 2, "a step line per step");
+    for s in steps {
+        unit(&s["acc_train"], "acc_train");
+        unit(&s["uncertainty_mean"], "uncertainty_mean");
+        assert!(s["loss_d"].as_f64().unwrap().is_finite(), "{s}");
+        assert!(
+            s.get("loss_d_real").is_none() && s.get("d_real_mean").is_none(),
+            "{s}"
+        );
+    }
+    remove(&dir);
+}
+
 #[test]
 fn supervised_logs_confusion_only() {
     let (text, m, dir) = run("supervised", "supervised", DATA, "2", &["--batch", "4"]);
