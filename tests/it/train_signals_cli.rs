@@ -231,6 +231,54 @@ fn gan_cegu_correctness_trains_d_on_where_g_is_right() {
     remove(&dir);
 }
 
+/// `cegu_start`: before it G's loss is plain CE (every valid pixel weighted 1, so the logged
+/// CEGU loss is the CE), from it the `1 + u` weights apply: with u ∈ [0, 1] the loss lies
+/// between 1 and 2 times the CE, and an untrained D's u ≈ 0.5 puts it near 1.5 times. (The
+/// `normalized` form cannot show the switch here: an untrained D's u is nearly constant, so
+/// its weights are ≈ 1.) D trains on both steps.
+#[test]
+fn gan_cegu_weights_start_at_cegu_start() {
+    let (_, m, dir) = run(
+        "gan-cegu-start",
+        "gan-cegu",
+        DATA,
+        "2",
+        &[
+            "--batch",
+            "4",
+            "--ndf",
+            "4",
+            "--set",
+            "uncertainty=correctness",
+            "--set",
+            "weight=one_plus",
+            "--set",
+            "cegu_start=1",
+        ],
+    );
+    let steps: Vec<_> = m.iter().filter(|v| v.get("loss_cegu").is_some()).collect();
+    assert_eq!(steps.len(), 2, "a step line per step");
+    let ratio = |s: &serde_json::Value| {
+        let (w, ce) = (
+            s["loss_cegu"].as_f64().unwrap(),
+            s["loss_ce"].as_f64().unwrap(),
+        );
+        assert!(w.is_finite() && ce > 0.0, "{s}");
+        w / ce
+    };
+    assert!(
+        (ratio(steps[0]) - 1.0).abs() < 1e-5,
+        "before cegu_start: {}",
+        steps[0]
+    );
+    let r = ratio(steps[1]);
+    assert!(r > 1.2 && r < 2.0, "from cegu_start: {r}, {}", steps[1]);
+    for s in steps {
+        assert!(s["loss_d"].as_f64().unwrap().is_finite(), "{s}");
+    }
+    remove(&dir);
+}
+
 #[test]
 fn supervised_logs_confusion_only() {
     let (text, m, dir) = run("supervised", "supervised", DATA, "2", &["--batch", "4"]);

@@ -10,6 +10,8 @@
 //!   reading of §1.2 "Unclear"), `L_D = BCE(D(S), [argmax S = y])`;
 //! * CEGU weights (item 5): `weight = "one_plus"`: `w = 1 + λ_u·u` (default, λ_u = 1) or
 //!   `"normalized"`: `w = u / mean_Ω(u)`; `L_CEGU = Σ_Ω w·CE / |Ω|`;
+//! * `cegu_start` (not in §1.2; default 0): G trains with plain CE (every weight 1) before this
+//!   step while D already learns, so an untrained D's noise does not steer G's first steps;
 //! * optional adversarial term on G, `λ_adv·BCE(D(S), 1)` (item 7; off by default, ≈ 0.01 when
 //!   used);
 //! * per iteration: D frozen (gradients pass through it), G's backward; then D's backward on the
@@ -51,6 +53,9 @@ pub struct GanCeguConfig {
     pub lambda_u: f32,
     /// Optional adversarial term on G (item 7: off; ≈ 0.01 when used).
     pub lambda_adv: f32,
+    /// First step at which the CEGU weights apply; before it G's loss is plain CE and only D
+    /// learns from the uncertainty (default 0: weights from the first step, as §1.2).
+    pub cegu_start: usize,
     /// D's Adam (§3: lr 1e-4, betas 0.9 / 0.99, poly).
     pub d_lr: f32,
     pub d_beta1: f32,
@@ -65,6 +70,7 @@ impl Default for GanCeguConfig {
             weight: "one_plus".into(),
             lambda_u: 1.0,
             lambda_adv: 0.0,
+            cegu_start: 0,
             d_lr: 1e-4,
             d_beta1: 0.9,
             d_beta2: 0.99,
@@ -235,7 +241,11 @@ impl Method for GanCegu {
         let shared = DOnG::new(&probs, |p| self.d_forward(p, x))?;
         let d_fake = &shared.out;
         let u = uncertainty(d_fake)?;
-        let w = cegu_weights(&u, &valid, self.form)?;
+        let w = if ctx.step >= self.cfg.cegu_start {
+            cegu_weights(&u, &valid, self.form)?
+        } else {
+            valid.detach()
+        };
         let l_cegu = cegu_loss(&pred, &b.labels, self.ignore, &w)?;
         let l_ce = no_grad(|| cross_entropy(&pred.detach(), &b.labels, self.ignore, None))?;
         let loss_g = if self.cfg.lambda_adv > 0.0 {
