@@ -193,27 +193,29 @@ fn ssgan_and_gan_cegu_log_d_signals_without_gate() {
     }
 }
 
+/// gan-cegu with the correctness D for two steps, plus `sets` (each a `--set key=value`).
+fn run_gan_cegu(name: &str, sets: &[&str]) -> (Vec<serde_json::Value>, std::path::PathBuf) {
+    let mut extra = vec![
+        "--batch",
+        "4",
+        "--ndf",
+        "4",
+        "--set",
+        "uncertainty=correctness",
+    ];
+    for kv in sets {
+        extra.extend(["--set", kv]);
+    }
+    let (_, m, dir) = run(name, "gan-cegu", DATA, "2", &extra);
+    (m, dir)
+}
+
 /// `uncertainty = "correctness"`: D is trained on where G's argmax is right (no ground-truth
 /// forward), so the step logs the batch accuracy D's target came from and none of the
 /// real-vs-fake terms; D's signals are logged as for the default reading.
 #[test]
 fn gan_cegu_correctness_trains_d_on_where_g_is_right() {
-    let (_, m, dir) = run(
-        "gan-cegu-correctness",
-        "gan-cegu",
-        DATA,
-        "2",
-        &[
-            "--batch",
-            "4",
-            "--ndf",
-            "4",
-            "--set",
-            "uncertainty=correctness",
-            "--set",
-            "weight=normalized",
-        ],
-    );
+    let (m, dir) = run_gan_cegu("gan-cegu-correctness", &["weight=normalized"]);
     for e in eval_lines(&m) {
         check_d_signals(e, false);
     }
@@ -238,24 +240,7 @@ fn gan_cegu_correctness_trains_d_on_where_g_is_right() {
 /// its weights are ≈ 1.) D trains on both steps.
 #[test]
 fn gan_cegu_weights_start_at_cegu_start() {
-    let (_, m, dir) = run(
-        "gan-cegu-start",
-        "gan-cegu",
-        DATA,
-        "2",
-        &[
-            "--batch",
-            "4",
-            "--ndf",
-            "4",
-            "--set",
-            "uncertainty=correctness",
-            "--set",
-            "weight=one_plus",
-            "--set",
-            "cegu_start=1",
-        ],
-    );
+    let (m, dir) = run_gan_cegu("gan-cegu-start", &["weight=one_plus", "cegu_start=1"]);
     let steps: Vec<_> = m.iter().filter(|v| v.get("loss_cegu").is_some()).collect();
     assert_eq!(steps.len(), 2, "a step line per step");
     let ratio = |s: &serde_json::Value| {
