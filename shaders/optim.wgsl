@@ -61,3 +61,14 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let denom = sqrt(v) / p.bc2_sqrt + p.eps;
     param[i] = param[i] - p.step_size * m / denom;
 }
+
+// Weight averaging (model EMA): avg = d·avg + (1−d)·w, with `param` bound to the average and
+// `grad` to the live weights; d arrives in `momentum`. Written as PyTorch's
+// `avg.lerp_(w, 1 − d)` so a shadow equal to the weights stays bit-equal to them.
+@compute @workgroup_size(256)
+fn ema_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let a = param[i];
+    param[i] = a + (1.0 - p.momentum) * (grad[i] - a);
+}

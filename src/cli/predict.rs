@@ -23,6 +23,9 @@ pub struct PredictArgs {
     /// Also write the confidence and the method's maps (e.g. D confidence) as grayscale PNGs.
     #[arg(long)]
     maps: bool,
+    /// Use the live weights of a run trained with `ema_decay` instead of their average.
+    #[arg(long)]
+    raw_weights: bool,
 }
 
 fn images_in(p: &Path) -> Result<Vec<PathBuf>> {
@@ -74,7 +77,8 @@ fn min_side(gpu: &Arc<Gpu>, method: &dyn advseg::train::Method) -> Result<usize>
 
 pub fn run_predict(a: PredictArgs) -> Result<()> {
     let gpu = Gpu::shared()?;
-    let (method, cfg, meta) = checkpoint::load_method(&gpu, &a.checkpoint)?;
+    let (method, cfg, meta) =
+        checkpoint::load_method_with(&gpu, &a.checkpoint, &[], a.raw_weights)?;
     let colours: Vec<[u8; 3]> = data::open(&cfg.common.data, "train")
         .map(|d| d.colours().to_vec())
         .unwrap_or_else(|_| (0..meta.classes).map(data::palette::voc_colour).collect());

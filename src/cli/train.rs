@@ -298,6 +298,9 @@ pub struct EvalArgs {
     /// `eader.seed_threshold=0.5`; also `eval_batch`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Evaluate the live weights of a run trained with `ema_decay` instead of their average.
+    #[arg(long)]
+    raw_weights: bool,
 }
 
 pub fn run_eval(a: EvalArgs) -> Result<()> {
@@ -307,7 +310,8 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
         .iter()
         .map(|kv| parse_set(kv))
         .collect::<Result<Vec<_>>>()?;
-    let (method, cfg, meta) = checkpoint::load_method_with(&gpu, &a.checkpoint, &sets)?;
+    let (method, cfg, meta) =
+        checkpoint::load_method_with(&gpu, &a.checkpoint, &sets, a.raw_weights)?;
     let spec: DataSpec = match &a.data {
         Some(s) => s.parse()?,
         None => cfg.common.data.clone(),

@@ -1,10 +1,12 @@
 //! Optimizers updating parameters in place on the GPU (SGD, Adam; torch.optim semantics) and
-//! learning-rate schedules. Shader: `shaders/optim.wgsl`.
+//! learning-rate schedules, and the weight average evaluation can use ([`ema`]). Shader:
+//! `shaders/optim.wgsl`.
 //!
 //! Per-parameter state lives in GPU buffers created on a parameter's first update (like torch's
 //! lazy state). Adam's step counter is mirrored on the host so its bias corrections are computed
 //! in f64 exactly as torch computes them in Python floats, without reading anything back.
 
+pub mod ema;
 pub mod schedule;
 
 pub use schedule::poly_lr;

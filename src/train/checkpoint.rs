@@ -1,7 +1,9 @@
 //! Training checkpoints: one safetensors file holding every network (`<model>.<param>`, e.g.
 //! `G.layer5.conv2d_list.0.weight`), every optimiser state (`optim.<name>.<entry>`) and, in
-//! its metadata, the step, stream positions, best score and the resolved config. Written
-//! atomically (temp file + rename), so a crash never leaves a half-written `last`.
+//! its metadata, the step, stream positions, best score and the resolved config. A run with
+//! `ema_decay` adds the weight average of `G` as `ema.G.<param>`, which inference loads in
+//! place of `G`. Written atomically (temp file + rename), so a crash never leaves a
+//! half-written `last`.
 
 use super::error::TrainError;
 use super::method::Method;
@@ -16,6 +18,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub const FORMAT: &str = "advseg-train-v1";
+
+/// Prefix of a model's weight average in a checkpoint (`ema.G.<param>`).
+pub const EMA_PREFIX: &str = "ema.";
 
 /// What a checkpoint says about its run.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -123,6 +128,23 @@ impl Checkpoint {
             .collect()
     }
 
+    /// The weight average of a model (`ema.<name>.*`, prefix stripped); empty when the run
+    /// kept none.
+    pub fn averaged(&self, name: &str) -> HostTensors {
+        self.model(&format!("{EMA_PREFIX}{name}"))
+    }
+
+    /// The tensors inference should load for a model: its weight average when the run kept
+    /// one (that is what the run evaluated), else its live weights; `raw` forces the latter.
+    pub fn eval_model(&self, name: &str, raw: bool) -> HostTensors {
+        let avg = self.averaged(name);
+        if raw || avg.is_empty() {
+            self.model(name)
+        } else {
+            avg
+        }
+    }
+
     /// Loads the optimisers' states (after the method was built on the loaded weights).
     pub fn load_optimizers(&self, method: &mut dyn Method, path: &Path) -> Result<()> {
         for slot in method.optimizers() {
@@ -171,9 +193,15 @@ pub fn non_finite_state(
         .collect())
 }
 
-/// Writes networks + optimiser states + `meta` to `path` atomically.
-pub fn save(path: &Path, method: &mut dyn Method, meta: &CkptMeta) -> Result<()> {
-    let mut all: HostTensors = BTreeMap::new();
+/// Writes networks + optimiser states + `extra` (named host tensors, e.g. the weight
+/// average) + `meta` to `path` atomically.
+pub fn save(
+    path: &Path,
+    method: &mut dyn Method,
+    meta: &CkptMeta,
+    extra: HostTensors,
+) -> Result<()> {
+    let mut all: HostTensors = extra;
     for (name, m) in method.models() {
         for (k, v) in m.store.to_host()? {
             all.insert(format!("{name}.{k}"), v);
@@ -199,21 +227,24 @@ pub fn load_model(
 }
 
 /// A method rebuilt from a training checkpoint for inference (eval, predict): every network
-/// loaded strictly, optimiser state ignored.
+/// loaded strictly, `G` from its weight average when the run kept one, optimiser state
+/// ignored.
 pub fn load_method(
     gpu: &Arc<Gpu>,
     path: &Path,
 ) -> Result<(Box<dyn Method>, super::config::RunConfig, CkptMeta)> {
-    load_method_with(gpu, path, &[])
+    load_method_with(gpu, path, &[], false)
 }
 
 /// [`load_method`] with some of the method's own settings changed first (`advseg eval --set`:
 /// e.g. eader's `seed_threshold`, chosen on val after training). Shared settings other than
-/// `eval_batch` are refused: the networks and data come from the checkpoint.
+/// `eval_batch` are refused: the networks and data come from the checkpoint. `raw` loads the
+/// live weights even where the run kept a weight average.
 pub fn load_method_with(
     gpu: &Arc<Gpu>,
     path: &Path,
     overrides: &[(String, toml::Value)],
+    raw: bool,
 ) -> Result<(Box<dyn Method>, super::config::RunConfig, CkptMeta)> {
     let ck = Checkpoint::read(path)?;
     let mut cfg = super::config::RunConfig::from_toml(&ck.meta.config_toml, path)?;
@@ -232,7 +263,9 @@ pub fn load_method_with(
         }
         cfg.set(k, v.clone())?;
     }
-    let init = |name: &str, m: &crate::nn::arch::Model| load_model(gpu, m, &ck.model(name), path);
+    let init = |name: &str, m: &crate::nn::arch::Model| {
+        load_model(gpu, m, &ck.eval_model(name, raw), path)
+    };
     let method = (super::methods::find(&ck.meta.method)?.build)(&super::methods::BuildEnv {
         gpu,
         cfg: &cfg,

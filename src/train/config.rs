@@ -40,6 +40,11 @@ pub struct TrainConfig {
     pub weight_decay: f32,
     /// Poly schedule exponent: `lr·(1 − it/iters)^power`.
     pub power: f32,
+    /// Evaluate an exponential moving average of the segmentation network's weights (and BN
+    /// statistics) instead of the live ones; 0 = off. The decay after step t is
+    /// `min(ema_decay, (1+t)/(10+t))`. Checkpoints keep the average as `ema.G.*`; eval,
+    /// predict and the app use it (`--raw-weights` for the live ones), `--load-from` does not.
+    pub ema_decay: f32,
     /// LR multiplier of the classifier head (DeepLab's ×10).
     pub head_lr_mult: f32,
     /// DeepLab-v2: sum only the rate-6/12 ASPP branches like the official code's early
@@ -137,6 +142,7 @@ impl Default for TrainConfig {
             momentum: 0.9,
             weight_decay: 5e-4,
             power: 0.9,
+            ema_decay: 0.0,
             head_lr_mult: 10.0,
             aspp_quirk: true,
             bn_mode: "auto".into(),
@@ -411,6 +417,12 @@ impl RunConfig {
                     format!("{v} must be finite and >= 0"),
                 ));
             }
+        }
+        if !(0.0..1.0).contains(&c.ema_decay) {
+            return Err(TrainError::bad_value(
+                "ema_decay",
+                format!("{} is not in [0, 1) (0 turns the average off)", c.ema_decay),
+            ));
         }
         if !["auto", "train", "frozen-affine", "frozen"].contains(&c.bn_mode.as_str()) {
             return Err(TrainError::bad_value(

@@ -1,7 +1,8 @@
 //! The one training loop. It sets the poly learning rates, asks the method for a step, reads
 //! the step's scalars back in one transfer (they are needed to stop on NaN/inf anyway),
 //! evaluates, snapshots the probe images and checkpoints on fixed intervals, and tells every
-//! observer. Whether observers exist never changes what the GPU does.
+//! observer. Whether observers exist never changes what the GPU does. With `ema_decay` it also
+//! keeps a weight average of `G`, swapped in for evaluations and snapshots only.
 
 use super::checkpoint::{self, Checkpoint, CkptMeta};
 use super::config::RunConfig;
@@ -18,6 +19,7 @@ use crate::error::Error;
 use crate::gpu::Gpu;
 use crate::gpu::GpuError;
 use crate::nn::arch::Model;
+use crate::optim::ema::WeightEma;
 use crate::optim::poly_lr;
 use crate::tensor::{DType, Tensor};
 use crate::train::error::Result;
@@ -77,6 +79,27 @@ pub struct Trainer {
     pub split: SemiSplit,
     /// (step, sample name, error) of every sample skipped with `on_bad_sample=skip`.
     bad_samples: Vec<(usize, String, String)>,
+    /// The weight average of `G` (`ema_decay` > 0), over `G`'s slots in store order.
+    ema: Option<WeightEma>,
+}
+
+/// `G`'s slots: the network evaluation scores, whose weights the average follows.
+fn g_slots(method: &dyn Method) -> Result<Vec<crate::nn::param::Param>> {
+    let models = method.models();
+    let (_, g) = models.iter().find(|(n, _)| *n == "G").ok_or_else(|| {
+        TrainError::from(Error::invalid(
+            "ema",
+            "the method has no network named G to average",
+        ))
+    })?;
+    Ok(g.store.slots().to_vec())
+}
+
+fn live_tensors(slots: &[crate::nn::param::Param]) -> Result<Vec<Tensor>> {
+    Ok(slots
+        .iter()
+        .map(|s| s.get())
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 impl Trainer {
@@ -254,6 +277,9 @@ impl Trainer {
                 }
             }
             self.step += 1;
+            if let Some(ema) = &mut self.ema {
+                ema.update(&live_tensors(&g_slots(self.method.as_ref())?)?, self.step)?;
+            }
             self.note_skipped();
             if !self.bad_samples.is_empty() {
                 scalars.push(("bad_samples".into(), self.bad_samples.len() as f32));
@@ -296,8 +322,32 @@ impl Trainer {
         Ok(Outcome::Finished)
     }
 
-    /// Evaluates on the evaluation split; returns whether the best score improved.
+    /// Runs `f` with the weight average swapped into `G` (if the run keeps one), restoring
+    /// the live weights afterwards even when `f` fails.
+    fn with_average<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        let Some(mut ema) = self.ema.take() else {
+            return f(self);
+        };
+        let live = live_tensors(&g_slots(self.method.as_ref())?)?;
+        if let Err(e) = ema.swap(&live) {
+            self.ema = Some(ema);
+            return Err(e.into());
+        }
+        let r = f(self);
+        let back = ema.swap(&live);
+        self.ema = Some(ema);
+        let r = r?;
+        back?;
+        Ok(r)
+    }
+
+    /// Evaluates on the evaluation split (with the weight average, if kept); returns whether
+    /// the best score improved.
     pub fn evaluate(&mut self) -> Result<bool> {
+        self.with_average(Self::evaluate_now)
+    }
+
+    fn evaluate_now(&mut self) -> Result<bool> {
         let b = eval_batch(self.eval_ds.as_ref(), self.cfg.common.eval_batch);
         let (res, _) = evaluate(
             &self.gpu,
@@ -318,8 +368,13 @@ impl Trainer {
         Ok(improved)
     }
 
-    /// Reads the probe images' outputs back and emits a snapshot.
+    /// Reads the probe images' outputs back (with the weight average, if kept) and emits a
+    /// snapshot.
     pub fn snapshot(&mut self) -> Result<()> {
+        self.with_average(Self::snapshot_now)
+    }
+
+    fn snapshot_now(&mut self) -> Result<()> {
         let mut probes = Vec::new();
         for p in &self.probes {
             let out = self.method.probe(&p.x)?;
@@ -383,7 +438,17 @@ impl Trainer {
             best: self.best.clone(),
             config_toml: self.cfg.to_toml(),
         };
-        checkpoint::save(&path, self.method.as_mut(), &meta)?;
+        let mut extra = crate::nn::checkpoint::HostTensors::new();
+        if let Some(ema) = &self.ema {
+            let slots = g_slots(self.method.as_ref())?;
+            for (s, a) in slots.iter().zip(ema.averages()) {
+                extra.insert(
+                    format!("{}G.{}", checkpoint::EMA_PREFIX, s.name),
+                    (a.shape().to_vec(), a.to_vec_f32()?),
+                );
+            }
+        }
+        checkpoint::save(&path, self.method.as_mut(), &meta, extra)?;
         if kind == "last" {
             self.last_saved = Some((path.clone(), self.step));
         }

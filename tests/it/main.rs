@@ -43,6 +43,7 @@ mod signals;
 mod sweep_cli;
 mod torch_parity;
 mod train_cli;
+mod train_ema;
 mod train_methods_cli;
 mod train_signals_cli;
 mod train_unit;

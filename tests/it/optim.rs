@@ -219,3 +219,108 @@ fn poly_schedule() {
     assert!((poly_lr(0.01, 5, 10, 0.9) - 0.01 * 0.5f32.powf(0.9)).abs() < 1e-9);
     assert_eq!(poly_lr(0.01, 10, 10, 0.9), 0.0);
 }
+
+/// The weight average against torch's `AveragedModel` (fixture ema.json, buffers averaged,
+/// advseg's warm-up decay): after every step within 2e-6 × max|value| (f32 lerp, torch and
+/// WGSL round differently by an ulp or so). Also: the decay schedule, a swap exchanging live
+/// and average bit-exactly and a second swap restoring both, an update refused mid-swap, and a
+/// resumed average continuing as the uninterrupted one.
+#[test]
+fn weight_ema_matches_torch_averaged_model() {
+    use advseg::optim::ema::{decay_at, WeightEma};
+    let gpu = Gpu::shared().unwrap();
+    let fx = Fixture::load("ema");
+    let decay = fx.doc["decay"].as_f64().unwrap() as f32;
+    let names: Vec<String> = fx.doc["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let tensors = |vals: &Value| -> Vec<Tensor> {
+        names
+            .iter()
+            .map(|k| Tensor::from_f32(&gpu, &Fixture::vec(&vals[k]), &fx.shape(k)).unwrap())
+            .collect()
+    };
+    let close_to = |got: &[Tensor], want: &Value, what: &str| {
+        for (t, k) in got.iter().zip(&names) {
+            let want = Fixture::vec(&want[k]);
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in t.to_vec_f32().unwrap().iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 2e-6 * scale,
+                    "{what} {k}[{i}]: {a} vs torch {b}"
+                );
+            }
+        }
+    };
+    for (d, t, want) in [(0.999, 0, 0.1), (0.999, 1, 2.0 / 11.0), (0.5, 100, 0.5)] {
+        assert!((decay_at(d, t) - want).abs() < 1e-7, "decay_at({d}, {t})");
+    }
+    let steps = fx.doc["steps"].as_array().unwrap();
+    let init = tensors(&fx.doc["init"]);
+    let mut ema = WeightEma::new(&init, decay).unwrap();
+    let mut saved = None;
+    for s in steps {
+        let t = s["step"].as_u64().unwrap() as usize;
+        assert!((decay_at(decay, t) as f64 - s["decay"].as_f64().unwrap()).abs() < 1e-7);
+        let live = tensors(&s["live"]);
+        ema.update(&live, t).unwrap();
+        close_to(ema.averages(), &s["average"], &format!("step {t}"));
+        if t == 3 {
+            saved = Some(
+                ema.averages()
+                    .iter()
+                    .map(|a| (a.to_vec_f32().unwrap(), a.shape().to_vec()))
+                    .collect::<Vec<_>>(),
+            );
+            let avg: Vec<Vec<f32>> = ema
+                .averages()
+                .iter()
+                .map(|a| a.to_vec_f32().unwrap())
+                .collect();
+            let raw: Vec<Vec<f32>> = live.iter().map(|a| a.to_vec_f32().unwrap()).collect();
+            ema.swap(&live).unwrap();
+            for (i, l) in live.iter().enumerate() {
+                assert_eq!(
+                    l.to_vec_f32().unwrap(),
+                    avg[i],
+                    "swapped in: live holds the average"
+                );
+            }
+            let err = ema.update(&live, t).unwrap_err().to_string();
+            assert!(err.contains("swapped in"), "{err}");
+            ema.swap(&live).unwrap();
+            for (i, l) in live.iter().enumerate() {
+                assert_eq!(
+                    l.to_vec_f32().unwrap(),
+                    raw[i],
+                    "swapped back: live restored"
+                );
+                assert_eq!(
+                    ema.averages()[i].to_vec_f32().unwrap(),
+                    avg[i],
+                    "average kept"
+                );
+            }
+        }
+    }
+    // A resumed average: loaded at step 3, folding in steps 4.. as the uninterrupted one did.
+    let mut resumed = WeightEma::new(&init, decay).unwrap();
+    resumed.load(&saved.unwrap()).unwrap();
+    for s in &steps[3..] {
+        resumed
+            .update(&tensors(&s["live"]), s["step"].as_u64().unwrap() as usize)
+            .unwrap();
+    }
+    close_to(
+        resumed.averages(),
+        &steps.last().unwrap()["average"],
+        "resumed",
+    );
+    let err = WeightEma::new(&init, 1.0).err().unwrap().to_string();
+    assert!(err.contains("not in [0, 1)"), "{err}");
+    let err = ema.update(&init[..1], 9).unwrap_err().to_string();
+    assert!(err.contains("1 live tensors for 3"), "{err}");
+}

@@ -176,6 +176,14 @@ impl Trainer {
             }
             _ => (0, BTreeMap::new(), None),
         };
+        let ema = match c.ema_decay {
+            d if d > 0.0 => Some(start_average(
+                method.as_ref(),
+                d,
+                ckpt.as_ref().zip(opts.resume.as_deref()),
+            )?),
+            _ => None,
+        };
 
         let aug = AugConfig {
             scale: c.random_scale.then_some(crate::data::augment::ScaleRange {
@@ -256,6 +264,51 @@ impl Trainer {
             split,
             cfg,
             bad_samples: Vec::new(),
+            ema,
         })
     }
+}
+
+/// The weight average of `G`: a resumed run's from its checkpoint, else the current weights.
+fn start_average(
+    method: &dyn Method,
+    decay: f32,
+    resumed: Option<(&Checkpoint, &Path)>,
+) -> Result<WeightEma> {
+    let slots = g_slots(method)?;
+    let mut ema = WeightEma::new(&live_tensors(&slots)?, decay)?;
+    let Some((ck, path)) = resumed else {
+        return Ok(ema);
+    };
+    let mut saved = ck.averaged("G");
+    if saved.is_empty() {
+        eprintln!(
+            "{}: no weight average (ema.G.*) in the checkpoint; the average starts from its \
+             weights",
+            path.display()
+        );
+        return Ok(ema);
+    }
+    let mut values = Vec::with_capacity(slots.len());
+    for s in &slots {
+        let (shape, data) = saved.remove(&s.name).ok_or_else(|| {
+            TrainError::checkpoint(
+                path,
+                format!("{}G.{} is missing", checkpoint::EMA_PREFIX, s.name),
+            )
+        })?;
+        values.push((data, shape));
+    }
+    if let Some(k) = saved.keys().next() {
+        return Err(TrainError::checkpoint(
+            path,
+            format!(
+                "{}G.{k} is not a tensor of this run's G",
+                checkpoint::EMA_PREFIX
+            ),
+        ));
+    }
+    ema.load(&values)
+        .map_err(|e| TrainError::checkpoint(path, format!("weight average: {e}")))?;
+    Ok(ema)
 }
