@@ -26,6 +26,7 @@ pub const COMMON: &[&str] = &[
     "crop",
     "labeled_fraction",
     "lr",
+    "ema_decay",
     "seed",
     "eval_every",
     "snapshot_every",
