@@ -95,6 +95,7 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_else(|e| e.format(&mut command()).exit());
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if cli::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The chain of causes, not a backtrace: users need the file/field/shape at fault.
             eprintln!("error: {}", error_line(&e));

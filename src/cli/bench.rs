@@ -63,22 +63,26 @@ fn app(a: AppArgs) -> Result<()> {
     };
     let r = advseg::app::bench::run(&o)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?)?;
     } else {
-        println!("adapter              {}", r.adapter);
-        println!("iters                {}", r.iters);
-        println!("headless             {:.2} steps/s", r.headless_steps_per_s);
-        println!("with app             {:.2} steps/s", r.app_steps_per_s);
-        println!("overhead             {:.1}%", r.overhead_pct);
-        println!(
+        outln!("adapter              {}", r.adapter)?;
+        outln!("iters                {}", r.iters)?;
+        outln!("headless             {:.2} steps/s", r.headless_steps_per_s)?;
+        outln!("with app             {:.2} steps/s", r.app_steps_per_s)?;
+        outln!("overhead             {:.1}%", r.overhead_pct)?;
+        outln!(
             "frames               {} ({:.1} fps; cap {})",
-            r.frames, r.fps, a.max_fps
-        );
-        println!(
+            r.frames,
+            r.fps,
+            a.max_fps
+        )?;
+        outln!(
             "frame time           median {:.1} ms, p95 {:.1} ms, max {:.1} ms",
-            r.frame_ms_median, r.frame_ms_p95, r.frame_ms_max
-        );
-        println!("  of which UI pass    median {:.1} ms", r.ui_ms_median);
+            r.frame_ms_median,
+            r.frame_ms_p95,
+            r.frame_ms_max
+        )?;
+        outln!("  of which UI pass    median {:.1} ms", r.ui_ms_median)?;
     }
     Ok(())
 }
@@ -213,13 +217,13 @@ fn ops(a: OpsArgs) -> Result<()> {
         counters: gpu.counters().since(&start),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print_table(&report);
+        print_table(&report)?;
         if a.tune {
-            println!("tuned choices ({}):", advseg::ops::tune::device_key(&gpu));
+            outln!("tuned choices ({}):", advseg::ops::tune::device_key(&gpu))?;
             for (class, v) in advseg::ops::tune::choices(&gpu) {
-                println!("  {class:<48} {v}");
+                outln!("  {class:<48} {v}")?;
             }
         }
     }
@@ -235,9 +239,9 @@ fn parse_tile(s: &str) -> Result<Tile> {
     })
 }
 
-fn print_table(r: &Report) {
-    println!("device: {} ({}), batch {}", r.device, r.backend, r.batch);
-    println!(
+fn print_table(r: &Report) -> Result<()> {
+    outln!("device: {} ({}), batch {}", r.device, r.backend, r.batch)?;
+    outln!(
         "{:<28} {:<36} {:>10} {:>10} {:>8} {:>8} {:>6} {:>9} {:>8} {:>9}",
         "op",
         "shape",
@@ -249,10 +253,10 @@ fn print_table(r: &Report) {
         "disp/call",
         "allocs",
         "peak MiB"
-    );
+    )?;
     for row in &r.rows {
         let per_call = row.counters.dispatches as f64 / (row.iters * row.samples).max(1) as f64;
-        println!(
+        outln!(
             "{:<28} {:<36} {:>10.3} {:>10} {:>8} {:>8} {:>6} {:>9.1} {:>8} {:>9.1}",
             row.op,
             row.shape,
@@ -265,10 +269,10 @@ fn print_table(r: &Report) {
             per_call,
             row.counters.buffers_allocated,
             row.counters.bytes_peak as f64 / (1 << 20) as f64,
-        );
+        )?;
     }
     let c = &r.counters;
-    println!(
+    outln!(
         "engine counters: dispatches {}, submits {}, readbacks {}, pipelines {}, buffers allocated {} ({:.1} MiB), peak live {:.1} MiB",
         c.dispatches,
         c.submits,
@@ -277,5 +281,5 @@ fn print_table(r: &Report) {
         c.buffers_allocated,
         c.bytes_allocated as f64 / (1 << 20) as f64,
         c.bytes_peak as f64 / (1 << 20) as f64
-    );
+    )
 }

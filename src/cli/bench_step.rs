@@ -113,45 +113,54 @@ pub fn cpu_seconds() -> Option<f64> {
 pub fn run(a: StepArgs, t0: Instant) -> Result<()> {
     let r = measure(&a, t0)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?)?;
         return Ok(());
     }
-    println!("adapter          {}", r.adapter);
-    println!(
+    outln!("adapter          {}", r.adapter)?;
+    outln!(
         "step             {} {} batch {} size {}",
-        r.method, r.arch, r.batch, r.size
-    );
-    println!(
+        r.method,
+        r.arch,
+        r.batch,
+        r.size
+    )?;
+    outln!(
         "ms/step          {:.1} median (min {:.1}, max {:.1})",
-        r.ms_per_step, r.ms_min, r.ms_max
-    );
-    println!("first step       {:.2} s after start", r.first_step_s);
-    println!(
+        r.ms_per_step,
+        r.ms_min,
+        r.ms_max
+    )?;
+    outln!("first step       {:.2} s after start", r.first_step_s)?;
+    outln!(
         "GEMM work        {:.3} GFLOP/step, {:.2} GFLOP/s",
-        r.gflop_per_step, r.gflops
-    );
+        r.gflop_per_step,
+        r.gflops
+    )?;
     if let Some(c) = r.cpu_s_per_step {
-        println!(
+        outln!(
             "CPU              {c:.3} s/step ({:.2} GFLOP per CPU-second)",
             r.gflop_per_step / c.max(1e-9)
-        );
+        )?;
     }
-    println!(
+    outln!(
         "per step         {:.1} dispatches, {:.2} submits, {:.2} readbacks, {:.2} allocations",
-        r.dispatches_per_step, r.submits_per_step, r.readbacks_per_step, r.allocations_per_step
-    );
-    println!("peak GPU memory  {:.1} MiB", r.peak_mib);
+        r.dispatches_per_step,
+        r.submits_per_step,
+        r.readbacks_per_step,
+        r.allocations_per_step
+    )?;
+    outln!("peak GPU memory  {:.1} MiB", r.peak_mib)?;
     if let Some(prof) = &r.profile {
         let total: f64 = prof.iter().map(|k| k.ms_per_step).sum();
-        println!("kernels per timed step (ADVSEG_PROFILE: each dispatch timed alone):");
+        outln!("kernels per timed step (ADVSEG_PROFILE: each dispatch timed alone):")?;
         for k in prof.iter().take(25) {
-            println!(
+            outln!(
                 "  {:<40} {:>7.1} calls {:>9.1} ms {:>5.1}%",
                 k.kernel,
                 k.calls_per_step,
                 k.ms_per_step,
                 100.0 * k.ms_per_step / total.max(1e-12)
-            );
+            )?;
         }
     }
     Ok(())

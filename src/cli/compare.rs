@@ -73,9 +73,9 @@ pub fn run(a: CompareArgs) -> Result<()> {
     c.excluded_classes = a.exclude_class;
     c.last_evals = a.last_evals;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
+        outln!("{}", serde_json::to_string_pretty(&c)?)?;
     } else {
-        print!("{}", render(&c, a.markdown));
+        out!("{}", render(&c, a.markdown))?;
     }
     Ok(())
 }

@@ -30,8 +30,12 @@ impl Console {
             balance: Default::default(),
         }
     }
+    /// A closed stdout (`advseg train … | head`) is ignored: the run goes on and saves its
+    /// checkpoints rather than dying in a panic mid-step.
     fn say(&self, s: String) {
-        self.bar.suspend(|| println!("{s}"));
+        self.bar.suspend(|| {
+            let _ = outln!("{s}");
+        });
     }
 }
 

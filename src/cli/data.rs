@@ -54,16 +54,16 @@ fn run_check(spec: &str, split: Option<&str>, limit: Option<usize>, workers: usi
                     _ => false,
                 };
                 if split.is_none() && s != "train" && absent {
-                    println!("{spec} split {s}: not present ({e})");
+                    outln!("{spec} split {s}: not present ({e})")?;
                     continue;
                 }
-                println!("{spec} split {s}: ERROR {e}");
+                outln!("{spec} split {s}: ERROR {e}")?;
                 failed_splits += 1;
                 continue;
             }
         };
         let r = check::check(ds.as_ref(), limit, workers);
-        println!(
+        outln!(
             "{}/{}: {} samples ({} checked), {} classes, ignore index {}",
             r.kind,
             r.split,
@@ -71,31 +71,31 @@ fn run_check(spec: &str, split: Option<&str>, limit: Option<usize>, workers: usi
             r.checked,
             r.num_classes,
             ds.ignore_index()
-        );
+        )?;
         let sizes: Vec<String> = r
             .sizes
             .iter()
             .map(|((h, w), n)| format!("{w}x{h} (WxH): {n}"))
             .collect();
-        println!(
+        outln!(
             "  image sizes: {}",
             if sizes.is_empty() {
                 "-".into()
             } else {
                 sizes.join(", ")
             }
-        );
-        println!("  pixel shares:");
+        )?;
+        outln!("  pixel shares:")?;
         for (name, share) in r.class_names.iter().zip(r.class_shares()) {
-            println!("    {name:<16} {:6.2}%", share * 100.0);
+            outln!("    {name:<16} {:6.2}%", share * 100.0)?;
         }
-        println!("    {:<16} {:6.2}%", "(ignore)", r.ignore_share() * 100.0);
+        outln!("    {:<16} {:6.2}%", "(ignore)", r.ignore_share() * 100.0)?;
         if r.bad.is_empty() {
-            println!("  bad samples: none");
+            outln!("  bad samples: none")?;
         } else {
-            println!("  bad samples: {}", r.bad.len());
+            outln!("  bad samples: {}", r.bad.len())?;
             for (i, name, e) in &r.bad {
-                println!("    [{i}] {name}: {e}");
+                outln!("    [{i}] {name}: {e}")?;
             }
         }
         bad_total += r.bad.len();

@@ -6,7 +6,7 @@ use anyhow::Result;
 pub fn run() -> Result<()> {
     let (adapters, chosen) = device::survey()?;
     if adapters.is_empty() {
-        println!("no adapters found");
+        outln!("no adapters found")?;
     }
     for (i, s) in adapters.iter().enumerate() {
         let mark = if chosen.as_ref().ok() == Some(&i) {
@@ -14,9 +14,9 @@ pub fn run() -> Result<()> {
         } else {
             " "
         };
-        println!("{mark} [{i}] {} ({}, {})", s.name, s.backend, s.device_type);
-        println!("      driver: {}", s.driver);
-        println!(
+        outln!("{mark} [{i}] {} ({}, {})", s.name, s.backend, s.device_type)?;
+        outln!("      driver: {}", s.driver)?;
+        outln!(
             "      max_storage_buffer_binding_size {} MiB, max_buffer_size {} MiB, workgroup storage {} KiB, invocations/workgroup {}, workgroups/dim {}, storage buffers/stage {}",
             s.max_storage_buffer_binding_size >> 20,
             s.max_buffer_size >> 20,
@@ -24,10 +24,10 @@ pub fn run() -> Result<()> {
             s.max_compute_invocations_per_workgroup,
             s.max_compute_workgroups_per_dimension,
             s.max_storage_buffers_per_shader_stage,
-        );
+        )?;
     }
     match chosen {
-        Ok(i) => println!("advseg would use adapter [{i}] (* above)"),
+        Ok(i) => outln!("advseg would use adapter [{i}] (* above)")?,
         Err(e) => return Err(e.into()),
     }
     Ok(())

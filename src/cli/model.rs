@@ -44,7 +44,7 @@ pub struct ModelArgs {
 pub fn run(a: ModelArgs) -> Result<()> {
     if a.list {
         for a in advseg::nn::registry::ARCH_REGISTRY {
-            println!("{:<22} {}", a.name, a.about);
+            outln!("{:<22} {}", a.name, a.about)?;
         }
         return Ok(());
     }
@@ -56,26 +56,26 @@ pub fn run(a: ModelArgs) -> Result<()> {
         ..arch::ArchOpts::default()
     };
     let m = arch::build_with(&name, a.classes, &opts)?;
-    println!("{:<48} {:>20} {:>12}  kind", "name", "shape", "elements");
+    outln!("{:<48} {:>20} {:>12}  kind", "name", "shape", "elements")?;
     for s in m.store.slots() {
         let kind = if s.kind == Kind::Param {
             "param"
         } else {
             "buffer"
         };
-        println!(
+        outln!(
             "{:<48} {:>20} {:>12}  {kind}",
             s.name,
             format!("{:?}", s.shape),
             s.numel()
-        );
+        )?;
     }
-    println!(
+    outln!(
         "{}: {} parameters in {} tensors",
         name,
         m.store.num_params(),
         m.store.slots().len()
-    );
+    )?;
     if a.load.is_none() && a.save.is_none() {
         return Ok(());
     }
@@ -86,23 +86,23 @@ pub fn run(a: ModelArgs) -> Result<()> {
             .store
             .load(&gpu, path, a.strict)
             .with_context(|| format!("loading {} into {name}", path.display()))?;
-        println!(
+        outln!(
             "{}: loaded {} of {} tensors",
             path.display(),
             rep.loaded.len(),
             m.store.slots().len()
-        );
+        )?;
         for n in &rep.missing {
-            println!("  missing (kept at init): {n}");
+            outln!("  missing (kept at init): {n}")?;
         }
         for n in &rep.unexpected {
-            println!("  unexpected (ignored): {n}");
+            outln!("  unexpected (ignored): {n}")?;
         }
         for (n, ms, fs) in &rep.mismatched {
-            println!("  shape mismatch (kept at init): {n}: model {ms:?}, file {fs:?}");
+            outln!("  shape mismatch (kept at init): {n}: model {ms:?}, file {fs:?}")?;
         }
         if rep.is_exact() {
-            println!("  exact match");
+            outln!("  exact match")?;
         }
     }
     if let Some(path) = a.save {
@@ -113,7 +113,7 @@ pub fn run(a: ModelArgs) -> Result<()> {
         m.store
             .save(&path, &meta)
             .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display())?;
     }
     Ok(())
 }

@@ -111,11 +111,11 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
             failed.push(why);
         }
     }
-    println!(
+    outln!(
         "wrote predictions of {} image(s) to {}",
         files.len() - failed.len(),
         a.out.display()
-    );
+    )?;
     if !failed.is_empty() {
         eprintln!("{} of {} image(s) failed:", failed.len(), files.len());
         for why in &failed {

@@ -78,7 +78,7 @@ pub fn run(a: SweepArgs) -> Result<()> {
 
     if a.list {
         for (i, c) in grid.cells.iter().enumerate() {
-            println!("{i}\t{}\t{}", out.join(c.name()).display(), state(i).word());
+            outln!("{i}\t{}\t{}", out.join(c.name()).display(), state(i).word())?;
         }
         return Ok(());
     }
@@ -89,13 +89,21 @@ pub fn run(a: SweepArgs) -> Result<()> {
         };
         let dir = out.join(cell.name());
         if state(i) == CellState::Done {
-            println!("cell {i} {}: done, skipped", dir.display());
+            outln!("cell {i} {}: done, skipped", dir.display())?;
             return Ok(());
         }
-        println!("cell {i} {}: {}", dir.display(), state(i).word());
+        outln!("cell {i} {}: {}", dir.display(), state(i).word())?;
         return exec_train(cell, &dir);
     }
     run_all(&grid.cells, &out, &iters, a.jobs.max(1))
+}
+
+/// The supervisor's progress lines: a closed stdout must not stop the sweep, whose runs log to
+/// their own files and keep going.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = outln!($($t)*);
+    }};
 }
 
 fn train_command(cell: &Cell, dir: &Path) -> Result<Command> {
@@ -139,13 +147,13 @@ fn run_all(cells: &[Cell], out: &Path, iters: &[usize], jobs: usize) -> Result<(
             let dir = out.join(cells[i].name());
             let done = CellState::of(&dir, iters[i]) == CellState::Done;
             if done {
-                println!("[{i}] {}: done, skipped", dir.display());
+                say!("[{i}] {}: done, skipped", dir.display());
             }
             !done
         })
         .collect();
     if todo.is_empty() {
-        println!("all {} runs are done", cells.len());
+        say!("all {} runs are done", cells.len());
         return Ok(());
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -188,7 +196,7 @@ fn run_all(cells: &[Cell], out: &Path, iters: &[usize], jobs: usize) -> Result<(
         .iter()
         .filter(|r| matches!(r.1, Ended::Done(_)))
         .count();
-    println!(
+    say!(
         "sweep: {done} run(s) finished, {} skipped as done, {interrupted} interrupted, {} \
          failed, {} not started, in {:.0} s",
         cells.len() - todo.len(),
@@ -214,7 +222,7 @@ fn run_all(cells: &[Cell], out: &Path, iters: &[usize], jobs: usize) -> Result<(
 fn run_one(i: usize, cell: &Cell, dir: &Path, iters: usize) -> Ended {
     let log_path = dir.join("train.log");
     let start = CellState::of(dir, iters);
-    println!(
+    say!(
         "[{i}] {}: {} (log {})",
         dir.display(),
         if start == CellState::Partial {
@@ -264,12 +272,12 @@ fn run_one(i: usize, cell: &Cell, dir: &Path, iters: usize) -> Ended {
         )),
     };
     match &ended {
-        Ended::Done(t) => println!("[{i}] {}: finished in {t:.0} s", dir.display()),
-        Ended::Interrupted(c) => println!(
+        Ended::Done(t) => say!("[{i}] {}: finished in {t:.0} s", dir.display()),
+        Ended::Interrupted(c) => say!(
             "[{i}] {}: interrupted (exit {c}) after {secs:.0} s",
             dir.display()
         ),
-        Ended::Failed(why) => println!("[{i}] {}: FAILED: {why}", dir.display()),
+        Ended::Failed(why) => say!("[{i}] {}: FAILED: {why}", dir.display()),
     }
     ended
 }

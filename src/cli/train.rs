@@ -333,7 +333,7 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
             .iter()
             .map(|(n, v)| (n.clone(), serde_json::json!(v)))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "checkpoint": a.checkpoint.display().to_string(), "method": meta.method,
@@ -343,9 +343,9 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
                 "confusion": r.confusion.chunks(r.per_class_iou.len().max(1)).collect::<Vec<_>>(),
                 "signals": r.signals.to_json(),
             })
-        );
+        )?;
     } else {
-        println!("{}", eval_table(&r));
+        outln!("{}", eval_table(&r))?;
     }
     Ok(())
 }

@@ -565,3 +565,30 @@ fn compare_ratio_and_exclude_class() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// `advseg sweep --list | head` and friends: a reader that has gone away is "seen enough", not
+/// a failure. Before the fix the write hit EPIPE and println! panicked (exit 101, a panic
+/// message on stderr). The pipe's read end is closed before the child starts, so every write
+/// fails: no race with the reader.
+#[test]
+fn listings_into_a_closed_pipe_end_quietly() {
+    let out = tmp("sweep", "pipe");
+    let o = out.to_str().unwrap();
+    let mut list: Vec<&str> = sweep_args(o, "iters=20");
+    list.push("--list");
+    for args in [list, vec!["model", "--list"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let r = std::process::Command::new(env!("CARGO_BIN_EXE_advseg"))
+            .args(&args)
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(r.status.success(), "{args:?}: {:?}\n{err}", r.status);
+        assert!(err.is_empty(), "{args:?}: nothing on stderr, got\n{err}");
+    }
+    assert!(!out.exists(), "--list must not create anything");
+}
