@@ -71,25 +71,20 @@ impl WeightEma {
 
     /// Replaces the averages with `values` (a checkpoint's), shape-checked.
     pub fn load(&mut self, values: &[(Vec<f32>, Vec<usize>)]) -> Result<()> {
-        if values.len() != self.avg.len() {
-            return Err(Error::invalid(
-                "ema",
-                format!(
-                    "{} averaged tensors for {} live ones",
-                    values.len(),
-                    self.avg.len()
-                ),
-            ));
-        }
-        for (i, ((data, shape), a)) in values.iter().zip(&mut self.avg).enumerate() {
-            if shape.as_slice() != a.shape() || data.len() != a.numel() {
-                return Err(Error::shape(
+        self.check("stored", values.iter().map(|v| v.1.as_slice()))?;
+        // All checked before any is replaced: a refused load leaves the average whole.
+        for (i, ((data, shape), a)) in values.iter().zip(&self.avg).enumerate() {
+            if data.len() != a.numel() {
+                return Err(Error::invalid(
                     "ema",
-                    a.shape(),
-                    shape,
-                    format!("averaged tensor {i} does not match its weights"),
+                    format!(
+                        "stored tensor {i} holds {} values for shape {shape:?}",
+                        data.len()
+                    ),
                 ));
             }
+        }
+        for ((data, shape), a) in values.iter().zip(&mut self.avg) {
             *a = Tensor::from_f32(a.gpu(), data, shape)?;
         }
         Ok(())
@@ -98,7 +93,7 @@ impl WeightEma {
     /// Folds the live tensors into the average after `step` completed updates
     /// ([`decay_at`]).
     pub fn update(&mut self, live: &[Tensor], step: usize) -> Result<()> {
-        self.check(live)?;
+        self.check("live", live.iter().map(Tensor::shape))?;
         if self.swapped {
             return Err(Error::invalid(
                 "ema",
@@ -131,7 +126,7 @@ impl WeightEma {
     /// Exchanges the contents of the live tensors and the averages (GPU copies, nothing read
     /// back). Called twice, it restores both.
     pub fn swap(&mut self, live: &[Tensor]) -> Result<()> {
-        self.check(live)?;
+        self.check("live", live.iter().map(Tensor::shape))?;
         for ((t, a), s) in live.iter().zip(&mut self.avg).zip(&mut self.spare) {
             copy(t, s);
             copy(a, t);
@@ -141,24 +136,29 @@ impl WeightEma {
         Ok(())
     }
 
-    fn check(&self, live: &[Tensor]) -> Result<()> {
-        if live.len() != self.avg.len() {
+    /// `what` tensors (live or stored) of the averages' count and shapes.
+    fn check<'a>(
+        &self,
+        what: &str,
+        shapes: impl ExactSizeIterator<Item = &'a [usize]>,
+    ) -> Result<()> {
+        if shapes.len() != self.avg.len() {
             return Err(Error::invalid(
                 "ema",
                 format!(
-                    "{} live tensors for {} averaged ones",
-                    live.len(),
+                    "{} {what} tensors for {} averaged ones",
+                    shapes.len(),
                     self.avg.len()
                 ),
             ));
         }
-        for (i, (t, a)) in live.iter().zip(&self.avg).enumerate() {
-            if t.shape() != a.shape() {
+        for (i, (s, a)) in shapes.zip(&self.avg).enumerate() {
+            if s != a.shape() {
                 return Err(Error::shape(
                     "ema",
                     a.shape(),
-                    t.shape(),
-                    format!("live tensor {i} changed shape"),
+                    s,
+                    format!("{what} tensor {i} does not match its average"),
                 ));
             }
         }

@@ -300,13 +300,17 @@ impl Trainer {
             let at = |every: usize| every > 0 && step.is_multiple_of(every);
             let last = self.step == c.iters;
             let eval_now = at(c.eval_every) || last;
-            let mut improved = false;
-            if eval_now {
-                improved = self.evaluate()?;
-            }
-            if eval_now || at(c.snapshot_every) {
-                self.snapshot()?;
-            }
+            let snap = eval_now || at(c.snapshot_every);
+            // One swap of the weight average around both: each swap copies all of G twice.
+            let improved = if snap {
+                self.with_average(|t| {
+                    let improved = eval_now && t.evaluate_now()?;
+                    t.snapshot_now()?;
+                    Ok(improved)
+                })?
+            } else {
+                false
+            };
             if eval_now || at(c.checkpoint_every) {
                 self.save("last")?;
             }

@@ -323,4 +323,18 @@ fn weight_ema_matches_torch_averaged_model() {
     assert!(err.contains("not in [0, 1)"), "{err}");
     let err = ema.update(&init[..1], 9).unwrap_err().to_string();
     assert!(err.contains("1 live tensors for 3"), "{err}");
+    // A stored average that does not fit the network is refused whole, naming the tensor.
+    let mut bad: Vec<(Vec<f32>, Vec<usize>)> = init
+        .iter()
+        .map(|t| (t.to_vec_f32().unwrap(), t.shape().to_vec()))
+        .collect();
+    let err = resumed.load(&bad[..2]).unwrap_err().to_string();
+    assert!(err.contains("2 stored tensors for 3"), "{err}");
+    bad[1].1 = vec![bad[1].0.len(), 1, 1];
+    let err = resumed.load(&bad).unwrap_err().to_string();
+    assert!(err.contains("stored tensor 1 does not match"), "{err}");
+    bad[1].1 = init[1].shape().to_vec();
+    bad[1].0.pop();
+    let err = resumed.load(&bad).unwrap_err().to_string();
+    assert!(err.contains("stored tensor 1 holds"), "{err}");
 }
