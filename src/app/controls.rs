@@ -92,7 +92,10 @@ impl AdvsegApp {
             .st
             .run_config(&self.st.extra_set)
             .and_then(|c| {
-                std::fs::write(&path, c.to_toml()).map_err(|e| format!("{}: {e}", path.display()))
+                // Through a temp file and a rename: a failed save must not leave the user's
+                // config half written.
+                crate::atomic::write_atomic(&path, c.to_toml().as_bytes())
+                    .map_err(|(p, e)| format!("{}: {e}", p.display()))
             })
             .err();
         if self.error.is_none() {

@@ -494,3 +494,61 @@ fn app_opens_on_the_tab_asked_for() {
     );
     assert_eq!(b.st.tab, Tab::Overview);
 }
+
+/// The setup panel's Save writes the run's config file atomically and Load reads it back into
+/// the panel; a save that cannot be written is an error message naming the path, and the file
+/// that was there is kept whole.
+#[test]
+fn save_config_then_load_round_trips_and_failures_keep_the_file() {
+    use advseg::app::command::Command;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("app_save_config");
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("sub/run.toml");
+    let preset = [("iters", "17"), ("advsemi.lambda_adv", "0.02")];
+    let mut a = AdvsegApp::new(
+        UiState::default(),
+        &AppOptions {
+            fresh: true,
+            method: Some("advsemi".into()),
+            preset: preset
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        },
+    );
+    a.st.config_path = path.to_str().unwrap().into();
+    a.apply(Command::SaveConfig, None);
+    assert_eq!(a.error, None);
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(saved.contains("iters = 17"), "{saved}");
+    assert!(saved.contains("lambda_adv = 0.02"), "{saved}");
+    let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["run.toml"], "no temp file left");
+
+    let mut b = app(&[]);
+    b.st.config_path = a.st.config_path.clone();
+    b.apply(Command::LoadConfig, None);
+    assert_eq!(b.error, None);
+    assert_eq!(b.st.method, "advsemi");
+    assert_eq!(b.st.fields["advsemi"]["iters"], "17");
+    assert_eq!(b.st.fields["advsemi"]["advsemi.lambda_adv"], "0.02");
+
+    // A directory where the file should go: the rename fails, the message names the path.
+    let blocked = dir.join("blocked.toml");
+    std::fs::create_dir_all(blocked.join("x")).unwrap();
+    a.st.config_path = blocked.to_str().unwrap().into();
+    a.apply(Command::SaveConfig, None);
+    let e = a.error.clone().expect("an error message");
+    assert!(e.contains("blocked.toml"), "{e}");
+    assert!(blocked.join("x").is_dir(), "what was there is kept");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+}
