@@ -109,6 +109,9 @@ fn merge_keeps_labels_only_where_both_are_confident() {
     );
     assert_eq!(m, [0, IG, IG, IG]);
     assert_eq!(reliable_fraction(&m, IG), 0.25);
+    assert_eq!(reliable_fg_fraction(&m, IG), 0.0);
+    assert_eq!(reliable_fg_fraction(&[0, 2, IG, 1], IG), 0.5);
+    assert_eq!(reliable_fg_fraction(&[], IG), 0.0);
 }
 
 #[test]

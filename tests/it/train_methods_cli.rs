@@ -276,6 +276,11 @@ fn rrm_learns_resumes_evals_predicts() {
     }
     let frac = joint["reliable_frac"].as_f64().unwrap();
     assert!(frac > 0.0 && frac < 1.0, "reliable_frac {frac}");
+    let fg = joint["reliable_fg_frac"].as_f64().unwrap();
+    assert!(
+        (0.0..=frac).contains(&fg),
+        "reliable_fg_frac {fg} of {frac}"
+    );
     complete_run_dir(
         &dir,
         iters,

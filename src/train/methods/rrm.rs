@@ -361,6 +361,7 @@ impl Method for RrmMethod {
         let cam = self.multiscale_cam(x, &out.features, self.bn, &self.cfg.cam_scales)?;
         let labels = self.reliable(&cam, &rgb, &present)?;
         let frac = rrm_labels::reliable_fraction(&labels.host, self.ignore);
+        let fg_frac = rrm_labels::reliable_fg_fraction(&labels.host, self.ignore);
         let (y_bg, y_fg) = split_bg_fg(&labels.host, self.ignore);
 
         let z = self.seg_up(&out.seg, [h, w])?;
@@ -438,6 +439,10 @@ impl Method for RrmMethod {
             ("loss_dense".into(), l_dense.detach()),
             ("loss".into(), total.detach()),
             ("reliable_frac".into(), Tensor::full(&gpu, &[1], frac)?),
+            (
+                "reliable_fg_frac".into(),
+                Tensor::full(&gpu, &[1], fg_frac)?,
+            ),
         ]);
         Ok(losses)
     }

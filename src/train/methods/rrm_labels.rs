@@ -196,6 +196,16 @@ pub fn reliable_fraction(labels: &[i32], ignore: i32) -> f32 {
     labels.iter().filter(|&&l| l != ignore).count() as f32 / labels.len() as f32
 }
 
+/// Share of a label map's pixels with a reliable foreground label (neither background 0 nor
+/// `ignore`): rrm's failure on background-dominated crops is this share staying at 0, which
+/// `reliable_fraction` hides behind the background pixels.
+pub fn reliable_fg_fraction(labels: &[i32], ignore: i32) -> f32 {
+    if labels.is_empty() {
+        return 0.0;
+    }
+    labels.iter().filter(|&&l| l != ignore && l != 0).count() as f32 / labels.len() as f32
+}
+
 /// Nearest-neighbour resize of [N, H, W] planes with PyTorch's `mode="nearest"` index rule
 /// (`floor(dst · in/out)` in f32), matching `ops::upsample_nearest2d` on the image.
 pub fn resize_nearest_planes<T: Copy>(
